@@ -1,0 +1,99 @@
+"""``why``, ``upstream``, ``downstream`` and ``ls``: reading the graph from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from opslineage.cli.common import as_of, print_json, store_from
+from opslineage.cli.render import why_tree, wide_console
+from opslineage.query import LS_KINDS, downstream, list_nodes, upstream, why
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the commands."""
+    when = argparse.ArgumentParser(add_help=False)
+    when.add_argument("--as-of", metavar="TIME", help="answer as the store stood at TIME (ISO 8601)")
+
+    parser = commands.add_parser(
+        "why",
+        parents=[common, when],
+        help="why an action happened and what it did",
+        description="Print the causal chain of a remediation: effect ← action ← decision (policy, rule, "
+        "breach) ← prediction (model) ← features (transform) ← snapshots ← sources. Exit 1 when a link is missing.",
+    )
+    parser.add_argument(
+        "action", metavar="ACTION_ID", help="an action's run id (run:<uuid>), its record, or a decision"
+    )
+    parser.set_defaults(run=run_why)
+
+    for name, text in (("upstream", "what a node came from"), ("downstream", "what came from a node")):
+        parser = commands.add_parser(name, parents=[common, when], help=text, description=f"List {text}.")
+        parser.add_argument("node", metavar="NODE_ID", help="any node id (see README: node ids)")
+        parser.add_argument("--depth", type=int, default=10, help="how many edges to follow (default 10)")
+        parser.set_defaults(run=run_walk, direction=name)
+
+    parser = commands.add_parser(
+        "ls",
+        parents=[common, when],
+        help="list nodes of a kind",
+        description="List nodes of one kind, newest first.",
+    )
+    parser.add_argument("--kind", required=True, choices=list(LS_KINDS), help="which kind of node")
+    parser.add_argument("--search", "-q", metavar="TEXT", help="only ids or names containing TEXT")
+    parser.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many first")
+    parser.set_defaults(run=run_ls)
+
+
+def run_why(args: argparse.Namespace) -> int:
+    """Print the why-chain; exit 1 when it is incomplete."""
+    with store_from(args) as store:
+        chain = why(store, args.action, as_of(store, args.as_of))
+    if args.json:
+        print_json(chain.to_dict())
+    else:
+        wide_console().print(why_tree(chain))
+    return 0 if chain.complete else 1
+
+
+def run_walk(args: argparse.Namespace) -> int:
+    """Print an upstream or downstream walk."""
+    walk = upstream if args.direction == "upstream" else downstream
+    with store_from(args) as store:
+        graph = walk(store, args.node, args.depth, as_of(store, args.as_of))
+    if args.json:
+        print_json(graph.to_dict())
+        return 0
+    table = Table("depth", "node", "type", box=None, title=f"{args.direction} of {graph.root}")
+    for node in graph.nodes:
+        table.add_row(str(node["depth"]), node["id"], node.get("type", ""))
+    Console().print(table)
+    print(f"{len(graph.nodes)} node(s), {len(graph.edges)} edge(s)")
+    return 0
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    """Print nodes of a kind."""
+    with store_from(args) as store:
+        nodes = list_nodes(
+            store,
+            args.kind,
+            text=args.search,
+            limit=args.limit,
+            offset=args.offset,
+            as_of=as_of(store, args.as_of),
+        )
+    if args.json:
+        print_json([node.to_dict() for node in nodes])
+        return 0
+    table = Table("id", "type", "name", "seq", box=None)
+    for node in nodes:
+        name = f"{node.name}@{node.version}" if node.version else (node.name or "")
+        table.add_row(node.id, node.type, name, str(node.seq))
+    Console(width=200).print(table)
+    return 0

@@ -1,0 +1,50 @@
+"""Entry point of the ``opslineage`` command: parse, dispatch, map errors to exit statuses.
+
+Exit status 0 on success, 1 when a check fails, 2 on bad usage or bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from opslineage._version import __version__
+from opslineage.cli import demo, ingest, lineage
+from opslineage.cli.common import EXIT_USAGE, UsageError, common_options
+from opslineage.model import InvalidEvent
+from opslineage.query import NotFound
+from opslineage.store import StoreError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = argparse.ArgumentParser(
+        prog="opslineage",
+        description="Lineage and tamper-evident audit trails for AIOps: from telemetry to remediation effect.",
+    )
+    parser.add_argument("--version", action="version", version=f"opslineage {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    common = common_options()
+    demo.add_parser(commands, common)
+    ingest.add_parser(commands, common)
+    lineage.add_parsers(commands, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns (and, as a script, exits with) its status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (UsageError, InvalidEvent, NotFound, StoreError) as error:
+        print(f"opslineage: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("opslineage: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

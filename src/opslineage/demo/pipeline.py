@@ -1,0 +1,327 @@
+"""The demo pipeline: telemetry → features → anomaly model → policies → remediation → effect.
+
+Every step is recorded through the SDK as a production pipeline would record it. The model is
+trained on the first quarter of the run and retrained at half time; the policies get a second
+generation at 60%, so the lineage holds two versions of each. Deterministic for a seed: run ids
+come from a seeded generator and time is the world's.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from opslineage.demo.detector import RobustZModel, rolling_features
+from opslineage.demo.policies import evaluate
+from opslineage.demo.replay import CsvSeries
+from opslineage.demo.worlds import FLEET_PROFILE, REPLAY_PROFILE, FleetWorld, Profile, ReplayWorld, World
+from opslineage.query import count_kinds
+from opslineage.sdk import Artifact, ModelRef, PolicyRef, Tracer
+from opslineage.sdk.effects import classify_effect
+from opslineage.store import Store
+
+__all__ = ["DemoConfig", "DemoResult", "RemediationInfo", "run_demo"]
+
+WINDOW = 12  # rows per rolling window: one hour of five-minute telemetry
+SETTLE_STEPS = 6  # stabilization window before an effect is judged
+EFFECT_SAMPLES = 3  # samples averaged before and after an action
+COOLDOWN_STEPS = WINDOW  # one remediation per target while the onset is still in the window
+
+
+@dataclass
+class DemoConfig:
+    """How to run the demo: the fleet's size and length, or CSV files to replay instead."""
+
+    seed: int = 0
+    services: int = 6
+    hours: float = 24.0
+    telemetry_csv: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class RemediationInfo:
+    """One action the demo took, what it was decided on, and how it ended."""
+
+    run_id: str
+    target: str
+    action: str
+    status: str
+    decided_at: datetime
+    policy: str
+    model: str
+    incident: str | None
+    outcome: str | None = None
+
+
+@dataclass
+class DemoResult:
+    """What the demo did: when each model and policy version came into force, every remediation."""
+
+    model_versions: dict[str, list[tuple[str, datetime]]]
+    policy_versions: dict[str, list[tuple[str, datetime]]]
+    remediations: list[RemediationInfo]
+    decisions: int
+    not_fired: int
+    incidents: int
+    counts: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def in_force(versions: list[tuple[str, datetime]], when: datetime) -> str:
+        """The version in force at ``when``: the last one introduced at or before it."""
+        return [version for version, since in versions if since <= when][-1]
+
+
+@dataclass
+class _Pending:
+    info: RemediationInfo
+    record: Artifact
+    metric: str
+    healthy_below: float | None
+    before: list[float]
+    due: int
+
+
+class _Pipeline:
+    """One run of the pipeline over a world."""
+
+    def __init__(self, world: World, profile: Profile, tracer: Tracer) -> None:
+        self.world = world
+        self.profile = profile
+        self.tracer = tracer
+        self.sources = {
+            name: tracer.source(name, namespace=profile.source_namespace, owner="team-observability")
+            for name in world.services
+        }
+        self.windows: dict[str, deque[tuple[Artifact, dict[str, float]]]] = {
+            name: deque(maxlen=WINDOW) for name in world.services
+        }
+        self.history: dict[str, list[tuple[Artifact, dict[str, float]]]] = defaultdict(list)
+        self.models: dict[str, tuple[RobustZModel, ModelRef]] = {}
+        self.model_versions: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        self.policy_versions: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+        self.policies: dict[str, PolicyRef] = {}
+        self.cooldown: dict[str, int] = {}
+        self.pending: list[_Pending] = []
+        self.remediations: list[RemediationInfo] = []
+        self.decisions = self.not_fired = 0
+
+    def run(self, on_step: Callable[[int, int], None] | None) -> None:
+        total = self.world.steps_total
+        self.publish_policies(1)
+        for step in range(total):
+            for name, row in self.world.tick().items():
+                self.ingest(name, row)
+            if step == total // 4:
+                self.train(1)
+            elif step == total // 2:
+                self.train(2)
+            elif step == (total * 3) // 5:
+                self.publish_policies(2)
+            for name in self.world.services:
+                self.analyse(step, name)
+            self.observe_effects(step, final=step == total - 1)
+            if on_step:
+                on_step(step + 1, total)
+
+    def publish_policies(self, generation: int) -> None:
+        for name, policy in self.profile.policies(self.tracer, generation).items():
+            if name not in self.policies or self.policies[name].id != policy.id:
+                self.tracer.register_policy(policy, approver="governance:carol")
+                self.policies[name] = policy
+                self.policy_versions[name].append((policy.id, self.world.now))
+
+    def ingest(self, name: str, row: dict[str, float]) -> None:
+        fields = self.world.schema(name)
+        when = self.world.observed_at(name)
+        values = [self.tracer.timestamp(when) if field == "timestamp" else row.get(field) for field in fields]
+        with self.tracer.ingest(self.sources[name]) as step:
+            snapshot = step.snapshot(
+                [values], fields, when - timedelta(minutes=5), when, file_digest=self.world.file_digest(name)
+            )
+        self.windows[name].append((snapshot, row))
+
+    def train(self, version: int) -> None:
+        groups: dict[str, list[tuple[Artifact, dict[str, float]]]] = defaultdict(list)
+        for name, seen in self.history.items():
+            groups[self.profile.model_for(name)].extend(seen)
+        for model_name, history in groups.items():
+            seen = history
+            if version > 1:  # retrain on what the current model judged normal
+                current = self.models[
+                    next(n for n in self.history if self.profile.model_for(n) == model_name)
+                ][0]
+                seen = [(a, v) for a, v in history if current.predict(v)[1] == "normal"]
+            model = RobustZModel(name=model_name, version=str(version)).fit(
+                [v for _, v in seen], list(self.profile.features)
+            )
+            with self.tracer.train([a for a, _ in seen], job=f"train.{model_name}") as step:
+                ref = step.model(
+                    model_name,
+                    f"{version}.{model.digest()[:8]}",
+                    model.artifact_bytes(),
+                    "robust-z (median/MAD)",
+                    {"features": model.features, "threshold": model.threshold, "training_rows": len(seen)},
+                )
+            self.model_versions[model_name].append((ref.id, self.world.now))
+            for name in self.history:
+                if self.profile.model_for(name) == model_name:
+                    self.models[name] = (model, ref)
+
+    def analyse(self, step: int, name: str) -> None:
+        window = self.windows[name]
+        if len(window) < WINDOW:
+            return
+        snapshots = [snapshot for snapshot, _ in window]
+        start = datetime.fromisoformat(snapshots[0].content["window_start"])
+        end = datetime.fromisoformat(snapshots[-1].content["window_end"])
+        with self.tracer.features(
+            rolling_features, snapshots, subject=name, parameters={"window": WINDOW}
+        ) as f:
+            features = f.feature_set(rolling_features([row for _, row in window]), start, end)
+        values = features.content["values"]
+        if name not in self.models:
+            self.history[name].append((features, values))
+            return
+        model, ref = self.models[name]
+        with self.tracer.inference(ref, features, subject=name) as inference:
+            score, label = model.predict(values)
+            prediction = inference.prediction(score, label, model.contributions(values))
+        if label == "anomaly":
+            for policy_name, policy in self.policies.items():
+                self.evaluate(step, name, policy_name, policy, prediction, {**values, "score": score})
+
+    def evaluate(
+        self,
+        step: int,
+        name: str,
+        policy_name: str,
+        policy: PolicyRef,
+        prediction: Artifact,
+        inputs: dict[str, float],
+    ) -> None:
+        facet = policy.facet
+        verdict = evaluate(facet.rule, facet.thresholds, inputs, prediction.content["label"])
+        cooling = verdict.fired and self.cooldown.get(name, -1) > step
+        rationale = verdict.rationale + (
+            "; held back: the target was remediated less than an hour ago" if cooling else ""
+        )
+        self.decisions += 1
+        with self.tracer.evaluate(policy, prediction, subject=name) as evaluation:
+            decision = evaluation.decide(verdict.fired and not cooling, rationale, verdict.breaches)
+            if decision.content["fired"]:
+                self.cooldown[name] = step + COOLDOWN_STEPS
+                self.act(step, name, policy, decision)
+            else:
+                self.not_fired += 1
+
+    def act(self, step: int, name: str, policy: PolicyRef, decision: Artifact) -> None:
+        facet = policy.facet
+        incident = self.world.active_incident(name)
+        approver = "oncall:alice" if facet.requires_approval else None
+        with self.tracer.action(
+            facet.action, target=name, params=dict(facet.params), approver=approver
+        ) as action:
+            outcome = self.world.apply(name, facet.action, dict(facet.params))
+            if not outcome.started:
+                action.fail_to_start(outcome.reason or "the target refused the action")
+        info = RemediationInfo(
+            action.run_id,
+            name,
+            facet.action,
+            action.status,
+            self.world.now,
+            decision.content["policy"],
+            decision.content["model"],
+            incident.kind if incident else None,
+        )
+        self.remediations.append(info)
+        if action.status != "succeeded" or action.record is None:
+            return
+        metric, healthy = self.profile.effect_metric[facet.action]
+        before = [row[metric] for _, row in list(self.windows[name])[-EFFECT_SAMPLES:] if metric in row]
+        self.pending.append(_Pending(info, action.record, metric, healthy, before, step + SETTLE_STEPS))
+
+    def observe_effects(self, step: int, *, final: bool) -> None:
+        """Judge every action whose stabilization window has passed (at the end, every one left)."""
+        for pending in [p for p in self.pending if p.due <= step or final]:
+            self.pending.remove(pending)
+            rows = [row for _, row in self.windows[pending.info.target]][-EFFECT_SAMPLES:]
+            after = (
+                [row[pending.metric] for row in rows if pending.metric in row] if pending.due <= step else []
+            )
+            mean_before = sum(pending.before) / len(pending.before) if pending.before else None
+            mean_after = sum(after) / len(after) if after else None
+            outcome = classify_effect(
+                mean_before,
+                mean_after,
+                samples_before=len(pending.before),
+                samples_after=len(after),
+                healthy_below=pending.healthy_below,
+            )
+            now = self.world.now
+            with self.tracer.observe_effect(pending.record) as observation:
+                observation.effect(
+                    outcome,
+                    now - timedelta(minutes=5 * EFFECT_SAMPLES),
+                    now,
+                    metric=pending.metric,
+                    before=mean_before,
+                    after=mean_after,
+                    samples_before=len(pending.before),
+                    samples_after=len(after),
+                )
+            pending.info.outcome = outcome
+
+
+def _seeded_ids(seed: int) -> Callable[[], str]:
+    rng = random.Random(seed)
+    return lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def run_demo(
+    store: Store, config: DemoConfig, on_step: Callable[[int, int], None] | None = None
+) -> DemoResult:
+    """Run the pipeline over the simulated fleet, or over ``config.telemetry_csv``, into ``store``.
+
+    Raises:
+        ValueError: a telemetry file cannot be read (the message names the file and line).
+        RuntimeError: some of the lineage could not be recorded.
+    """
+    world: Any
+    if config.telemetry_csv:
+        hours = None if config.hours == DemoConfig.hours else config.hours
+        world = ReplayWorld([CsvSeries.load(path) for path in config.telemetry_csv], hours)
+        profile = REPLAY_PROFILE
+    else:
+        world = FleetWorld(services=config.services, seed=config.seed, hours=config.hours)
+        profile = FLEET_PROFILE
+    tracer = Tracer(
+        profile.namespace,
+        store=store,
+        agent="aiops-pipeline",
+        clock=lambda: world.now,
+        run_ids=_seeded_ids(config.seed),
+    )
+    pipeline = _Pipeline(world, profile, tracer)
+    pipeline.run(on_step)
+    tracer.close()
+    if tracer.stats.errors:
+        raise RuntimeError(f"the demo's lineage was not fully recorded: {tracer.stats.last_error}")
+    incidents = len(getattr(world, "incidents", []))
+    return DemoResult(
+        dict(pipeline.model_versions),
+        dict(pipeline.policy_versions),
+        pipeline.remediations,
+        pipeline.decisions,
+        pipeline.not_fired,
+        incidents,
+        store.counts(),
+        count_kinds(store),
+    )

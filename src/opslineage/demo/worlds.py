@@ -1,0 +1,203 @@
+"""What the demo pipeline runs against: the simulated fleet, or real telemetry replayed from CSV.
+
+Both offer the same small interface (:class:`World`), and each comes with a :class:`Profile`:
+the policies that watch it and the metric each action's effect is judged by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from opslineage.demo.detector import FLEET_FEATURES
+from opslineage.demo.fleet import ActionOutcome, Fleet, Incident
+from opslineage.demo.replay import CsvSeries
+from opslineage.sdk import PolicyRef, Tracer
+
+__all__ = ["FLEET_PROFILE", "REPLAY_PROFILE", "FleetWorld", "Profile", "ReplayWorld", "World"]
+
+
+class World(Protocol):
+    """Services that emit telemetry each step and respond (or not) to remediations."""
+
+    services: list[str]
+    steps_total: int
+
+    @property
+    def now(self) -> datetime:
+        """The time of the current step."""
+
+    def tick(self) -> dict[str, dict[str, float]]:
+        """Advance one step; the metrics of every service."""
+
+    def schema(self, service: str) -> dict[str, str]:
+        """The service's telemetry fields and their types."""
+
+    def observed_at(self, service: str) -> datetime:
+        """When the service's latest row was measured."""
+
+    def file_digest(self, service: str) -> str | None:
+        """The digest of the file the telemetry comes from, when it comes from one."""
+
+    def apply(self, service: str, action: str, params: dict[str, Any] | None = None) -> ActionOutcome:
+        """Execute a remediation."""
+
+    def active_incident(self, service: str) -> Incident | None:
+        """The incident affecting the service now, if known."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How a world is watched: namespace, which model watches each service and on what features,
+    the policies of each generation, and the metric (and healthy level) that judges each action."""
+
+    namespace: str
+    source_namespace: str
+    model_for: Callable[[str], str]
+    features: tuple[str, ...]
+    policies: Callable[[Tracer, int], dict[str, PolicyRef]]
+    effect_metric: dict[str, tuple[str, float | None]]
+
+
+class FleetWorld(Fleet):
+    """The simulated fleet (see :mod:`opslineage.demo.fleet`)."""
+
+    def observed_at(self, service: str) -> datetime:
+        """Fleet rows are measured at the step's time."""
+        return self.now
+
+    def file_digest(self, service: str) -> str | None:
+        """Simulated telemetry comes from no file."""
+        return None
+
+
+def _fleet_policies(tracer: Tracer, generation: int) -> dict[str, PolicyRef]:
+    """Generation 2 makes cpu-guard act earlier (a policy change approved mid-run)."""
+    cpu_mean = 70.0 if generation == 1 else 65.0
+    return {
+        "cpu-guard": tracer.policy(
+            "cpu-guard",
+            str(generation),
+            rule="cpu_slope > {cpu_slope} and cpu_mean > {cpu_mean}",
+            thresholds={"cpu_slope": 0.5, "cpu_mean": cpu_mean},
+            action="scale_out",
+            params={"replicas": 2},
+            risk_class="medium",
+            owner="team-capacity",
+            description="Scale out a service whose CPU climbs towards saturation.",
+        ),
+        "mem-guard": tracer.policy(
+            "mem-guard",
+            "1",
+            rule="mem_slope > {mem_slope} and mem_last > {mem_last}",
+            thresholds={"mem_slope": 0.3, "mem_last": 70.0},
+            action="restart",
+            risk_class="low",
+            owner="team-runtime",
+            description="Restart a service whose memory grows without bound.",
+        ),
+        "deploy-guard": tracer.policy(
+            "deploy-guard",
+            "1",
+            rule="latency_ms_slope > {latency_ms_slope} and error_rate_slope > {error_rate_slope} "
+            "and cpu_last < {cpu_last}",
+            thresholds={"latency_ms_slope": 2.0, "error_rate_slope": 0.001, "cpu_last": 90.0},
+            action="rollback",
+            risk_class="high",
+            requires_approval=True,
+            owner="team-release",
+            description="Roll back a deploy after which latency and errors jump while CPU is not saturated.",
+        ),
+    }
+
+
+FLEET_PROFILE = Profile(
+    namespace="aiops.demo",
+    source_namespace="aiops.demo",
+    model_for=lambda service: "fleet-anomaly",
+    features=FLEET_FEATURES,
+    policies=_fleet_policies,
+    effect_metric={"scale_out": ("cpu", 80.0), "restart": ("mem", 75.0), "rollback": ("latency_ms", None)},
+)
+
+
+class ReplayWorld:
+    """Real ``timestamp,value`` series replayed step by step; one file is one service.
+
+    Replayed telemetry cannot respond to remediations: every action starts and changes nothing,
+    which is what the recorded effects then say.
+    """
+
+    def __init__(self, series: list[CsvSeries], hours: float | None = None) -> None:
+        if not series:
+            raise ValueError("no telemetry files to replay")
+        self.series = {item.name: item for item in series}
+        if len(self.series) != len(series):
+            raise ValueError("two telemetry files share a name; each file must have a distinct name")
+        self.services = list(self.series)
+        shortest = min(len(item.rows) for item in series)
+        if hours is not None:
+            first = series[0].rows[0][0]
+            within = sum(1 for when, _ in series[0].rows if when - first < timedelta(hours=hours))
+            shortest = min(shortest, within)
+        self.steps_total = shortest
+        self._step = -1
+
+    @property
+    def now(self) -> datetime:
+        """The time of the first series' current row."""
+        return self.observed_at(self.services[0])
+
+    def tick(self) -> dict[str, dict[str, float]]:
+        """The next row of every series."""
+        self._step += 1
+        if self._step >= self.steps_total:
+            raise RuntimeError("the replay has no more rows")
+        return {name: {"value": item.rows[self._step][1]} for name, item in self.series.items()}
+
+    def schema(self, service: str) -> dict[str, str]:
+        """CSV series carry a timestamp and one value."""
+        return {"timestamp": "datetime", "value": "float"}
+
+    def observed_at(self, service: str) -> datetime:
+        """The timestamp of the series' current row."""
+        return self.series[service].rows[max(self._step, 0)][0]
+
+    def file_digest(self, service: str) -> str | None:
+        """The SHA-256 of the CSV file."""
+        return "sha256:" + self.series[service].digest
+
+    def apply(self, service: str, action: str, params: dict[str, Any] | None = None) -> ActionOutcome:
+        """Start the action; replayed data cannot show any effect of it."""
+        return ActionOutcome(True, None, {"note": "replayed telemetry does not respond to actions"})
+
+    def active_incident(self, service: str) -> Incident | None:
+        """Replayed files carry no ground truth here."""
+        return None
+
+
+def _replay_policies(tracer: Tracer, generation: int) -> dict[str, PolicyRef]:
+    return {
+        "spike-guard": tracer.policy(
+            "spike-guard",
+            str(generation),
+            rule="score > {score} and value_slope > {value_slope}",
+            thresholds={"score": 7.0 if generation == 1 else 9.0, "value_slope": 0.0},
+            action="restart",
+            risk_class="low",
+            owner="team-observability",
+            description="Restart the emitter of a series that breaks out of its trained range.",
+        )
+    }
+
+
+REPLAY_PROFILE = Profile(
+    namespace="aiops.replay",
+    source_namespace="nab",
+    model_for=lambda service: f"replay-anomaly-{service}",
+    features=("value_slope", "value_std"),
+    policies=_replay_policies,
+    effect_metric={"restart": ("value", None)},
+)

@@ -1,0 +1,24 @@
+"""The graph: node ids, canonical JSON and digests, typed AIOps facets, and OpenLineage events.
+
+This layer has no I/O. It parses an event once at the edge into a :class:`ParsedEvent` that
+says which nodes and edges the event adds, and splits artifact contents out for storage.
+"""
+
+from opslineage.model.canonical import canonical_json, digest_of, sha256_hex
+from opslineage.model.errors import InvalidEvent
+from opslineage.model.events import Edge, Node, ParsedEvent, join_event, parse_event
+from opslineage.model.ids import NodeId, parse_node_id
+
+__all__ = [
+    "Edge",
+    "InvalidEvent",
+    "Node",
+    "NodeId",
+    "ParsedEvent",
+    "canonical_json",
+    "digest_of",
+    "join_event",
+    "parse_event",
+    "parse_node_id",
+    "sha256_hex",
+]

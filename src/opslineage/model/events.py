@@ -1,0 +1,329 @@
+"""OpenLineage RunEvents in and out of the graph.
+
+:func:`parse_event` validates one event (raw bytes or a dict) once, at the edge, and returns a
+:class:`ParsedEvent`: its digest (SHA-256 of the RFC 8785 bytes), the nodes and edges it adds,
+and the artifacts it carries. Artifact contents are split out of the stored body (each facet
+keeps ``_producer``, ``_schemaURL`` and a ``_content`` digest), so identical content is stored
+once; :func:`join_event` puts them back, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from opslineage.model.canonical import canonical_json, digest_of
+from opslineage.model.errors import InvalidEvent
+from opslineage.model.facets import ALL_FACETS, CONTENT_FACETS
+from opslineage.model.ids import entity_id, parse_node_id
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "Edge",
+    "Node",
+    "ParsedEvent",
+    "content_digest",
+    "join_event",
+    "parse_event",
+]
+
+MAX_EVENT_BYTES = 1 << 20
+EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
+CONTENT_KEY = "_content"
+_META_KEYS = ("_producer", "_schemaURL", "_deleted")
+
+# Content fields that point at the artifacts an artifact was derived from, by entity type.
+_DERIVED_FIELDS = {
+    "feature": (("inputs", "input"),),
+    "prediction": (("features", "features"),),
+    "decision": (("prediction", "prediction"),),
+    "action": (("decision", "decision"),),
+    "effect": (("action", "action"),),
+    "snapshot": (("schema_change_from", "schema_change"),),
+}
+_decode = msgspec.json.decode
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A graph node as first seen: id, kind (the id prefix), AIOps type, and naming columns."""
+
+    id: str
+    kind: str
+    type: str
+    namespace: str | None = None
+    name: str | None = None
+    version: str | None = None
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A directed edge from the dependent node to what it depends on (PROV direction)."""
+
+    src: str
+    dst: str
+    kind: str
+    role: str | None = None
+
+
+@dataclass(slots=True)
+class ParsedEvent:
+    """One validated event, ready to store."""
+
+    digest: bytes
+    canonical: bytes
+    body: bytes
+    run_id: str
+    event_type: str
+    event_time: str
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
+    """Validate an OpenLineage RunEvent and derive what it adds to the graph.
+
+    Raises:
+        InvalidEvent: naming the field and the reason.
+    """
+    if isinstance(event, bytes | str):
+        raw = event.encode() if isinstance(event, str) else event
+        if len(raw) > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES}")
+        try:
+            event = _decode(raw)
+        except msgspec.DecodeError as error:
+            raise InvalidEvent(f"malformed JSON: {error}") from None
+    if not isinstance(event, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    try:
+        canonical = canonical_json(event)
+    except ValueError as error:
+        raise InvalidEvent(str(error)) from None
+    if len(canonical) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {len(canonical)} bytes, over the limit of {MAX_EVENT_BYTES}")
+    return _Extractor(event, canonical).parse()
+
+
+def join_event(body: bytes, artifact: Any) -> dict[str, Any]:
+    """Rebuild the full event from a stored body; ``artifact(digest)`` returns content bytes."""
+    event = _decode(body)
+    for key in ("inputs", "outputs"):
+        for dataset in event.get(key) or ():
+            for facet in (dataset.get("facets") or {}).values():
+                if isinstance(facet, dict) and CONTENT_KEY in facet:
+                    facet.update(_decode(artifact(facet.pop(CONTENT_KEY))))
+    return event
+
+
+class _Extractor:
+    """Walks one event once, collecting nodes, edges, artifacts and the stripped body."""
+
+    def __init__(self, event: dict[str, Any], canonical: bytes) -> None:
+        self.event = event
+        self.canonical = canonical
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self.artifacts: dict[str, tuple[str, bytes]] = {}
+
+    def parse(self) -> ParsedEvent:
+        event = self.event
+        event_time = _required_str(event, "eventTime", "eventTime")
+        try:
+            datetime.fromisoformat(event_time)
+        except ValueError:
+            raise InvalidEvent(f"eventTime {event_time!r} is not an ISO 8601 date-time") from None
+        event_type = event.get("eventType", "OTHER")
+        if event_type not in EVENT_TYPES:
+            raise InvalidEvent(f"eventType {event_type!r} is not one of {', '.join(sorted(EVENT_TYPES))}")
+        _required_str(event, "producer", "producer")
+        run = event.get("run")
+        if not isinstance(run, dict):
+            raise InvalidEvent("run is missing (a RunEvent needs run.runId)")
+        run_id = _required_str(run, "runId", "run.runId").lower()
+        run_node = "run:" + run_id
+        try:
+            parse_node_id(run_node)
+        except InvalidEvent:
+            raise InvalidEvent(f"run.runId {run_id!r} is not a UUID") from None
+        job = event.get("job")
+        if not isinstance(job, dict):
+            raise InvalidEvent("job is missing (a RunEvent needs job.namespace and job.name)")
+        job_ns = _required_str(job, "namespace", "job.namespace")
+        job_name = _required_str(job, "name", "job.name")
+        job_facets = _facets(job, "facets", "job.facets")
+        run_facets = _facets(run, "facets", "run.facets")
+        step = (job_facets.get("jobType") or {}).get("jobType", "run")
+        self.nodes.append(Node(run_node, "run", str(step).lower(), job_ns, job_name))
+        self.nodes.append(Node(f"job:{job_ns}:{job_name}", "job", "job", job_ns, job_name))
+        self._run_edges(run_node, run_facets)
+        stripped = dict(event)
+        for key, relation in (("inputs", "used"), ("outputs", "wasGeneratedBy")):
+            stripped[key] = [
+                self._dataset(run_node, dataset, f"{key}[{index}]", relation)
+                for index, dataset in enumerate(_list(event, key))
+            ]
+        return ParsedEvent(
+            digest=hashlib.sha256(self.canonical).digest(),
+            canonical=self.canonical,
+            body=canonical_json(stripped) if self.artifacts else self.canonical,
+            run_id=run_id,
+            event_type=event_type,
+            event_time=event_time,
+            nodes=self.nodes,
+            edges=self.edges,
+            artifacts=self.artifacts,
+        )
+
+    def _run_edges(self, run_node: str, run_facets: dict[str, Any]) -> None:
+        parent = run_facets.get("parent")
+        if parent is not None:
+            parent_id = (parent.get("run") or {}).get("runId") if isinstance(parent, dict) else None
+            if not isinstance(parent_id, str):
+                raise InvalidEvent("run.facets.parent.run.runId must be a string UUID")
+            parent_node = "run:" + parent_id.lower()
+            try:
+                parse_node_id(parent_node)
+            except InvalidEvent:
+                raise InvalidEvent(f"run.facets.parent.run.runId {parent_id!r} is not a UUID") from None
+            self.edges.append(Edge(run_node, parent_node, "hasParent"))
+        agents = run_facets.get("aiops_agents")
+        if agents is not None:
+            for agent in _typed(agents, "aiops_agents", "run.facets.aiops_agents").agents:
+                agent_node = "agent:" + agent.name
+                self.nodes.append(Node(agent_node, "agent", "agent", name=agent.name))
+                self.edges.append(Edge(run_node, agent_node, "wasAssociatedWith", agent.role))
+
+    def _dataset(self, run_node: str, dataset: Any, where: str, relation: str) -> Any:
+        if not isinstance(dataset, dict):
+            raise InvalidEvent(f"{where} must be an object with namespace and name")
+        namespace = _required_str(dataset, "namespace", f"{where}.namespace")
+        name = _required_str(dataset, "name", f"{where}.name")
+        facets = _facets(dataset, "facets", f"{where}.facets")
+        for key in ("inputFacets", "outputFacets"):
+            _facets(dataset, key, f"{where}.{key}")
+        stripped_facets = dict(facets)
+        node = self._dataset_node(namespace, name, facets, stripped_facets, where)
+        self.nodes.append(node)
+        if relation == "used":
+            self.edges.append(Edge(run_node, node.id, "used"))
+        else:
+            self.edges.append(Edge(node.id, run_node, "wasGeneratedBy"))
+        if stripped_facets == facets:
+            return dataset
+        return {**dataset, "facets": stripped_facets}
+
+    def _dataset_node(
+        self, namespace: str, name: str, facets: dict[str, Any], stripped: dict[str, Any], where: str
+    ) -> Node:
+        for key in ("aiops_model", "aiops_policy"):
+            if key in facets:
+                facet = _typed(facets[key], key, f"{where}.facets.{key}")
+                digest = self._store_content(key, key[6:], facets[key], stripped)
+                kind = key[6:]
+                return Node(
+                    f"{kind}:{facet.name}@{facet.version}",
+                    kind,
+                    kind,
+                    namespace,
+                    facet.name,
+                    facet.version,
+                    digest,
+                )
+        if "aiops_source" in facets:
+            _typed(facets["aiops_source"], "aiops_source", f"{where}.facets.aiops_source")
+            return Node(f"source:{namespace}:{name}", "source", "source", namespace, name)
+        entity = facets.get("aiops_entity")
+        content = [key for key in facets if key in CONTENT_FACETS]
+        if entity is None and not content:
+            return Node(f"dataset:{namespace}:{name}", "dataset", "dataset", namespace, name)
+        if len(content) > 1:
+            raise InvalidEvent(f"{where}.facets holds more than one artifact facet: {', '.join(content)}")
+        declared = _typed(entity, "aiops_entity", f"{where}.facets.aiops_entity") if entity else None
+        if content:
+            key = content[0]
+            entity_type, _ = CONTENT_FACETS[key]
+            typed = _typed(facets[key], key, f"{where}.facets.{key}")
+            digest = self._store_content(key, entity_type, facets[key], stripped)
+            if declared is not None and (declared.digest != digest or declared.type != entity_type):
+                raise InvalidEvent(
+                    f"{where}.facets.aiops_entity says {declared.type} {declared.digest} but the "
+                    f"{key} content hashes to {entity_type} {digest}"
+                )
+            node_id = entity_id(digest)
+            for field_name, role in _DERIVED_FIELDS.get(entity_type, ()):
+                refs = getattr(typed, field_name)
+                for ref in [refs] if isinstance(refs, str) else refs or ():
+                    self.edges.append(Edge(node_id, entity_id(ref), "wasDerivedFrom", role))
+        else:
+            assert declared is not None
+            entity_type, digest = declared.type, declared.digest
+            node_id = entity_id(digest)
+            try:
+                parse_node_id(node_id)
+            except InvalidEvent:
+                raise InvalidEvent(
+                    f"{where}.facets.aiops_entity.digest {digest!r} must be sha256:<64 lowercase hex>"
+                ) from None
+        return Node(node_id, "entity", entity_type, namespace, name, None, digest)
+
+    def _store_content(
+        self, key: str, entity_type: str, facet: dict[str, Any], stripped: dict[str, Any]
+    ) -> str:
+        content = {k: v for k, v in facet.items() if k not in _META_KEYS}
+        data = canonical_json(content)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.artifacts[digest] = (entity_type, data)
+        stripped[key] = {**{k: facet[k] for k in _META_KEYS if k in facet}, CONTENT_KEY: digest}
+        return digest
+
+
+def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise InvalidEvent(f"{where} is missing")
+    if not isinstance(value, str) or not value:
+        raise InvalidEvent(f"{where} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def _list(obj: dict[str, Any], key: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidEvent(f"{key} must be an array, got {type(value).__name__}")
+    return value
+
+
+def _facets(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    facets = obj.get(key)
+    if facets is None:
+        return {}
+    if not isinstance(facets, dict):
+        raise InvalidEvent(f"{where} must be an object, got {type(facets).__name__}")
+    for name, facet in facets.items():
+        if not isinstance(facet, dict):
+            raise InvalidEvent(f"{where}.{name} must be an object, got {type(facet).__name__}")
+        if name.startswith("aiops_") and name not in ALL_FACETS:
+            raise InvalidEvent(f"{where}.{name} is not a known opslineage facet")
+    return facets
+
+
+def _typed(facet: Any, key: str, where: str) -> Any:
+    try:
+        return msgspec.convert(facet, ALL_FACETS[key], from_attributes=False)
+    except msgspec.ValidationError as error:
+        raise InvalidEvent(f"{where}: {error}") from None
+
+
+def content_digest(content: dict[str, Any]) -> str:
+    """The digest a content facet's artifact gets: the facet without its metadata keys."""
+    return digest_of({k: v for k, v in content.items() if k not in _META_KEYS})

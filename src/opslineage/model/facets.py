@@ -1,0 +1,290 @@
+"""Typed, versioned AIOps facets: the meaning carried on OpenLineage datasets and runs.
+
+Each facet is a msgspec ``Struct``; the JSON Schemas in ``schemas/`` are generated from these
+classes (``python -m opslineage.model.schemas``) and a test keeps the two identical. A dataset
+facet that carries an artifact's content (snapshot, features, prediction, decision, action,
+effect, model, policy) is content-addressed: its digest is the SHA-256 of the RFC 8785 bytes of
+the facet without ``_producer`` / ``_schemaURL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+from opslineage._version import __version__
+
+__all__ = [
+    "CONTENT_FACETS",
+    "FACET_VERSION",
+    "PRODUCER",
+    "ActionFacet",
+    "AgentsRunFacet",
+    "Breach",
+    "DecisionFacet",
+    "EffectFacet",
+    "EntityFacet",
+    "FeaturesFacet",
+    "Field",
+    "ModelFacet",
+    "Outcome",
+    "PolicyFacet",
+    "PredictionFacet",
+    "SnapshotFacet",
+    "SourceFacet",
+    "Transform",
+    "schema_url",
+]
+
+FACET_VERSION = "1-0-0"
+PRODUCER = f"https://github.com/opslineage/opslineage/tree/v{__version__}"
+SCHEMA_BASE = "https://opslineage.dev/spec/facets"
+
+Outcome = Literal["resolved", "unchanged", "worsened", "insufficient_data", "unverifiable"]
+
+
+def schema_url(facet: type[_Facet]) -> str:
+    """The versioned ``_schemaURL`` of a facet class."""
+    return f"{SCHEMA_BASE}/{FACET_VERSION}/{facet.__name__}.json#/$defs/{facet.__name__}"
+
+
+class _Facet(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """Base of every facet: the OpenLineage ``_producer`` and ``_schemaURL`` keys."""
+
+    key: ClassVar[str]
+    producer: str = msgspec.field(name="_producer", default=PRODUCER)
+    schema_url: str = msgspec.field(name="_schemaURL", default="")
+
+    def __post_init__(self) -> None:
+        if not self.schema_url:
+            self.schema_url = schema_url(type(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The facet as it goes on the wire."""
+        return msgspec.to_builtins(self)
+
+
+class Field(msgspec.Struct, frozen=True):
+    """One field of a telemetry schema: its name and type."""
+
+    name: str
+    type: str
+
+
+class SourceFacet(_Facet, kw_only=True):
+    """A telemetry source: who sends the signals (``aiops_source``)."""
+
+    key: ClassVar[str] = "aiops_source"
+    source_id: str
+    kind: str = "metrics"
+    owner: str | None = None
+    description: str | None = None
+
+
+class SnapshotFacet(_Facet, kw_only=True):
+    """One captured window of telemetry from a source (``aiops_snapshot``).
+
+    ``schema_change_from`` names the previous snapshot of the same source when the schema
+    fingerprint changed between the two.
+    """
+
+    key: ClassVar[str] = "aiops_snapshot"
+    source: str
+    captured_at: str
+    window_start: str
+    window_end: str
+    fields: list[Field]
+    schema_fingerprint: str
+    row_count: int
+    rows: list[list[Any]]
+    file_digest: str | None = None
+    schema_change_from: str | None = None
+    previous_schema_fingerprint: str | None = None
+
+
+class Transform(msgspec.Struct, kw_only=True):
+    """The code that computed a feature set: name, code version, parameters, rationale."""
+
+    name: str
+    code_version: str
+    parameters: dict[str, Any] = {}
+    deterministic: bool = True
+    rationale: str | None = None
+
+
+class FeaturesFacet(_Facet, kw_only=True):
+    """A computed feature set and how it was made (``aiops_features``)."""
+
+    key: ClassVar[str] = "aiops_features"
+    subject: str
+    computed_at: str
+    window_start: str
+    window_end: str
+    transform: Transform
+    sources: list[str]
+    inputs: list[str]
+    values: dict[str, float]
+
+
+class ModelFacet(_Facet, kw_only=True):
+    """A model version and the digest of its artifact bytes (``aiops_model``)."""
+
+    key: ClassVar[str] = "aiops_model"
+    name: str
+    version: str
+    artifact_digest: str
+    framework: str
+    parameters: dict[str, Any] = {}
+    trained_at: str | None = None
+
+
+class PredictionFacet(_Facet, kw_only=True):
+    """A model output with the exact input feature set it was computed from (``aiops_prediction``)."""
+
+    key: ClassVar[str] = "aiops_prediction"
+    subject: str
+    model: str
+    model_digest: str
+    features: str
+    score: float
+    label: str
+    contributions: dict[str, float] = {}
+    predicted_at: str
+
+
+class PolicyFacet(_Facet, kw_only=True):
+    """A remediation policy version: rule, thresholds, risk class, action (``aiops_policy``)."""
+
+    key: ClassVar[str] = "aiops_policy"
+    name: str
+    version: str
+    rule: str
+    thresholds: dict[str, float]
+    action: str
+    params: dict[str, Any] = {}
+    risk_class: Literal["low", "medium", "high"] = "low"
+    requires_approval: bool = False
+    owner: str | None = None
+    description: str | None = None
+
+
+class Breach(msgspec.Struct, kw_only=True):
+    """One input that crossed one threshold of a policy rule."""
+
+    input: str
+    value: float
+    op: Literal[">", ">=", "<", "<=", "=="]
+    threshold: float
+
+
+class DecisionFacet(_Facet, kw_only=True):
+    """A policy evaluation: fired or not, which input breached what, the action chosen and why."""
+
+    key: ClassVar[str] = "aiops_decision"
+    subject: str
+    policy: str
+    policy_digest: str
+    model: str
+    prediction: str
+    features: str
+    fired: bool
+    breaches: list[Breach] = []
+    action: str | None = None
+    params: dict[str, Any] = {}
+    rationale: str
+    decided_at: str
+
+
+class ActionFacet(_Facet, kw_only=True):
+    """A remediation as executed, with a frozen copy of what it was decided on (``aiops_action``)."""
+
+    key: ClassVar[str] = "aiops_action"
+    type: str
+    target: str
+    params: dict[str, Any] = {}
+    executor: str
+    approver: str | None = None
+    status: Literal["succeeded", "failed", "failed_to_start"]
+    reason: str | None = None
+    started_at: str
+    ended_at: str
+    decision: str
+    policy: str
+    policy_digest: str
+    prediction: str
+    model: str
+    features: str
+
+
+class EffectFacet(_Facet, kw_only=True):
+    """The observed effect of an action after its stabilization window (``aiops_effect``).
+
+    ``insufficient_data`` (too few samples) is never a success; ``unverifiable`` means no metric
+    covers the target.
+    """
+
+    key: ClassVar[str] = "aiops_effect"
+    action: str
+    action_run: str
+    target: str
+    metric: str | None
+    before: float | None
+    after: float | None
+    window_start: str
+    window_end: str
+    samples_before: int
+    samples_after: int
+    outcome: Outcome
+    observed_at: str
+
+
+class EntityFacet(_Facet, kw_only=True):
+    """Marks a dataset as a content-addressed artifact (``aiops_entity``): its type and digest."""
+
+    key: ClassVar[str] = "aiops_entity"
+    type: str
+    digest: str
+
+
+class AgentRole(msgspec.Struct, kw_only=True):
+    """An agent and the role it played in a run (executor, approver, owner …)."""
+
+    name: str
+    role: str
+
+
+class AgentsRunFacet(_Facet, kw_only=True):
+    """The services or people that ran or approved a run (``aiops_agents``)."""
+
+    key: ClassVar[str] = "aiops_agents"
+    agents: list[AgentRole]
+
+
+# Facets whose content is an artifact, keyed by facet name, with the entity type they make.
+CONTENT_FACETS: dict[str, tuple[str, type[_Facet]]] = {
+    "aiops_snapshot": ("snapshot", SnapshotFacet),
+    "aiops_features": ("feature", FeaturesFacet),
+    "aiops_prediction": ("prediction", PredictionFacet),
+    "aiops_decision": ("decision", DecisionFacet),
+    "aiops_action": ("action", ActionFacet),
+    "aiops_effect": ("effect", EffectFacet),
+}
+
+# Every typed facet, by the key it is stored under.
+ALL_FACETS: dict[str, type[_Facet]] = {
+    cls.key: cls
+    for cls in (
+        SourceFacet,
+        SnapshotFacet,
+        FeaturesFacet,
+        ModelFacet,
+        PredictionFacet,
+        PolicyFacet,
+        DecisionFacet,
+        ActionFacet,
+        EffectFacet,
+        EntityFacet,
+        AgentsRunFacet,
+    )
+}

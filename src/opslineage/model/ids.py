@@ -1,0 +1,90 @@
+"""Node ids: one grammar for every node of the graph, compatible with Marquez's where it has the kind.
+
+::
+
+    run:<uuid>                         an activity (one execution of a step)
+    job:<namespace>:<name>             a step definition (OpenLineage job)
+    dataset:<namespace>:<name>[#<v>]   a dataset, optionally one version of it
+    entity:sha256:<64 hex>             a content-addressed artifact
+    model:<name>@<version>             a model version
+    policy:<name>@<version>            a policy version
+    source:<namespace>:<name>          a telemetry source
+    agent:<name>                       a service or person
+
+Namespaces may hold colons (``postgres://db:5432``): as in Marquez, the namespace ends at the
+first ``:`` that is followed by neither ``//`` nor a digit.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from opslineage.model.errors import InvalidEvent
+
+__all__ = ["KINDS", "NodeId", "entity_id", "parse_node_id"]
+
+KINDS = ("run", "job", "dataset", "entity", "model", "policy", "source", "agent")
+_NS_DELIM = re.compile(r":(?!//|\d)")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeId:
+    """A parsed node id. ``namespace``/``name``/``version`` are set as the kind has them."""
+
+    kind: str
+    namespace: str | None = None
+    name: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind in {"run", "agent"}:
+            return f"{self.kind}:{self.name}"
+        if self.kind == "entity":
+            return f"entity:{self.name}"
+        if self.kind in ("model", "policy"):
+            return f"{self.kind}:{self.name}@{self.version}"
+        text = f"{self.kind}:{self.namespace}:{self.name}"
+        return f"{text}#{self.version}" if self.version else text
+
+
+def entity_id(digest: str) -> str:
+    """The node id of the artifact whose content digest is ``digest`` (``sha256:<hex>``)."""
+    return "entity:" + digest
+
+
+def parse_node_id(text: str) -> NodeId:
+    """Parse a node id, raising :class:`InvalidEvent` that says what is wrong with it."""
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in KINDS:
+        raise InvalidEvent(f"node id {text!r} must start with one of {', '.join(k + ':' for k in KINDS)}")
+    if not rest:
+        raise InvalidEvent(f"node id {text!r} has nothing after '{kind}:'")
+    if kind == "run":
+        try:
+            uuid.UUID(rest)
+        except ValueError:
+            raise InvalidEvent(f"node id {text!r}: a run id must be a UUID") from None
+        return NodeId("run", name=rest.lower())
+    if kind == "agent":
+        return NodeId("agent", name=rest)
+    if kind == "entity":
+        algo, _, hexdigest = rest.partition(":")
+        if algo != "sha256" or not _HEX64.fullmatch(hexdigest):
+            raise InvalidEvent(f"node id {text!r}: an entity id is entity:sha256:<64 lowercase hex digits>")
+        return NodeId("entity", name=rest)
+    if kind in ("model", "policy"):
+        name, at, version = rest.rpartition("@")
+        if not at or not name or not version:
+            raise InvalidEvent(f"node id {text!r}: expected {kind}:<name>@<version>")
+        return NodeId(kind, name=name, version=version)
+    match = _NS_DELIM.search(rest)
+    if match is None or match.start() == 0 or match.end() == len(rest):
+        raise InvalidEvent(f"node id {text!r}: expected {kind}:<namespace>:<name>")
+    namespace, name = rest[: match.start()], rest[match.end() :]
+    if kind == "dataset" and "#" in name:
+        name, _, dataset_version = name.rpartition("#")
+        return NodeId(kind, namespace=namespace, name=name, version=dataset_version)
+    return NodeId(kind, namespace=namespace, name=name)

@@ -1,0 +1,64 @@
+"""The JSON Schemas of our facets, generated from the facet classes so the two never drift.
+
+``python -m opslineage.model.schemas`` rewrites ``jsonschema/*.json``; a test fails when the
+committed files differ from what the classes generate. Each file follows the OpenLineage facet
+convention: the facet extends the spec's ``DatasetFacet`` or ``RunFacet``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from opslineage.model.facets import ALL_FACETS, FACET_VERSION, SCHEMA_BASE, AgentsRunFacet
+
+__all__ = ["SCHEMA_DIR", "facet_schema", "generated", "write"]
+
+SCHEMA_DIR = Path(__file__).parent / "jsonschema"
+_OPENLINEAGE = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/"
+_RUN_FACETS = (AgentsRunFacet,)
+
+
+def facet_schema(key: str) -> dict[str, Any]:
+    """The JSON Schema document of the facet stored under ``key`` (e.g. ``aiops_snapshot``)."""
+    cls = ALL_FACETS[key]
+    name = cls.__name__
+    generated_schema = msgspec.json.schema(cls)
+    definitions = generated_schema["$defs"]
+    base = "RunFacet" if cls in _RUN_FACETS else "DatasetFacet"
+    definitions[name] = {"allOf": [{"$ref": _OPENLINEAGE + base}, definitions[name]]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{SCHEMA_BASE}/{FACET_VERSION}/{name}.json",
+        "$defs": definitions,
+        "type": "object",
+        "properties": {key: {"$ref": f"#/$defs/{name}"}},
+    }
+
+
+def generated() -> dict[str, str]:
+    """File name → text of every facet schema, as the classes define them now."""
+    return {
+        f"{cls.__name__}.json": json.dumps(facet_schema(key), indent=2, sort_keys=True) + "\n"
+        for key, cls in ALL_FACETS.items()
+    }
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Write the schema files; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in generated().items():
+        path = directory / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for written in write():
+        sys.stdout.write(f"wrote {written}\n")

@@ -1,0 +1,336 @@
+"""The :class:`Tracer`: what a pipeline imports to record lineage, a few lines per step.
+
+::
+
+    tracer = Tracer("aiops.prod", store="sqlite:///lineage.db")
+    with tracer.ingest(source) as step:
+        snapshot = step.snapshot(rows, fields, start, end)
+    with tracer.features(rolling, [snapshot], subject="svc-01") as step:
+        features = step.feature_set(values, start, end)
+    with tracer.inference(model, features, subject="svc-01") as step:
+        prediction = step.prediction(score, label)
+    with tracer.evaluate(policy, prediction, subject="svc-01") as step:
+        decision = step.decide(fired=True, rationale="cpu over 90 for 15 min", breaches=[...])
+        with tracer.action("scale_out", target="svc-01") as action:   # linked to the decision in scope
+            ...
+    with tracer.observe_effect(action.record) as step:
+        step.effect("resolved", start, end, metric="cpu", before=97.0, after=61.0)
+
+Recording never blocks on I/O and never raises into the pipeline: events go through a bounded
+queue to a background writer (``sync=True`` writes on the caller's thread, for tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from opslineage.model import facets as facet_classes
+from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
+from opslineage.sdk.context import current
+from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version
+from opslineage.sdk.steps import (
+    ActionStep,
+    EffectStep,
+    FeaturesStep,
+    InferenceStep,
+    IngestStep,
+    PolicyStep,
+    Step,
+    TrainStep,
+    model_facet,
+)
+from opslineage.sdk.transports import (
+    Emitter,
+    EmitterStats,
+    MemoryTransport,
+    NoopTransport,
+    StoreTransport,
+    Transport,
+)
+from opslineage.store import Store
+
+__all__ = ["Tracer"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Tracer:
+    """Records the lineage of an AIOps pipeline as OpenLineage events.
+
+    Args:
+        namespace: the OpenLineage namespace of this pipeline's jobs and artifacts.
+        store: a store URL or :class:`Store` to write to directly.
+        transport: any transport instead (file, memory, your own); default: discard.
+        agent: the name of the service running the pipeline (recorded as executor).
+        sync: emit on the caller's thread instead of the background writer.
+        clock: returns the current time (UTC); inject one for simulations.
+        run_ids: returns a new run UUID string; inject one for reproducible runs.
+        queue_size: events buffered before the caller waits.
+        drop_when_full: drop (and count) events instead of waiting when the buffer is full.
+    """
+
+    def __init__(
+        self,
+        namespace: str = "default",
+        *,
+        store: Store | str | None = None,
+        transport: Transport | None = None,
+        agent: str = "opslineage-sdk",
+        sync: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        run_ids: Callable[[], str] | None = None,
+        queue_size: int = 10_000,
+        drop_when_full: bool = False,
+    ) -> None:
+        if store is not None and transport is not None:
+            raise ValueError("give a store or a transport, not both")
+        if transport is None:
+            transport = StoreTransport(store) if store is not None else NoopTransport()
+        self.namespace = namespace
+        self.agent = agent
+        self.producer = PRODUCER
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.new_run_id = run_ids or (lambda: str(uuid.uuid4()))
+        self.transport = transport
+        self.last_snapshot: dict[str, tuple[str, str]] = {}
+        self._emitter = Emitter(transport, sync=sync, queue_size=queue_size, drop_when_full=drop_when_full)
+
+    @classmethod
+    def in_memory(cls, namespace: str = "test", **options: Any) -> Tracer:
+        """A synchronous tracer that keeps its events in ``tracer.transport.events`` (for tests)."""
+        return cls(namespace, transport=MemoryTransport(), sync=True, **options)
+
+    @property
+    def stats(self) -> EmitterStats:
+        """How many events were emitted, refused or dropped."""
+        return self._emitter.stats
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Hand one OpenLineage event to the transport (non-blocking)."""
+        self._emitter.emit(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every recorded event has been handed to the transport."""
+        return self._emitter.flush(timeout)
+
+    def close(self) -> None:
+        """Flush and release the transport."""
+        self._emitter.close()
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def timestamp(when: datetime) -> str:
+        """ISO 8601 UTC with milliseconds, as events carry times."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    @staticmethod
+    def schema_url(facet_name: str) -> str:
+        """The ``_schemaURL`` of one of our facets, by class name."""
+        return schema_url(getattr(facet_classes, facet_name))
+
+    # Versioned things pipelines refer to.
+
+    def source(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        owner: str | None = None,
+        kind: str = "metrics",
+        description: str | None = None,
+    ) -> SourceRef:
+        """A telemetry source (recorded when first ingested from)."""
+        namespace = namespace or self.namespace
+        facet = SourceFacet(source_id=f"{namespace}:{name}", kind=kind, owner=owner, description=description)
+        return SourceRef(namespace, name, facet)
+
+    def model(
+        self,
+        name: str,
+        version: str,
+        artifact: bytes,
+        framework: str,
+        parameters: dict[str, Any] | None = None,
+        trained_at: datetime | None = None,
+    ) -> ModelRef:
+        """A model version whose artifact bytes are ``artifact`` (recorded when first used)."""
+        stamp = self.timestamp(trained_at) if trained_at else None
+        return ModelRef(self.namespace, model_facet(name, version, artifact, framework, parameters, stamp))
+
+    def policy(
+        self,
+        name: str,
+        version: str,
+        *,
+        rule: str,
+        thresholds: dict[str, float],
+        action: str,
+        params: dict[str, Any] | None = None,
+        risk_class: str = "low",
+        requires_approval: bool = False,
+        owner: str | None = None,
+        description: str | None = None,
+    ) -> PolicyRef:
+        """A remediation policy version (recorded when registered or first evaluated)."""
+        facet = PolicyFacet(
+            name=name,
+            version=version,
+            rule=rule,
+            thresholds=thresholds,
+            action=action,
+            params=params or {},
+            risk_class=risk_class,  # type: ignore[arg-type]
+            requires_approval=requires_approval,
+            owner=owner,
+            description=description,
+        )
+        return PolicyRef(self.namespace, facet)
+
+    def register_policy(self, policy: PolicyRef, *, approver: str | None = None) -> str:
+        """Record that a policy version was published (and by whom approved). Returns the run id."""
+        step = Step(self, f"policy.register.{policy.name}")
+        step.job_type = "REGISTER"
+        if approver:
+            step.agents.append((approver, "approver"))
+        with step:
+            step.outputs.append(policy.dataset())
+        return step.run_id
+
+    # The steps of the chain, as context managers.
+
+    def ingest(self, source: SourceRef, *, job: str = "ingest") -> IngestStep:
+        """Capture telemetry from ``source`` as snapshots."""
+        return IngestStep(self, source, job)
+
+    def features(
+        self,
+        transform: Callable[..., Any] | Transform,
+        inputs: list[Artifact],
+        *,
+        subject: str,
+        parameters: dict[str, Any] | None = None,
+        deterministic: bool = True,
+        rationale: str | None = None,
+        job: str | None = None,
+    ) -> FeaturesStep:
+        """Compute a feature set from ``inputs`` with ``transform`` (a function or a :class:`Transform`)."""
+        if not isinstance(transform, Transform):
+            transform = Transform(
+                name=getattr(transform, "__qualname__", repr(transform)),
+                code_version=code_version(transform),
+                parameters=parameters or {},
+                deterministic=deterministic,
+                rationale=rationale or (transform.__doc__ or "").strip().split("\n")[0] or None,
+            )
+        return FeaturesStep(self, transform, inputs, subject, job or f"features.{transform.name}")
+
+    def train(self, inputs: list[Artifact], *, job: str = "model.train") -> TrainStep:
+        """Train a model version from recorded artifacts."""
+        return TrainStep(self, inputs, job)
+
+    def inference(
+        self, model: ModelRef, features: Artifact | None = None, *, subject: str, job: str | None = None
+    ) -> InferenceStep:
+        """Run ``model`` on ``features`` (default: the feature set in scope)."""
+        features = features or _in_scope("features")
+        return InferenceStep(self, model, features, subject, job or f"inference.{model.name}")
+
+    def evaluate(
+        self, policy: PolicyRef, prediction: Artifact | None = None, *, subject: str, job: str | None = None
+    ) -> PolicyStep:
+        """Evaluate ``policy`` on ``prediction`` (default: the prediction in scope)."""
+        prediction = prediction or _in_scope("prediction")
+        return PolicyStep(self, policy, prediction, subject, job or f"policy.{policy.name}")
+
+    def action(
+        self,
+        action_type: str,
+        *,
+        target: str,
+        params: dict[str, Any] | None = None,
+        decision: Artifact | None = None,
+        approver: str | None = None,
+        job: str | None = None,
+    ) -> ActionStep:
+        """Execute a remediation; linked to ``decision`` or to the decision in scope."""
+        return ActionStep(
+            self, action_type, target, params, decision, approver, job or f"remediation.{action_type}"
+        )
+
+    def observe_effect(self, action: Artifact, *, job: str = "effect.observe") -> EffectStep:
+        """Record what an action (its record, ``ActionStep.record``) did."""
+        return EffectStep(self, action, job)
+
+    # Decorators for the steps whose work is a function.
+
+    def transform(
+        self,
+        *,
+        parameters: dict[str, Any] | None = None,
+        deterministic: bool = True,
+        rationale: str | None = None,
+    ) -> Callable[[F], F]:
+        """Mark a feature transform. Called plainly it just runs; ``fn.record(*args, inputs=…,
+        subject=…, window=(start, end))`` runs it inside a features step and returns the feature
+        set artifact, with the function's code version recorded."""
+
+        def decorate(fn: F) -> F:
+            def record(
+                *args: Any,
+                inputs: list[Artifact],
+                subject: str,
+                window: tuple[datetime, datetime],
+                **kwargs: Any,
+            ) -> Artifact:
+                with self.features(
+                    fn,
+                    inputs,
+                    subject=subject,
+                    parameters=parameters,
+                    deterministic=deterministic,
+                    rationale=rationale,
+                ) as step:
+                    return step.feature_set(fn(*args, **kwargs), *window)
+
+            fn.record = record  # type: ignore[attr-defined]
+            return fn
+
+        return decorate
+
+    def remediation(self, action_type: str, *, approver: str | None = None) -> Callable[[F], F]:
+        """Mark a function that executes a remediation. Each call runs inside an action step
+        linked to the decision in scope; the first argument is the target. Returning False
+        (or raising) marks the action failed; the function's value is returned unchanged."""
+
+        def decorate(fn: F) -> F:
+            @functools.wraps(fn)
+            def run(target: str, *args: Any, **kwargs: Any) -> Any:
+                with self.action(action_type, target=target, params=kwargs, approver=approver) as step:
+                    result = fn(target, *args, **kwargs)
+                    if result is False:
+                        step.fail(f"{fn.__qualname__} returned False")
+                    return result
+
+            return run  # type: ignore[return-value]
+
+        return decorate
+
+
+def _in_scope(name: str) -> Artifact:
+    artifact = getattr(current(), name)
+    if artifact is None:
+        raise ValueError(
+            f"no {name} in scope: pass it explicitly or nest this step inside the one that made it"
+        )
+    return artifact

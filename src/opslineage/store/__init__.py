@@ -1,0 +1,58 @@
+"""The lineage store: the interface every backend implements, and :func:`open_store` to pick one.
+
+Backends keep SQL dialect details to themselves. ``sqlite:///PATH`` is the embedded default.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opslineage.store.base import (
+    IngestResult,
+    NodeRecord,
+    Store,
+    StoredEvent,
+    StoreError,
+    Walk,
+)
+from opslineage.store.sqlite import SQLiteStore
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "IngestResult",
+    "NodeRecord",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "Walk",
+    "default_store_url",
+    "open_store",
+]
+
+DEFAULT_STORE_URL = "sqlite:///./opslineage.db"
+
+
+def default_store_url() -> str:
+    """``$OPSLINEAGE_STORE`` if set, else an ``opslineage.db`` file in the current directory."""
+    return os.environ.get("OPSLINEAGE_STORE") or DEFAULT_STORE_URL
+
+
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open the store at ``url`` (default: :func:`default_store_url`).
+
+    Args:
+        url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain ``*.db`` path.
+        create: make an empty store when none exists; when false, a missing store is an error.
+
+    Raises:
+        StoreError: the URL names no supported backend, or the store is missing or unreadable.
+    """
+    url = url or default_store_url()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+    elif "://" not in url:
+        path = url
+    else:
+        scheme = url.partition("://")[0]
+        raise StoreError(f"unsupported store URL {url!r}: scheme {scheme!r} (supported: sqlite:///PATH)")
+    return SQLiteStore(path, create=create)

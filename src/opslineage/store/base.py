@@ -1,0 +1,160 @@
+"""The store interface: what the query, ledger and interop layers may ask of any backend."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from opslineage.model import ParsedEvent
+
+__all__ = ["IngestResult", "NodeRecord", "Store", "StoreError", "StoredEvent", "Walk"]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked: missing, unreadable, or a conflicting write."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one all-or-nothing ingest call did."""
+
+    accepted: int
+    duplicates: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A node as stored: its naming columns and the sequence number of the event that added it."""
+
+    id: str
+    kind: str
+    type: str
+    namespace: str | None
+    name: str | None
+    version: str | None
+    digest: str | None
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, leaving out empty columns."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One accepted event: its sequence number, digest (hex) and the full event."""
+
+    seq: int
+    digest: str
+    run_id: str
+    event_type: str
+    event_time: str
+    event: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Walk:
+    """The result of a graph walk: node ids with their distance, and the edges between them."""
+
+    depths: dict[str, int] = field(default_factory=dict)
+    edges: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+
+
+class Store(abc.ABC):
+    """A lineage store. Accepted events are immutable; ingest is idempotent on event digest."""
+
+    url: str
+
+    def ingest(self, events: Sequence[ParsedEvent]) -> IngestResult:
+        """Store validated events all-or-nothing; events already stored are counted as duplicates.
+
+        Raises:
+            StoreError: the batch conflicts with what is stored (e.g. a policy version re-registered
+                with different content); nothing of the batch is written.
+        """
+        return self.ingest_many([events])
+
+    @abc.abstractmethod
+    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
+        """Like :meth:`ingest`, for a stream of chunks committed as one transaction: an error
+        raised while ``chunks`` is iterated (say, an invalid event in a file) writes nothing."""
+
+    @abc.abstractmethod
+    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
+        """The node with this id, as the store stood at sequence ``as_of``."""
+
+    @abc.abstractmethod
+    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+        """Several nodes by id, in one round trip."""
+
+    @abc.abstractmethod
+    def find_nodes(
+        self,
+        *,
+        kind: str | None = None,
+        type: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        as_of: int | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes matching all given filters, newest first."""
+
+    @abc.abstractmethod
+    def walk(
+        self,
+        start: str,
+        *,
+        direction: str,
+        depth: int,
+        as_of: int | None = None,
+        stop_kinds: Sequence[str] = (),
+    ) -> Walk:
+        """All nodes within ``depth`` edges of ``start`` going ``up`` (to what it came from) or
+        ``down`` (to what came from it), as one set-based query. Nodes whose kind is in
+        ``stop_kinds`` are reached but not expanded."""
+
+    @abc.abstractmethod
+    def edges(
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+    ) -> list[tuple[str, str, str, str | None]]:
+        """Edges leaving (``up``) or entering (``down``) any of ``ids``: (src, dst, kind, role)."""
+
+    @abc.abstractmethod
+    def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """Canonical content bytes of artifacts by digest."""
+
+    @abc.abstractmethod
+    def events(
+        self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """Stored events in sequence order, optionally of one run."""
+
+    @abc.abstractmethod
+    def as_of_seq(self, when: datetime) -> int:
+        """The last sequence number the store held at ``when`` (0 when it was empty)."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Row counts: events, artifacts, nodes, edges, and nodes per ``<kind>:<type>``."""
+
+    @abc.abstractmethod
+    def state_digest(self) -> str:
+        """A digest over every stored row, for checking that content is byte-for-byte unchanged."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

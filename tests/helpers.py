@@ -1,0 +1,79 @@
+"""Helpers the tests share: recording one complete remediation chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from opslineage import Tracer
+from opslineage.sdk import Artifact
+from opslineage.sdk.steps import ActionStep
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+CHAIN_EVENTS = 18  # START and COMPLETE of 3 ingests, features, policy registration, inference, evaluation, action, effect
+
+
+@dataclass
+class Chain:
+    """Handles to one recorded telemetry → effect chain."""
+
+    snapshots: list[Artifact]
+    features: Artifact
+    prediction: Artifact
+    decision: Artifact
+    action: ActionStep
+    effect: Artifact
+
+
+def record_chain(tracer: Tracer, *, subject: str = "svc-01", fire: bool = True) -> Chain:
+    """Record a complete remediation chain with ``tracer`` (three snapshots, one of each else)."""
+    clock = iter(T0 + timedelta(seconds=i) for i in range(10_000))
+    tracer.clock = lambda: next(clock)
+    source = tracer.source(subject, owner="team-a")
+    snapshots = []
+    fields = {"timestamp": "datetime", "cpu": "float"}
+    for i in range(3):
+        with tracer.ingest(source) as step:
+            when = T0 + timedelta(minutes=5 * i)
+            snapshots.append(
+                step.snapshot([[tracer.timestamp(when), 90.0 + i]], fields, when, when + timedelta(minutes=5))
+            )
+    with tracer.features(_mean_cpu, snapshots, subject=subject) as step:
+        features = step.feature_set({"cpu_mean": 91.0}, T0, T0 + timedelta(minutes=15))
+    model = tracer.model("detector", "1", b"model bytes", "robust-z")
+    policy = tracer.policy(
+        "cpu-guard",
+        "1",
+        rule="cpu_mean > {cpu_mean}",
+        thresholds={"cpu_mean": 85.0},
+        action="scale_out",
+        params={"replicas": 2},
+        risk_class="medium",
+    )
+    tracer.register_policy(policy, approver="alice")
+    with tracer.inference(model, features, subject=subject) as step:
+        prediction = step.prediction(6.5, "anomaly", {"cpu_mean": 6.5})
+    with tracer.evaluate(policy, prediction, subject=subject) as step:
+        decision = step.decide(
+            fire, "cpu_mean 91 > 85", [{"input": "cpu_mean", "value": 91.0, "op": ">", "threshold": 85.0}]
+        )
+        with tracer.action("scale_out", target=subject, params={"replicas": 2}) as action:
+            pass
+    assert action.record is not None
+    with tracer.observe_effect(action.record) as step:
+        effect = step.effect(
+            "resolved",
+            T0,
+            T0 + timedelta(minutes=30),
+            metric="cpu",
+            before=91.0,
+            after=55.0,
+            samples_before=3,
+            samples_after=3,
+        )
+    return Chain(snapshots, features, prediction, decision, action, effect)
+
+
+def _mean_cpu(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Mean CPU over the window."""
+    return {"cpu_mean": sum(row["cpu"] for row in rows) / len(rows)}

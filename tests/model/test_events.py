@@ -1,0 +1,131 @@
+"""Parsing events: validation errors name the field, artifacts split out and join back byte for byte."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import msgspec
+import pytest
+
+from helpers import Chain
+from opslineage.model import InvalidEvent, canonical_json, join_event, parse_event
+from opslineage.sdk import MemoryTransport
+from opslineage.sdk.tracer import Tracer
+
+RUN_ID = "0190a3c4-1111-7abc-8def-0123456789ab"
+
+
+def minimal() -> dict[str, Any]:
+    return {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-01-05T12:00:00Z",
+        "producer": "https://example.test/producer",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": RUN_ID},
+        "job": {"namespace": "ns", "name": "job"},
+        "inputs": [{"namespace": "ns", "name": "in"}],
+        "outputs": [{"namespace": "ns", "name": "out"}],
+    }
+
+
+def test_foreign_event_makes_run_job_and_dataset_nodes() -> None:
+    parsed = parse_event(minimal())
+    ids = {node.id for node in parsed.nodes}
+    assert ids == {f"run:{RUN_ID}", "job:ns:job", "dataset:ns:in", "dataset:ns:out"}
+    edges = {(e.src, e.dst, e.kind) for e in parsed.edges}
+    assert edges == {
+        (f"run:{RUN_ID}", "dataset:ns:in", "used"),
+        ("dataset:ns:out", f"run:{RUN_ID}", "wasGeneratedBy"),
+    }
+    assert parsed.body == parsed.canonical == canonical_json(minimal())
+
+
+def _without(path: str) -> dict[str, Any]:
+    event = minimal()
+    *parents, last = path.split(".")
+    target = event
+    for key in parents:
+        target = target[key]
+    del target[last]
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        (_without("run.runId"), "run.runId is missing"),
+        (_without("eventTime"), "eventTime is missing"),
+        (_without("run"), "run is missing"),
+        (_without("job.name"), "job.name is missing"),
+        ({**minimal(), "eventType": "EXPLODE"}, "eventType 'EXPLODE' is not one of"),
+        ({**minimal(), "eventTime": "yesterday"}, "not an ISO 8601"),
+        ({**minimal(), "run": {"runId": "abc"}}, "not a UUID"),
+        (
+            {**minimal(), "run": {"runId": RUN_ID, "facets": {"parent": "x"}}},
+            "run.facets.parent must be an object",
+        ),
+        ({**minimal(), "inputs": "nope"}, "inputs must be an array"),
+        (
+            {**minimal(), "run": {"runId": RUN_ID, "facets": {"aiops_bogus": {}}}},
+            "not a known opslineage facet",
+        ),
+    ],
+)
+def test_invalid_events_name_the_problem(event: dict[str, Any], says: str) -> None:
+    with pytest.raises(InvalidEvent, match=says):
+        parse_event(event)
+
+
+def test_malformed_json_and_oversized_events_are_refused() -> None:
+    with pytest.raises(InvalidEvent, match="malformed JSON"):
+        parse_event(b'{"eventType": ')
+    huge = minimal()
+    huge["run"]["facets"] = {"blob": {"_producer": "p", "_schemaURL": "s", "data": "x" * (1 << 20)}}
+    with pytest.raises(InvalidEvent, match="over the limit"):
+        parse_event(msgspec.json.encode(huge))
+    with pytest.raises(InvalidEvent, match="over the limit"):
+        parse_event(huge)
+
+
+def _output_facets(events: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    return next(ds["facets"] for e in events for ds in e.get("outputs", []) if key in ds["facets"])
+
+
+def test_typed_facet_of_the_wrong_type_is_refused(captured: tuple[Tracer, MemoryTransport, Chain]) -> None:
+    _, transport, _ = captured
+    event = copy.deepcopy(
+        next(e for e in transport.events if any("aiops_decision" in d["facets"] for d in e["outputs"]))
+    )
+    event["outputs"][0]["facets"]["aiops_decision"]["fired"] = "yes"
+    with pytest.raises(InvalidEvent, match=r"outputs\[0\]\.facets\.aiops_decision: Expected `bool`"):
+        parse_event(event)
+
+
+def test_content_that_does_not_match_its_declared_digest_is_refused(
+    captured: tuple[Tracer, MemoryTransport, Chain],
+) -> None:
+    _, transport, _ = captured
+    event = copy.deepcopy(
+        next(e for e in transport.events if any("aiops_prediction" in d["facets"] for d in e["outputs"]))
+    )
+    event["outputs"][0]["facets"]["aiops_prediction"]["score"] = 0.1
+    with pytest.raises(InvalidEvent, match="hashes to prediction"):
+        parse_event(event)
+
+
+def test_artifacts_split_out_and_join_back_byte_for_byte(
+    captured: tuple[Tracer, MemoryTransport, Chain],
+) -> None:
+    _, transport, chain = captured
+    for event in transport.events:
+        parsed = parse_event(msgspec.json.encode(event))
+        rejoined = join_event(parsed.body, lambda digest, a=parsed.artifacts: a[digest][1])
+        assert canonical_json(rejoined) == parsed.canonical
+    feature_event = parse_event(
+        next(e for e in transport.events if any("aiops_features" in d["facets"] for d in e["outputs"]))
+    )
+    assert chain.features.digest in feature_event.artifacts
+    assert b"cpu_mean" not in feature_event.body.split(b'"outputs"')[1]
+    derived = {(e.src, e.dst) for e in feature_event.edges if e.kind == "wasDerivedFrom"}
+    assert derived == {(chain.features.id, snapshot.id) for snapshot in chain.snapshots}

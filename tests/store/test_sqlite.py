@@ -1,0 +1,138 @@
+"""The embedded store: idempotent, deduplicated, append-only, all-or-nothing, and exact as of a time."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from helpers import Chain, record_chain
+from opslineage import Tracer, open_store
+from opslineage.model import parse_event
+from opslineage.sdk import MemoryTransport
+from opslineage.store import Store, StoreError
+
+
+def _events(transport: MemoryTransport) -> list:
+    return [parse_event(event) for event in transport.events]
+
+
+def test_ingesting_the_same_events_twice_changes_nothing(
+    store: Store, captured: tuple[Tracer, MemoryTransport, Chain]
+) -> None:
+    _, transport, _ = captured
+    first = store.ingest(_events(transport))
+    counts, digest = store.counts(), store.state_digest()
+    second = store.ingest(_events(transport))
+    assert first.accepted == len(transport.events) and first.duplicates == 0
+    assert second.accepted == 0 and second.duplicates == len(transport.events)
+    assert store.counts() == counts and store.state_digest() == digest
+
+
+def test_duplicates_inside_one_batch_are_stored_once(
+    store: Store, captured: tuple[Tracer, MemoryTransport, Chain]
+) -> None:
+    _, transport, _ = captured
+    result = store.ingest(_events(transport) * 2)
+    assert result.accepted == len(transport.events) == store.counts()["events"]
+
+
+def test_identical_artifacts_are_stored_once(store: Store) -> None:
+    tracer = Tracer("dedup", store=store, sync=True)
+    source = tracer.source("svc")
+    when = datetime(2026, 1, 5, tzinfo=UTC)
+    for _ in range(3):
+        with tracer.ingest(source) as step:
+            step.snapshot([[1.0]], {"cpu": "float"}, when, when, captured_at=when)
+    assert store.counts()["events"] == 6
+    assert store.counts()["artifacts"] == 1
+    assert store.counts()["entity:snapshot"] == 1
+
+
+def test_events_and_artifacts_cannot_be_updated_or_deleted(store: Store, chain: Chain) -> None:
+    for statement in (
+        "UPDATE events SET body = x'00'",
+        "DELETE FROM events",
+        "DELETE FROM artifacts",
+        "UPDATE artifacts SET content = x'00'",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            store.db.execute(statement)  # type: ignore[attr-defined]
+
+
+def test_a_policy_version_cannot_change_content_and_nothing_is_written(store: Store, chain: Chain) -> None:
+    tracer = Tracer.in_memory()
+    policy = tracer.policy(
+        "cpu-guard", "1", rule="cpu_mean > {cpu_mean}", thresholds={"cpu_mean": 50.0}, action="scale_out"
+    )
+    tracer.register_policy(policy)
+    before = store.state_digest()
+    with pytest.raises(StoreError, match="policy:cpu-guard@1 is already recorded"):
+        store.ingest(_events(tracer.transport))  # type: ignore[arg-type]
+    assert store.state_digest() == before
+
+
+def test_an_error_while_streaming_chunks_writes_nothing(store: Store, chain: Chain) -> None:
+    other = Tracer.in_memory()
+    record_chain(other, subject="svc-02")
+    before = store.state_digest()
+
+    def chunks():
+        yield _events(other.transport)[:5]  # type: ignore[arg-type]
+        raise ValueError("line 6: bad event")
+
+    with pytest.raises(ValueError, match="bad event"):
+        store.ingest_many(chunks())
+    assert store.state_digest() == before
+
+
+def test_as_of_answers_as_the_store_stood(store: Store) -> None:
+    first, second = Tracer.in_memory(), Tracer.in_memory()
+    record_chain(first, subject="svc-01")
+    record_chain(second, subject="svc-02")
+    store.ingest(_events(first.transport))  # type: ignore[arg-type]
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    store.ingest(_events(second.transport))  # type: ignore[arg-type]
+    seq = store.as_of_seq(between)
+    assert seq == len(first.transport.events)  # type: ignore[attr-defined]
+    assert store.node("source:test:svc-02") is not None
+    assert store.node("source:test:svc-02", as_of=seq) is None
+    assert store.node("source:test:svc-01", as_of=seq) is not None
+    assert store.as_of_seq(datetime(2000, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_events_come_back_whole(store: Store, captured: tuple[Tracer, MemoryTransport, Chain]) -> None:
+    _, transport, chain = captured
+    store.ingest(_events(transport))
+    stored = store.events(run_id=chain.action.run_id)
+    assert [e.event_type for e in stored] == ["START", "COMPLETE"]
+    assert (
+        stored[1].event
+        == transport.events[[e["run"]["runId"] for e in transport.events].index(chain.action.run_id) + 1]
+    )
+
+
+def test_a_missing_store_is_an_error_when_not_creating(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        open_store(f"sqlite:///{tmp_path / 'absent.db'}", create=False)
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store("mysql://localhost/x")
+
+
+def test_walks_follow_edges_both_ways_within_depth(store: Store, chain: Chain) -> None:
+    up = store.walk("run:" + chain.action.run_id, direction="up", depth=20)
+    assert {s.id for s in chain.snapshots} <= set(up.depths)
+    assert "source:test.ns:svc-01" in up.depths
+    near = store.walk("run:" + chain.action.run_id, direction="up", depth=1)
+    assert set(near.depths) == {
+        "run:" + chain.action.run_id,
+        chain.decision.id,
+        "agent:opslineage-sdk",
+        f"run:{chain.decision.run_id}",
+    }
+    down = store.walk("source:test.ns:svc-01", direction="down", depth=30)
+    assert chain.effect.id in down.depths and chain.action.record.id in down.depths  # type: ignore[union-attr]
