@@ -10,7 +10,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opslineage.model.canonical import canonical_json, digest_of, es_number
+from opslineage.model.canonical import canonical_json, decode_json, digest_of, es_number
 
 json_scalars = (
     st.none()
@@ -62,10 +62,21 @@ def test_keys_are_ordered_by_utf16_code_units() -> None:
     assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index("\ufb01".encode())
 
 
-@pytest.mark.parametrize("bad", [float("nan"), {"x": [float("inf")]}, 2**60])
-def test_values_outside_i_json_are_refused(bad: object) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad", [float("nan"), {"x": [float("inf")]}, [1, None, float("-inf")]])
+def test_non_finite_numbers_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="NaN and Infinity"):
         canonical_json(bad)
+
+
+def test_integers_beyond_i_json_are_kept_exact() -> None:
+    assert canonical_json({"rows": 2**60}) == b'{"rows":1152921504606846976}'
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_decoded_json_canonicalizes_like_the_reference(value: object) -> None:
+    decoded, normalized = decode_json(rfc8785.dumps(value))
+    assert canonical_json(decoded, normalized=normalized) == rfc8785.dumps(value)
 
 
 def test_digest_is_sha256_of_canonical_bytes() -> None:

@@ -1,32 +1,48 @@
 """RFC 8785 (JSON Canonicalization Scheme) bytes and SHA-256 digests.
 
-The fast path encodes with msgspec (sorted keys, minimal separators), which is byte-identical to
-RFC 8785 unless the value holds a float literal that ECMAScript prints differently (``1.0``,
-exponents) or a key outside the Basic Multilingual Plane (UTF-16 ordering). Output that could
-contain either takes the exact path: floats are re-printed with ECMAScript's Number-to-String
-rules, and non-BMP keys go through the ``rfc8785`` reference implementation. A property test
-checks both paths against ``rfc8785``.
+msgspec encodes with sorted keys and minimal separators, byte-identical to RFC 8785 except for
+floats ECMAScript prints differently (``1.0`` is ``1``; exponent ranges differ) and for keys
+outside the Basic Multilingual Plane (RFC 8785 sorts by UTF-16 code units). Floats are normalised
+on decoding (msgspec's ``float_hook``: integral doubles become ints, which print alike); the rare
+literal that still differs is re-printed with ECMAScript's Number-to-String rules; non-BMP text
+has its keys re-sorted by UTF-16 code units. Property tests check every path against the
+``rfc8785`` reference implementation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from typing import Any
 
 import msgspec
-import rfc8785
 
-__all__ = ["canonical_json", "digest_of", "es_number", "sha256_hex"]
+__all__ = ["canonical_json", "decode_json", "digest_of", "es_number", "sha256_hex"]
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_encode_as_is = msgspec.json.Encoder().encode
+_NON_BMP_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 
-# A float literal msgspec may print unlike ECMAScript: integral (``1.0``) or with an exponent.
-# Strings can match too; that only sends them down the exact path.
-_SUSPECT_FLOAT = re.compile(rb"\d\.0(?:[,}\]]|$)|\d[eE][-+]?\d+(?:[,}\]]|$)")
-_NON_BMP = re.compile(rb"[\xf0-\xf4]")
-_LONG_INT = re.compile(rb"\d{16,}")
+
+class _NeedsExactFloat(Exception):
+    """A float literal that msgspec would print unlike ECMAScript."""
+
+
+def _normalize_float(literal: str) -> float | int:
+    """Integral doubles print as integers in ECMAScript, so they become ints; other doubles of
+    1e-5 or more print alike in both; anything else needs the exact path."""
+    value = float(literal)
+    if value.is_integer():
+        if abs(value) < 2**53:
+            return int(value)
+        raise _NeedsExactFloat
+    if abs(value) < 1e-5:
+        raise _NeedsExactFloat
+    return value
+
+
+_decode_normalized = msgspec.json.Decoder(float_hook=_normalize_float).decode
+_decode_plain = msgspec.json.Decoder().decode
 
 
 def es_number(value: float) -> str:
@@ -64,27 +80,48 @@ def _float_literal(literal: str) -> msgspec.Raw:
 _reprint_floats = msgspec.json.Decoder(float_hook=_float_literal).decode
 
 
-def canonical_json(value: Any) -> bytes:
+def decode_json(data: bytes) -> tuple[Any, bool]:
+    """Decode JSON text; returns the value and whether :func:`canonical_json` may take it as is
+    (``normalized``: every float already in a form msgspec prints as ECMAScript does)."""
+    try:
+        return _decode_normalized(data), True
+    except _NeedsExactFloat:
+        return _decode_plain(data), False
+
+
+def canonical_json(value: Any, *, normalized: bool = False) -> bytes:
     """Return the RFC 8785 canonical bytes of a JSON-compatible value.
 
+    Integers beyond ±2**53, which I-JSON (and so RFC 8785) excludes, are kept exact rather than
+    refused.
+
+    Args:
+        value: the value.
+        normalized: the value came from :func:`decode_json` with ``normalized`` true.
+
     Raises:
-        ValueError: the value holds NaN or Infinity, or an integer outside I-JSON's range.
+        ValueError: the value holds NaN or Infinity.
     """
     data = _encode_sorted(value)
-    if _NON_BMP.search(data) or _LONG_INT.search(data):
-        return _reference(value)
-    if _SUSPECT_FLOAT.search(data):
-        return _encode_sorted(_reprint_floats(data))
-    if b"null" in data:
-        _reject_non_finite(value)
+    if not normalized:
+        if b"null" in data:
+            _reject_non_finite(value)  # msgspec writes NaN and Infinity as null
+        try:
+            data = _encode_sorted(_decode_normalized(data))
+        except _NeedsExactFloat:
+            data = _encode_sorted(_reprint_floats(data))
+    if not data.isascii() and any(lead in data for lead in _NON_BMP_LEADS):
+        return _encode_as_is(_utf16_ordered(_reprint_floats(data)))
     return data
 
 
-def _reference(value: Any) -> bytes:
-    try:
-        return rfc8785.dumps(value)
-    except rfc8785.CanonicalizationError as error:
-        raise ValueError(f"not canonicalizable as RFC 8785 JSON: {error}") from error
+def _utf16_ordered(value: Any) -> Any:
+    """The value with every object's keys in UTF-16 code unit order (RFC 8785 §3.2.3)."""
+    if isinstance(value, dict):
+        return {key: _utf16_ordered(value[key]) for key in sorted(value, key=lambda k: k.encode("utf-16-be"))}
+    if isinstance(value, list):
+        return [_utf16_ordered(item) for item in value]
+    return value
 
 
 def _reject_non_finite(value: Any) -> None:

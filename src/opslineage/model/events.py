@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from opslineage.model.canonical import canonical_json, digest_of
+from opslineage.model.canonical import canonical_json, decode_json, digest_of
 from opslineage.model.errors import InvalidEvent
 from opslineage.model.facets import ALL_FACETS, CONTENT_FACETS
 from opslineage.model.ids import entity_id, parse_node_id
@@ -49,8 +49,7 @@ _DERIVED_FIELDS = {
 _decode = msgspec.json.decode
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """A graph node as first seen: id, kind (the id prefix), AIOps type, and naming columns."""
 
     id: str
@@ -62,8 +61,7 @@ class Node:
     digest: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     """A directed edge from the dependent node to what it depends on (PROV direction)."""
 
     src: str
@@ -93,23 +91,24 @@ def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
     Raises:
         InvalidEvent: naming the field and the reason.
     """
+    normalized = False
     if isinstance(event, bytes | str):
         raw = event.encode() if isinstance(event, str) else event
         if len(raw) > MAX_EVENT_BYTES:
             raise InvalidEvent(f"event is {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES}")
         try:
-            event = _decode(raw)
+            event, normalized = decode_json(raw)
         except msgspec.DecodeError as error:
             raise InvalidEvent(f"malformed JSON: {error}") from None
     if not isinstance(event, dict):
         raise InvalidEvent("an event must be a JSON object")
     try:
-        canonical = canonical_json(event)
+        canonical = canonical_json(event, normalized=normalized)
     except ValueError as error:
         raise InvalidEvent(str(error)) from None
     if len(canonical) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"event is {len(canonical)} bytes, over the limit of {MAX_EVENT_BYTES}")
-    return _Extractor(event, canonical).parse()
+    return _Extractor(event, canonical, normalized).parse()
 
 
 def join_event(body: bytes, artifact: Any) -> dict[str, Any]:
@@ -126,9 +125,10 @@ def join_event(body: bytes, artifact: Any) -> dict[str, Any]:
 class _Extractor:
     """Walks one event once, collecting nodes, edges, artifacts and the stripped body."""
 
-    def __init__(self, event: dict[str, Any], canonical: bytes) -> None:
+    def __init__(self, event: dict[str, Any], canonical: bytes, normalized: bool) -> None:
         self.event = event
         self.canonical = canonical
+        self.normalized = normalized
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self.artifacts: dict[str, tuple[str, bytes]] = {}
@@ -173,7 +173,7 @@ class _Extractor:
         return ParsedEvent(
             digest=hashlib.sha256(self.canonical).digest(),
             canonical=self.canonical,
-            body=canonical_json(stripped) if self.artifacts else self.canonical,
+            body=canonical_json(stripped, normalized=self.normalized) if self.artifacts else self.canonical,
             run_id=run_id,
             event_type=event_type,
             event_time=event_time,
@@ -278,7 +278,7 @@ class _Extractor:
         self, key: str, entity_type: str, facet: dict[str, Any], stripped: dict[str, Any]
     ) -> str:
         content = {k: v for k, v in facet.items() if k not in _META_KEYS}
-        data = canonical_json(content)
+        data = canonical_json(content, normalized=self.normalized)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         self.artifacts[digest] = (entity_type, data)
         stripped[key] = {**{k: facet[k] for k in _META_KEYS if k in facet}, CONTENT_KEY: digest}

@@ -68,6 +68,10 @@ class SQLiteStore(Store):
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.execute(
+                "PRAGMA cache_size=-65536"
+            )  # 64 MiB: graph keys are random, so B-tree pages are too
+            self.db.execute("PRAGMA mmap_size=268435456")
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot open store {self.path}: {error}") from None
@@ -117,7 +121,8 @@ class SQLiteStore(Store):
         if not events:
             return []
         known = self._known_digests([event.digest for event in events])
-        (last,) = self.db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()  # max() alone is an index lookup
+        last = last or 0
         seq = last
         event_rows: list[tuple[object, ...]] = []
         nodes: dict[str, tuple[object, ...]] = {}
@@ -132,7 +137,7 @@ class SQLiteStore(Store):
                 (seq, event.digest, event.run_id, event.event_type, event.event_time, event.body)
             )
             for node in event.nodes:
-                nodes.setdefault(node.id, (*_node_tuple(node), seq))
+                nodes.setdefault(node.id, (*node, seq))
             for edge in event.edges:
                 edges.setdefault(
                     (edge.src, edge.dst, edge.kind), (edge.src, edge.dst, edge.kind, edge.role, seq)
@@ -304,10 +309,10 @@ class SQLiteStore(Store):
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         row = self.db.execute(
-            "SELECT coalesce(max(last_seq), 0) FROM batches WHERE recorded_at <= ?",
+            "SELECT max(last_seq) FROM batches WHERE recorded_at <= ?",
             (when.astimezone(UTC).isoformat(timespec="microseconds"),),
         ).fetchone()
-        return int(row[0])
+        return int(row[0] or 0)
 
     def counts(self) -> dict[str, int]:
         counts = {

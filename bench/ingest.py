@@ -1,0 +1,76 @@
+"""Batch-ingest throughput against a floor measured in the same run.
+
+The floor is plain SQLite inserts of the same serialized event bytes (one BLOB column, same
+pragmas, same batch size). Goal: at least half the floor's rate. Ours includes parsing and
+validating every event, as `opslineage ingest` does.
+
+    python bench/ingest.py --events 100000 [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from corpus import demo_shaped_events, emit
+from opslineage.model import parse_event
+from opslineage.store.sqlite import SQLiteStore
+
+
+def floor(path: Path, lines: list[bytes], batch: int) -> float:
+    """Events/s of plain executemany inserts of the bytes."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    start = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO events (body) VALUES (?)", [(line,) for line in lines[i : i + batch]])
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return len(lines) / elapsed
+
+
+def ours(path: Path, lines: list[bytes], batch: int) -> float:
+    """Events/s of parse + validate + ingest, from the same bytes."""
+    store = SQLiteStore(path)
+    start = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        store.ingest([parse_event(line) for line in lines[i : i + batch]])
+    elapsed = time.perf_counter() - start
+    assert store.counts()["events"] == len(lines)
+    store.close()
+    return len(lines) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="events per transaction, for both sides")
+    args = parser.parse_args()
+    lines = [msgspec.json.encode(event) for event in demo_shaped_events(args.events)]
+    mean_bytes = sum(map(len, lines)) / len(lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = floor(Path(tmp) / "floor.db", lines, args.batch)
+        rate = ours(Path(tmp) / "ours.db", lines, args.batch)
+    emit(
+        "ingest_events_per_s",
+        rate,
+        "events/s",
+        events=len(lines),
+        batch=args.batch,
+        mean_event_bytes=round(mean_bytes),
+    )
+    emit("ingest_floor_events_per_s", base, "events/s", events=len(lines), batch=args.batch)
+    emit("ingest_ratio_to_floor", rate / base, "ratio", events=len(lines), batch=args.batch)
+
+
+if __name__ == "__main__":
+    main()
