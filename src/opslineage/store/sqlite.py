@@ -1,10 +1,15 @@
 """The embedded backend: one SQLite file in WAL mode.
 
-Tables: ``events`` (the append-only log of accepted events, bodies with artifact contents split
-out), ``artifacts`` (content-addressed, stored once), ``nodes`` and ``edges`` (the graph index,
-first-seen rows only, each stamped with the sequence number of the event that added it, which
-is what makes ``as_of`` answers exact) and ``batches`` (when each ingest committed). Triggers
-refuse any UPDATE or DELETE of events and artifacts.
+Tables: ``events`` (the append-only log of accepted events; bodies with artifact contents split
+out), ``artifacts`` (content-addressed, stored once), ``ids`` (every node id interned as an
+integer), ``nodes`` and ``edges`` (the graph index on those integers, first-seen rows only, each
+stamped with the sequence number of the event that added it, which makes ``as_of`` exact) and
+``batches`` (when each ingest committed). Triggers refuse any UPDATE or DELETE of events and
+artifacts.
+
+Why integers: node ids are long and random (UUIDs, SHA-256 digests), and B-tree inserts of random
+keys dirty a page each. New nodes get increasing integers, so most graph-index inserts land on
+the last pages of their B-trees.
 """
 
 from __future__ import annotations
@@ -24,20 +29,22 @@ from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, 
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run_id TEXT NOT NULL,"
-    " event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
-    "CREATE INDEX events_run ON events (run_id)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER NOT NULL,"
+    " run_id TEXT NOT NULL, event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX events_run ON events (run)",
     "CREATE TABLE artifacts (digest TEXT PRIMARY KEY, type TEXT NOT NULL, content BLOB NOT NULL,"
     " seq INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE nodes (id TEXT PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, namespace TEXT,"
-    " name TEXT, version TEXT, digest TEXT, seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE ids (nid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE nodes (nid INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, namespace TEXT,"
+    " name TEXT, version TEXT, digest TEXT, seq INTEGER NOT NULL)",
+    "CREATE INDEX nodes_kind ON nodes (kind, seq)",
     "CREATE INDEX nodes_type ON nodes (type, seq)",
     "CREATE INDEX nodes_name ON nodes (namespace, name)",
-    "CREATE TABLE edges (src TEXT NOT NULL, dst TEXT NOT NULL, kind TEXT NOT NULL, role TEXT,"
+    "CREATE TABLE edges (src INTEGER NOT NULL, dst INTEGER NOT NULL, kind TEXT NOT NULL, role TEXT,"
     " seq INTEGER NOT NULL, PRIMARY KEY (src, dst, kind)) WITHOUT ROWID",
     "CREATE INDEX edges_dst ON edges (dst, kind)",
     *(
@@ -47,10 +54,15 @@ _SCHEMA = (
         for op in ("update", "delete")
     ),
 )
-_NODE_COLUMNS = "id, kind, type, namespace, name, version, digest, seq"
+_NODE_SELECT = "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq FROM nodes n JOIN ids i USING (nid)"
 _VERSIONED_KINDS = ("model", "policy")
 _CHUNK = 900
+_CACHE_LIMIT = 500_000
 _encode = msgspec.json.encode
+
+
+def _json_list(values: Iterable[object]) -> str:
+    return _encode(list(values)).decode()
 
 
 class SQLiteStore(Store):
@@ -63,30 +75,42 @@ class SQLiteStore(Store):
             raise StoreError(f"no store at {self.path} (run `opslineage demo` or `opslineage ingest` first)")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._nids: dict[str, int] = {}  # committed ids only; ids are never renumbered
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.execute(
-                "PRAGMA cache_size=-65536"
-            )  # 64 MiB: graph keys are random, so B-tree pages are too
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB
             self.db.execute("PRAGMA mmap_size=268435456")
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot open store {self.path}: {error}") from None
 
     def _migrate(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return
         with self._transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            version = self._schema_version()
             if version > SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has schema {version}, newer than this opslineage")
-            if version < 1:
+            if 0 < version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema {version} from a pre-release opslineage; re-create it "
+                    "(e.g. opslineage export from that version, then ingest)"
+                )
+            if version == 0:
                 for statement in _SCHEMA:
                     self.db.execute(statement)
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _schema_version(self) -> int:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0]) if row else 0
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -101,9 +125,10 @@ class SQLiteStore(Store):
     def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
         accepted = duplicates = 0
         first_seq = last_seq = None
+        interned: dict[str, int] = {}
         with self._transaction():
             for chunk in chunks:
-                seqs = self._insert(chunk)
+                seqs = self._insert(chunk, interned)
                 accepted += len(seqs)
                 duplicates += len(chunk) - len(seqs)
                 if seqs:
@@ -114,17 +139,20 @@ class SQLiteStore(Store):
                     "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (?, ?, ?)",
                     (first_seq, last_seq, datetime.now(UTC).isoformat(timespec="microseconds")),
                 )
+        if len(self._nids) + len(interned) > _CACHE_LIMIT:
+            self._nids.clear()
+        self._nids.update(interned)
         return IngestResult(accepted, duplicates, first_seq, last_seq)
 
-    def _insert(self, events: Sequence[ParsedEvent]) -> list[int]:
+    def _insert(self, events: Sequence[ParsedEvent], interned: dict[str, int]) -> list[int]:
         """Insert the events not stored yet; returns their new sequence numbers."""
         if not events:
             return []
         known = self._known_digests([event.digest for event in events])
-        (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()  # max() alone is an index lookup
+        (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()
         last = last or 0
         seq = last
-        event_rows: list[tuple[object, ...]] = []
+        fresh = []
         nodes: dict[str, tuple[object, ...]] = {}
         edges: dict[tuple[str, str, str], tuple[object, ...]] = {}
         artifacts: dict[str, tuple[object, ...]] = {}
@@ -133,27 +161,52 @@ class SQLiteStore(Store):
                 continue
             known.add(event.digest)
             seq += 1
-            event_rows.append(
-                (seq, event.digest, event.run_id, event.event_type, event.event_time, event.body)
-            )
+            fresh.append((seq, event))
             for node in event.nodes:
-                nodes.setdefault(node.id, (*node, seq))
+                nodes.setdefault(node.id, (*node[1:], seq))
             for edge in event.edges:
-                edges.setdefault(
-                    (edge.src, edge.dst, edge.kind), (edge.src, edge.dst, edge.kind, edge.role, seq)
-                )
+                edges.setdefault(edge[:3], (edge.role, seq))
             for digest, (kind, content) in event.artifacts.items():
                 artifacts.setdefault(digest, (digest, kind, content, seq))
-        if not event_rows:
+        if not fresh:
             return []
         self._check_versions(events)
-        self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", event_rows)
+        nid = self._intern({*nodes, *(end for key in edges for end in key[:2])}, interned)
         self.db.executemany(
-            f"INSERT OR IGNORE INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", nodes.values()
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (s, e.digest, nid["run:" + e.run_id], e.run_id, e.event_type, e.event_time, e.body)
+                for s, e in fresh
+            ],
         )
-        self.db.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)", edges.values())
+        self.db.executemany(
+            "INSERT OR IGNORE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(nid[node_id], *row) for node_id, row in nodes.items()],
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
+            [(nid[src], nid[dst], kind, *row) for (src, dst, kind), row in edges.items()],
+        )
         self.db.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", artifacts.values())
-        return list(range(last + 1, seq + 1))
+        return [s for s, _ in fresh]
+
+    def _intern(self, ids: set[str], interned: dict[str, int]) -> dict[str, int]:
+        """Integers for ``ids``, assigning new ones (inside the write transaction) where needed."""
+        found = {node_id: self._nids.get(node_id) or interned.get(node_id) for node_id in ids}
+        missing = [node_id for node_id, nid in found.items() if nid is None]
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            query = f"SELECT id, nid FROM ids WHERE id IN ({', '.join('?' * len(chunk))})"
+            found.update(self.db.execute(query, chunk).fetchall())
+        new = [node_id for node_id in missing if found[node_id] is None]
+        if new:
+            (top,) = self.db.execute("SELECT max(nid) FROM ids").fetchone()
+            assigned = {node_id: (top or 0) + offset for offset, node_id in enumerate(new, start=1)}
+            self.db.executemany("INSERT INTO ids VALUES (?, ?)", [(n, i) for i, n in assigned.items()])
+            found.update(assigned)
+        resolved: dict[str, int] = found  # type: ignore[assignment]
+        interned.update(resolved)
+        return resolved
 
     def _known_digests(self, digests: list[bytes]) -> set[bytes]:
         known: set[bytes] = set()
@@ -189,8 +242,8 @@ class SQLiteStore(Store):
 
     def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
         rows = self.db.execute(
-            f"SELECT {_NODE_COLUMNS} FROM nodes WHERE id IN (SELECT value FROM json_each(?)) AND seq <= ?",
-            (_encode(list(ids)).decode(), _bound(as_of)),
+            f"{_NODE_SELECT} WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
+            (_json_list(ids), _bound(as_of)),
         )
         return {row[0]: NodeRecord(*row) for row in rows}
 
@@ -206,21 +259,17 @@ class SQLiteStore(Store):
         offset: int = 0,
         as_of: int | None = None,
     ) -> list[NodeRecord]:
-        clauses: list[str] = ["seq <= ?"]
+        clauses: list[str] = ["n.seq <= ?"]
         params: list[object] = [_bound(as_of)]
-        if kind:
-            clauses.append("id >= ? AND id < ?")
-            params += [kind + ":", kind + ";"]
-        for column, value in (("type", type), ("namespace", namespace), ("name", name)):
+        for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"n.{column} = ?")
                 params.append(value)
         if text:
-            clauses.append("(instr(id, ?) > 0 OR instr(coalesce(name, ''), ?) > 0)")
+            clauses.append("(instr(i.id, ?) > 0 OR instr(coalesce(n.name, ''), ?) > 0)")
             params += [text, text]
         rows = self.db.execute(
-            f"SELECT {_NODE_COLUMNS} FROM nodes WHERE {' AND '.join(clauses)} "
-            "ORDER BY seq DESC, id LIMIT ? OFFSET ?",
+            f"{_NODE_SELECT} WHERE {' AND '.join(clauses)} ORDER BY n.seq DESC, n.nid DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [NodeRecord(*row) for row in rows]
@@ -235,28 +284,22 @@ class SQLiteStore(Store):
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
         near, far = _ends(direction)
-        stop = ""
+        stop = "0"
         if stop_kinds:
-            stop = (
-                "AND (w.depth = 0 OR substr(w.id, 1, instr(w.id, ':') - 1)"
-                " NOT IN (SELECT value FROM json_each(?)))"
-            )
+            stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) IN (SELECT value FROM json_each(?)), 0)"
         rows = self.db.execute(
-            f"""WITH RECURSIVE w(id, depth) AS (
-                    SELECT ?, 0
+            f"""WITH RECURSIVE w(nid, depth, stop) AS (
+                    SELECT nid, 0, 0 FROM ids WHERE id = ?
                     UNION
-                    SELECT e.{far}, w.depth + 1 FROM w JOIN edges e ON e.{near} = w.id
-                    WHERE w.depth < ? AND e.seq <= ? {stop}
+                    SELECT e.{far}, w.depth + 1, {stop} FROM w JOIN edges e ON e.{near} = w.nid
+                    WHERE w.depth < ? AND e.seq <= ? AND w.stop = 0
                 )
-                SELECT id, min(depth) FROM w GROUP BY id""",
-            (start, depth, _bound(as_of), *([_encode(list(stop_kinds)).decode()] if stop_kinds else [])),
-        )
-        result = Walk(depths=dict(rows.fetchall()))
-        expanded = [
-            node
-            for node, d in result.depths.items()
-            if d < depth and (d == 0 or node.partition(":")[0] not in stop_kinds)
-        ]
+                SELECT i.id, min(w.depth), max(w.stop = 0 AND w.depth < ?)
+                FROM w JOIN ids i USING (nid) GROUP BY w.nid""",
+            (start, *([_json_list(stop_kinds)] if stop_kinds else []), depth, _bound(as_of), depth),
+        ).fetchall()
+        result = Walk(depths={node_id: distance for node_id, distance, _ in rows})
+        expanded = [node_id for node_id, _, expands in rows if expands]
         result.edges = [
             edge
             for edge in self.edges(expanded, direction=direction, as_of=as_of)
@@ -268,18 +311,20 @@ class SQLiteStore(Store):
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
     ) -> list[tuple[str, str, str, str | None]]:
         near, _ = _ends(direction)
-        kind_clause = "AND kind IN (SELECT value FROM json_each(?))" if kinds else ""
+        kind_clause = "AND e.kind IN (SELECT value FROM json_each(?))" if kinds else ""
         rows = self.db.execute(
-            f"SELECT src, dst, kind, role FROM edges WHERE {near} IN (SELECT value FROM json_each(?)) "
-            f"AND seq <= ? {kind_clause} ORDER BY seq",
-            (_encode(list(ids)).decode(), _bound(as_of), *([_encode(list(kinds)).decode()] if kinds else [])),
+            f"""SELECT s.id, d.id, e.kind, e.role FROM edges e
+                JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
+                WHERE e.{near} IN (SELECT nid FROM ids WHERE id IN (SELECT value FROM json_each(?)))
+                AND e.seq <= ? {kind_clause} ORDER BY e.seq""",
+            (_json_list(ids), _bound(as_of), *([_json_list(kinds)] if kinds else [])),
         )
         return rows.fetchall()
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self.db.execute(
             "SELECT digest, content FROM artifacts WHERE digest IN (SELECT value FROM json_each(?))",
-            (_encode(list(digests)).decode(),),
+            (_json_list(digests),),
         )
         return dict(rows.fetchall())
 
@@ -289,8 +334,8 @@ class SQLiteStore(Store):
         query = "SELECT seq, digest, run_id, event_type, event_time, body FROM events WHERE seq > ?"
         params: list[object] = [after]
         if run_id is not None:
-            query += " AND run_id = ?"
-            params.append(run_id.lower())
+            query += " AND run = (SELECT nid FROM ids WHERE id = ?)"
+            params.append("run:" + run_id.lower())
         query += " ORDER BY seq LIMIT ?"
         params.append(-1 if limit is None else limit)
         rows = self.db.execute(query, params).fetchall()
@@ -330,8 +375,9 @@ class SQLiteStore(Store):
         for query in (
             "SELECT seq, digest, run_id, event_type, event_time, body FROM events ORDER BY seq",
             "SELECT digest, type, content, seq FROM artifacts ORDER BY digest",
-            f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY id",
-            "SELECT src, dst, kind, role, seq FROM edges ORDER BY src, dst, kind",
+            f"{_NODE_SELECT} ORDER BY i.id",
+            "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
+            " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
         ):
             for row in self.db.execute(query):
                 digest.update(_encode(row))
@@ -339,12 +385,6 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self.db.close()
-
-
-def _node_tuple(node: object) -> tuple[object, ...]:
-    return tuple(
-        getattr(node, column) for column in ("id", "kind", "type", "namespace", "name", "version", "digest")
-    )
 
 
 def _ends(direction: str) -> tuple[str, str]:
