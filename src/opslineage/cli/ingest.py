@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from opslineage.cli.common import UsageError, print_json, progress, store_from
+from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, ParsedEvent, parse_event
 from opslineage.model.events import MAX_EVENT_BYTES
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     """Ingest the file in one transaction."""
     with store_from(args, create=True) as store, progress(f"ingest {args.file.name}", None) as bar:
         result = store.ingest_many(_parsed_chunks(args.file, bar))
+        maybe_checkpoint(store)
     if args.json:
         print_json(
             {

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import demo, ingest, lineage
+from opslineage.cli import demo, ingest, ledger, lineage
 from opslineage.cli.common import EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands, common)
     ingest.add_parser(commands, common)
     lineage.add_parsers(commands, common)
+    ledger.add_parsers(commands, common)
     return parser
 
 

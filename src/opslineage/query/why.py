@@ -75,13 +75,10 @@ class _Chain:
 
     def load(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Links by id, in the order asked; ids not in the store are noted as missing."""
-        records = self.store.nodes(ids, self.as_of)
-        digests = [record.digest for record in records.values() if record.digest]
-        contents = self.store.artifacts(digests) if digests else {}
+        found = self.store.nodes_with_content(ids, self.as_of)
         links = {}
         for node_id in ids:
-            record = records.get(node_id)
-            content = contents.get(record.digest or "") if record is not None else None
+            record, content = found.get(node_id, (None, None))
             if record is None or (record.digest and content is None):
                 self.missing.append(node_id)  # never recorded, or only referenced: its content is absent
                 continue

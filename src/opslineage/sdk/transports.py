@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, parse_event
 from opslineage.store import Store, StoreError, open_store
 
@@ -104,6 +105,7 @@ class StoreTransport:
         """
         try:
             self.store.ingest([parse_event(event) for event in events])
+            maybe_checkpoint(self.store)
             return
         except (InvalidEvent, StoreError) as error:
             if len(events) == 1:
@@ -114,6 +116,7 @@ class StoreTransport:
                 self.store.ingest([parse_event(event)])
             except (InvalidEvent, StoreError) as error:
                 refused.append(str(error))
+        maybe_checkpoint(self.store)
         if refused:
             raise TransportError(
                 f"{len(refused)} event(s) refused, first: {refused[0]}", refused=len(refused)

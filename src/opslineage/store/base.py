@@ -93,6 +93,12 @@ class Store(abc.ABC):
         """Several nodes by id, in one round trip."""
 
     @abc.abstractmethod
+    def nodes_with_content(
+        self, ids: Iterable[str], as_of: int | None = None
+    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
+        """Nodes by id together with their artifact content (None when they have none stored)."""
+
+    @abc.abstractmethod
     def find_nodes(
         self,
         *,
@@ -138,6 +144,18 @@ class Store(abc.ABC):
         """Stored events in sequence order, optionally of one run."""
 
     @abc.abstractmethod
+    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
+        """Stored rows as they are: (sequence number, digest, body with artifact references)."""
+
+    @abc.abstractmethod
+    def artifact(self, digest: str) -> bytes:
+        """One artifact's content bytes.
+
+        Raises:
+            StoreError: no such artifact.
+        """
+
+    @abc.abstractmethod
     def as_of_seq(self, when: datetime) -> int:
         """The last sequence number the store held at ``when`` (0 when it was empty)."""
 
@@ -148,6 +166,36 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def state_digest(self) -> str:
         """A digest over every stored row, for checking that content is byte-for-byte unchanged."""
+
+    # The transparency log (see opslineage.ledger): leaf i is the event of sequence i + 1.
+
+    @abc.abstractmethod
+    def log_size(self) -> int:
+        """How many leaves the log has (the last sequence number)."""
+
+    @abc.abstractmethod
+    def log_node(self, level: int, index: int) -> bytes:
+        """The stored hash of the perfect subtree over leaves [index * 2**level, (index + 1) * 2**level).
+
+        Raises:
+            StoreError: no such node (the tree is smaller).
+        """
+
+    @abc.abstractmethod
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        """Keep a signed checkpoint (its signed-note text); one per tree size."""
+
+    @abc.abstractmethod
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        """Every stored checkpoint as (tree size, root hash, signed note), smallest first."""
+
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A store setting (the log's origin, public key, checkpoint policy …)."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store setting."""
 
     @abc.abstractmethod
     def close(self) -> None:

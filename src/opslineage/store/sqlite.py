@@ -4,12 +4,15 @@ Tables: ``events`` (the append-only log of accepted events; bodies with artifact
 out), ``artifacts`` (content-addressed, stored once), ``ids`` (every node id interned as an
 integer), ``nodes`` and ``edges`` (the graph index on those integers, first-seen rows only, each
 stamped with the sequence number of the event that added it, which makes ``as_of`` exact) and
-``batches`` (when each ingest committed). Triggers refuse any UPDATE or DELETE of events and
-artifacts.
+``batches`` (when each ingest committed), and the transparency log: ``log_nodes`` (the hash of
+every perfect subtree of RFC 9162's tree, leaf i being the event of sequence i + 1, appended in
+the same transaction as the event) and ``checkpoints`` (signed notes). Triggers refuse any UPDATE
+or DELETE of events, artifacts, log nodes and checkpoints.
 
 Why integers: node ids are long and random (UUIDs, SHA-256 digests), and B-tree inserts of random
 keys dirty a page each. New nodes get increasing integers, so most graph-index inserts land on
-the last pages of their B-trees.
+the last pages of their B-trees; for the same reason artifact contents are stored in arrival
+order, with only their digests in a random-keyed index.
 """
 
 from __future__ import annotations
@@ -24,20 +27,21 @@ from pathlib import Path
 
 import msgspec
 
+from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER NOT NULL,"
     " run_id TEXT NOT NULL, event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
     "CREATE INDEX events_run ON events (run)",
-    "CREATE TABLE artifacts (digest TEXT PRIMARY KEY, type TEXT NOT NULL, content BLOB NOT NULL,"
-    " seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE artifacts (aid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+    " content BLOB NOT NULL, seq INTEGER NOT NULL)",
     "CREATE TABLE ids (nid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
     "CREATE TABLE nodes (nid INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, namespace TEXT,"
     " name TEXT, version TEXT, digest TEXT, seq INTEGER NOT NULL)",
@@ -47,10 +51,13 @@ _SCHEMA = (
     "CREATE TABLE edges (src INTEGER NOT NULL, dst INTEGER NOT NULL, kind TEXT NOT NULL, role TEXT,"
     " seq INTEGER NOT NULL, PRIMARY KEY (src, dst, kind)) WITHOUT ROWID",
     "CREATE INDEX edges_dst ON edges (dst, kind)",
+    "CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
     *(
         f"CREATE TRIGGER {table}_append_only_{op} BEFORE {op.upper()} ON {table}"
         f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-        for table in ("events", "artifacts")
+        for table in ("events", "artifacts", "log_nodes", "checkpoints")
         for op in ("update", "delete")
     ),
 )
@@ -76,13 +83,14 @@ class SQLiteStore(Store):
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._nids: dict[str, int] = {}  # committed ids only; ids are never renumbered
+        self._frontier: CompactRange | None = None  # the log's right edge, as last committed
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB
-            self.db.execute("PRAGMA mmap_size=268435456")
+            self.db.execute("PRAGMA mmap_size=2147418112")  # the most this SQLite build maps
             self._migrate()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"cannot open store {self.path}: {error}") from None
@@ -126,19 +134,23 @@ class SQLiteStore(Store):
         accepted = duplicates = 0
         first_seq = last_seq = None
         interned: dict[str, int] = {}
-        with self._transaction():
-            for chunk in chunks:
-                seqs = self._insert(chunk, interned)
-                accepted += len(seqs)
-                duplicates += len(chunk) - len(seqs)
-                if seqs:
-                    first_seq = first_seq or seqs[0]
-                    last_seq = seqs[-1]
-            if first_seq is not None:
-                self.db.execute(
-                    "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (?, ?, ?)",
-                    (first_seq, last_seq, datetime.now(UTC).isoformat(timespec="microseconds")),
-                )
+        try:
+            with self._transaction():
+                for chunk in chunks:
+                    seqs = self._insert(chunk, interned)
+                    accepted += len(seqs)
+                    duplicates += len(chunk) - len(seqs)
+                    if seqs:
+                        first_seq = first_seq or seqs[0]
+                        last_seq = seqs[-1]
+                if first_seq is not None:
+                    self.db.execute(
+                        "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (?, ?, ?)",
+                        (first_seq, last_seq, datetime.now(UTC).isoformat(timespec="microseconds")),
+                    )
+        except BaseException:
+            self._frontier = None  # it may hold leaves that were rolled back
+            raise
         if len(self._nids) + len(interned) > _CACHE_LIMIT:
             self._nids.clear()
         self._nids.update(interned)
@@ -187,8 +199,49 @@ class SQLiteStore(Store):
             "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
             [(nid[src], nid[dst], kind, *row) for (src, dst, kind), row in edges.items()],
         )
-        self.db.executemany("INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?)", artifacts.values())
+        self.db.executemany(
+            "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)",
+            artifacts.values(),
+        )
+        frontier = self._frontier_at(last)
+        log_rows = [node for _, event in fresh for node in frontier.append(leaf_hash(event.canonical))]
+        self.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", log_rows)
         return [s for s, _ in fresh]
+
+    def _frontier_at(self, size: int) -> CompactRange:
+        if self._frontier is None or self._frontier.size != size:  # first use, or another writer appended
+            self._frontier = CompactRange.from_reader(size, self.log_node)
+        return self._frontier
+
+    def log_size(self) -> int:
+        (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()
+        return int(last or 0)
+
+    def log_node(self, level: int, index: int) -> bytes:
+        row = self.db.execute(
+            "SELECT CAST(hash AS BLOB) FROM log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"the log has no node at level {level}, index {index}")
+        return bytes(row[0])
+
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?)", (size, root, note))
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        return [
+            (size, bytes(root), note)
+            for size, root, note in self.db.execute("SELECT size, root, note FROM checkpoints ORDER BY size")
+        ]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _intern(self, ids: set[str], interned: dict[str, int]) -> dict[str, int]:
         """Integers for ``ids``, assigning new ones (inside the write transaction) where needed."""
@@ -246,6 +299,17 @@ class SQLiteStore(Store):
             (_json_list(ids), _bound(as_of)),
         )
         return {row[0]: NodeRecord(*row) for row in rows}
+
+    def nodes_with_content(
+        self, ids: Iterable[str], as_of: int | None = None
+    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
+        rows = self.db.execute(
+            "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq, CAST(a.content AS BLOB)"
+            " FROM nodes n JOIN ids i USING (nid) LEFT JOIN artifacts a ON a.digest = n.digest"
+            " WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
+            (_json_list(ids), _bound(as_of)),
+        )
+        return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
 
     def find_nodes(
         self,
@@ -340,12 +404,21 @@ class SQLiteStore(Store):
         params.append(-1 if limit is None else limit)
         rows = self.db.execute(query, params).fetchall()
         return [
-            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, self._artifact))
+            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, self.artifact))
             for seq, digest, run, kind, time, body in rows
         ]
 
-    def _artifact(self, digest: str) -> bytes:
-        row = self.db.execute("SELECT content FROM artifacts WHERE digest = ?", (digest,)).fetchone()
+    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
+        rows = self.db.execute(
+            "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return rows.fetchall()
+
+    def artifact(self, digest: str) -> bytes:
+        row = self.db.execute(
+            "SELECT CAST(content AS BLOB) FROM artifacts WHERE digest = ?", (digest,)
+        ).fetchone()
         if row is None:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
         return bytes(row[0])

@@ -1,0 +1,169 @@
+"""The transparency log over a store: roots, proofs and signed checkpoints.
+
+Every accepted event is a leaf (leaf index = sequence number - 1, leaf hash = SHA-256(0x00 ||
+the event's RFC 8785 bytes)); the store appends it in the same transaction as the event. This
+module reads that tree through the :class:`Store` interface and signs what it says.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from opslineage.ledger.checkpoint import Checkpoint, parse_note, sign
+from opslineage.ledger.keys import LogKeyError, create_key, key_path, load_private_key, public_key_b64
+from opslineage.ledger.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, root_at
+from opslineage.store import Store
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "CHECKPOINT_SECONDS",
+    "checkpoint",
+    "consistency",
+    "inclusion",
+    "init_log",
+    "latest_checkpoint",
+    "maybe_checkpoint",
+    "root",
+]
+
+CHECKPOINT_EVERY = 10_000  # events between automatic checkpoints, unless the store says otherwise
+CHECKPOINT_SECONDS = 300  # seconds between automatic checkpoints while events arrive
+
+
+def root(store: Store, size: int | None = None) -> bytes:
+    """The root hash of the log as it stood at ``size`` leaves (default: now)."""
+    size = store.log_size() if size is None else size
+    return EMPTY_ROOT if size == 0 else root_at(size, store.log_node)
+
+
+def _check_size(name: str, value: int, size: int) -> None:
+    if not 0 < value <= size:
+        raise ValueError(f"{name} must be between 1 and the log size {size}, got {value}")
+
+
+def inclusion(store: Store, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+    """The inclusion proof of the event with sequence number ``seq`` in the tree of ``tree_size``.
+
+    Raises:
+        ValueError: ``seq`` or ``tree_size`` outside the log.
+    """
+    size = store.log_size() if tree_size is None else tree_size
+    _check_size("tree size", size, store.log_size())
+    if not 0 < seq <= size:
+        raise ValueError(f"sequence number must be between 1 and the tree size {size}, got {seq}")
+    return {
+        "leaf_index": seq - 1,
+        "tree_size": size,
+        "leaf_hash": store.log_node(0, seq - 1).hex(),
+        "root_hash": root(store, size).hex(),
+        "audit_path": [node.hex() for node in inclusion_proof(seq - 1, size, store.log_node)],
+    }
+
+
+def consistency(store: Store, first: int, second: int) -> dict[str, Any]:
+    """The proof that the tree of ``second`` leaves extends the tree of ``first`` leaves.
+
+    Raises:
+        ValueError: sizes outside the log, or ``first`` > ``second``.
+    """
+    size = store.log_size()
+    _check_size("first", first, size)
+    _check_size("second", second, size)
+    if first > second:
+        raise ValueError(f"first ({first}) must not be larger than second ({second})")
+    return {
+        "first": first,
+        "second": second,
+        "first_root": root(store, first).hex(),
+        "second_root": root(store, second).hex(),
+        "proof": [node.hex() for node in consistency_proof(first, second, store.log_node)],
+    }
+
+
+def init_log(
+    store: Store,
+    *,
+    key: str | None = None,
+    origin: str | None = None,
+    every: int = CHECKPOINT_EVERY,
+    seconds: int = CHECKPOINT_SECONDS,
+) -> tuple[Path, str]:
+    """Create the log's key pair and record its origin and checkpoint policy in the store.
+
+    Returns the key path and the origin.
+
+    Raises:
+        LogKeyError: a key already exists there, or the store already has a different key.
+    """
+    path = key_path(key)
+    origin = (
+        origin
+        or store.get_meta("log_origin")
+        or f"opslineage.local/{socket.gethostname()}/{Path(store.url).stem}"
+    )
+    private = create_key(path)
+    public = public_key_b64(private.public_key())
+    recorded = store.get_meta("log_public_key")
+    if recorded and recorded != public:
+        raise LogKeyError(
+            f"the store is already signed by another key ({recorded}); point OPSLINEAGE_KEY at it"
+        )
+    store.set_meta("log_origin", origin)
+    store.set_meta("log_public_key", public)
+    store.set_meta("checkpoint_every", str(every))
+    store.set_meta("checkpoint_seconds", str(seconds))
+    return path, origin
+
+
+def _origin(store: Store, key: Ed25519PrivateKey) -> str:
+    recorded = store.get_meta("log_public_key")
+    if recorded and recorded != public_key_b64(key.public_key()):
+        raise LogKeyError("this key is not the key the store's log was initialised with")
+    origin = store.get_meta("log_origin")
+    if origin is None:
+        raise LogKeyError("the store's log has no origin yet (run `opslineage init`)")
+    return origin
+
+
+def checkpoint(store: Store, key: Ed25519PrivateKey, now: datetime | None = None) -> Checkpoint:
+    """Sign the log's current size and root and keep the checkpoint in the store."""
+    size = store.log_size()
+    made = sign(key, _origin(store, key), size, root(store, size), now or datetime.now(UTC))
+    store.add_checkpoint(size, made.root_hash, made.note)
+    return latest_checkpoint(store) or made
+
+
+def latest_checkpoint(store: Store) -> Checkpoint | None:
+    """The checkpoint of the largest tree size kept, if any."""
+    kept = store.checkpoints()
+    if not kept:
+        return None
+    _, _, note = kept[-1]
+    return parse_note(note, store.get_meta("log_public_key") or "")
+
+
+def maybe_checkpoint(store: Store, key: str | None = None, now: datetime | None = None) -> Checkpoint | None:
+    """Sign a checkpoint when the store's policy says one is due (every N events or T seconds).
+
+    Does nothing when the log has no key here (``opslineage init`` was not run).
+    """
+    path = key_path(key)
+    if not path.exists() or store.get_meta("log_origin") is None:
+        return None
+    now = now or datetime.now(UTC)
+    latest = latest_checkpoint(store)
+    size = store.log_size()
+    done = latest.tree_size if latest else 0
+    if size == done:
+        return None
+    every = int(store.get_meta("checkpoint_every") or CHECKPOINT_EVERY)
+    seconds = int(store.get_meta("checkpoint_seconds") or CHECKPOINT_SECONDS)
+    stale = latest is None or now - datetime.fromisoformat(latest.timestamp) >= timedelta(seconds=seconds)
+    if size - done >= every or stale:
+        return checkpoint(store, load_private_key(path), now)
+    return None

@@ -1,0 +1,268 @@
+"""The transparency log in the store: proofs, checkpoints, and verify catching every kind of tampering.
+
+Every tamper case edits the SQLite file directly, as someone with access to the file would,
+dropping the append-only triggers first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from helpers import record_chain
+from opslineage import Tracer, open_store
+from opslineage.cli.main import main
+from opslineage.ledger.checkpoint import sign
+from opslineage.ledger.keys import load_private_key
+from opslineage.ledger.log import checkpoint, consistency, inclusion, init_log, latest_checkpoint, root
+from opslineage.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from opslineage.ledger.verify import verify_against, verify_store
+from opslineage.model import parse_event
+from opslineage.store import Store
+
+
+@pytest.fixture
+def logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Store]:
+    """A store with a key, three recorded chains (54 events) and a checkpoint after the second."""
+    monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
+    path = tmp_path / "lineage.db"
+    store = open_store(f"sqlite:///{path}")
+    init_log(store, origin="opslineage.test/log")
+    key = load_private_key(tmp_path / "log.key")
+    for subject in ("svc-01", "svc-02", "svc-03"):
+        tracer = Tracer.in_memory()
+        record_chain(tracer, subject=subject)
+        store.ingest([parse_event(event) for event in tracer.transport.events])  # type: ignore[attr-defined]
+        if subject == "svc-02":
+            checkpoint(store, key, datetime(2026, 1, 5, tzinfo=UTC))
+    checkpoint(store, key, datetime(2026, 1, 6, tzinfo=UTC))
+    yield path, store
+    store.close()
+
+
+def _tamper(path: Path, *statements: str) -> None:
+    db = sqlite3.connect(path)
+    for table in ("events", "artifacts", "log_nodes", "checkpoints"):
+        for op in ("update", "delete"):
+            db.execute(f"DROP TRIGGER IF EXISTS {table}_append_only_{op}")
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def _report(path: Path, tmp_path: Path):
+    with open_store(f"sqlite:///{path}", create=False) as store:
+        return verify_store(store, load_private_key(tmp_path / "log.key").public_key())
+
+
+def test_the_root_is_rfc9162_over_the_events_canonical_bytes(logged: tuple[Path, Store]) -> None:
+    _, store = logged
+    leaves = [leaf_hash(parse_event(e.event).canonical) for e in store.events()]
+    assert [store.log_node(0, i) for i in range(len(leaves))] == leaves
+
+    def mth(hashes: list[bytes]) -> bytes:
+        if len(hashes) == 1:
+            return hashes[0]
+        k = 1 << ((len(hashes) - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(hashes[:k]) + mth(hashes[k:])).digest()
+
+    assert root(store) == mth(leaves)
+
+
+def test_proofs_from_the_store_verify(logged: tuple[Path, Store]) -> None:
+    _, store = logged
+    size = store.log_size()
+    for seq in (1, 17, size):
+        proof = inclusion(store, seq, size)
+        verify_inclusion(
+            bytes.fromhex(proof["leaf_hash"]),
+            seq - 1,
+            size,
+            [bytes.fromhex(h) for h in proof["audit_path"]],
+            bytes.fromhex(proof["root_hash"]),
+        )
+    proof = consistency(store, 36, size)
+    verify_consistency(
+        36,
+        size,
+        bytes.fromhex(proof["first_root"]),
+        bytes.fromhex(proof["second_root"]),
+        [bytes.fromhex(h) for h in proof["proof"]],
+    )
+    with pytest.raises(ValueError, match="between 1 and"):
+        inclusion(store, size + 1)
+
+
+def test_idempotent_ingest_does_not_append_to_the_log(logged: tuple[Path, Store]) -> None:
+    _, store = logged
+    before = (store.log_size(), root(store))
+    store.ingest([parse_event(e.event) for e in store.events()])
+    assert (store.log_size(), root(store)) == before
+
+
+def test_an_untouched_log_verifies(logged: tuple[Path, Store], tmp_path: Path) -> None:
+    path, _ = logged
+    report = _report(path, tmp_path)
+    assert report.ok and report.events == 54 and report.checkpoints == 2
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_bad"),
+    [
+        (
+            [
+                "UPDATE events SET body = replace(body, X'227376632d303222', X'227376632d303922') WHERE seq = 20"
+            ],
+            20,
+        ),
+        (["DELETE FROM events WHERE seq = 30"], 30),
+        (
+            [
+                "UPDATE events SET seq = -1 WHERE seq = 12",
+                "UPDATE events SET seq = 12 WHERE seq = 25",
+                "UPDATE events SET seq = 25 WHERE seq = -1",
+            ],
+            12,
+        ),
+        (
+            [
+                "UPDATE events SET seq = seq + 1000 WHERE seq >= 40",
+                "UPDATE events SET seq = seq - 999 WHERE seq >= 1040",
+                "INSERT INTO events SELECT 40, digest || X'00', run, run_id, event_type, event_time, body FROM events WHERE seq = 1",
+            ],
+            40,
+        ),
+    ],
+    ids=["changed-event-byte", "deleted-event", "swapped-events", "inserted-event"],
+)
+def test_verify_finds_each_tampering_at_the_right_sequence(
+    logged: tuple[Path, Store], tmp_path: Path, statements: list[str], first_bad: int
+) -> None:
+    path, store = logged
+    store.close()
+    _tamper(path, *statements)
+    report = _report(path, tmp_path)
+    assert not report.ok
+    assert report.first_bad_seq == first_bad, report.findings
+
+
+def test_a_changed_artifact_byte_is_caught_at_the_first_event_carrying_it(
+    logged: tuple[Path, Store], tmp_path: Path
+) -> None:
+    path, store = logged
+    (digest,) = store.db.execute(  # type: ignore[attr-defined]
+        "SELECT digest FROM artifacts WHERE type = 'feature' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    first_bad = min(seq for seq, _, body in store.raw_events(limit=1000) if digest.encode() in body)
+    store.close()
+    _tamper(
+        path, f"UPDATE artifacts SET content = replace(content, X'3931', X'3932') WHERE digest = '{digest}'"
+    )
+    report = _report(path, tmp_path)
+    assert report.first_bad_seq == first_bad, report.findings
+
+
+def test_a_forged_checkpoint_is_caught(logged: tuple[Path, Store], tmp_path: Path) -> None:
+    path, store = logged
+    size, forged_root = 36, b"\x42" * 32
+    forged = sign(
+        Ed25519PrivateKey.generate(),
+        "opslineage.test/log",
+        size,
+        forged_root,
+        datetime(2026, 1, 7, tzinfo=UTC),
+    )
+    store.close()
+    _tamper(
+        path,
+        f"UPDATE checkpoints SET root = X'{forged_root.hex()}', note = '{forged.note}' WHERE size = {size}",
+    )
+    report = _report(path, tmp_path)
+    assert report.first_bad_seq == size
+    assert any("signed by another key" in f.what for f in report.findings)
+
+
+def test_a_rewritten_history_fails_against_a_kept_checkpoint(
+    logged: tuple[Path, Store], tmp_path: Path
+) -> None:
+    path, store = logged
+    kept = latest_checkpoint(store)
+    assert kept is not None
+    public = load_private_key(tmp_path / "log.key").public_key()
+    tracer = Tracer.in_memory()
+    record_chain(tracer, subject="svc-04")
+    store.ingest([parse_event(e) for e in tracer.transport.events])  # type: ignore[attr-defined]
+    assert verify_against(store, kept, public) == []
+    store.close()
+    _tamper(path, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 5 AND idx = 0")  # leaves 0-31
+    with open_store(f"sqlite:///{path}", create=False) as reopened:
+        findings = verify_against(reopened, kept, public)
+    assert findings and "not an extension" in findings[0].what
+
+
+def test_verify_command_exit_statuses(
+    logged: tuple[Path, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, store = logged
+    kept = tmp_path / "kept.note"
+    kept.write_text(latest_checkpoint(store).note)  # type: ignore[union-attr]
+    store.close()
+    db = f"sqlite:///{path}"
+    assert main(["verify", "--store", db, "--checkpoint", str(kept)]) == 0
+    assert (
+        "ok: 54 events and 2 checkpoint(s) verified; the log extends the kept checkpoint"
+        in capsys.readouterr().out
+    )
+    _tamper(path, "DELETE FROM events WHERE seq = 5")
+    assert main(["verify", "--store", db, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["first_bad_seq"] == 5
+
+
+def test_checkpoint_and_proof_commands(
+    logged: tuple[Path, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, store = logged
+    store.close()
+    db = f"sqlite:///{path}"
+    assert main(["checkpoint", "--store", db]) == 0
+    note = capsys.readouterr().out.splitlines()
+    assert note[:2] == ["opslineage.test/log", "54"] and note[3].startswith("time ") and note[4] == ""
+    assert note[5].startswith("\u2014 opslineage.test/log ")
+    assert main(["checkpoint", "--store", db, "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert set(made) == {"origin", "tree_size", "root_hash", "timestamp", "signature", "public_key"}
+    assert main(["proof", "inclusion", "3", "--tree-size", "36", "--store", db, "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "leaf_index",
+        "tree_size",
+        "leaf_hash",
+        "root_hash",
+        "audit_path",
+    }
+    assert main(["proof", "consistency", "10", "54", "--store", db, "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "first",
+        "second",
+        "first_root",
+        "second_root",
+        "proof",
+    }
+    assert main(["proof", "consistency", "54", "10", "--store", db]) == 2
+    assert "must not be larger" in capsys.readouterr().err
+
+
+def test_init_refuses_to_replace_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    key = str(tmp_path / "k.key")
+    assert main(["init", "--store", db, "--key", key]) == 0
+    assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
+    assert main(["init", "--store", db, "--key", key]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
