@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import demo, ingest, ledger, lineage
+from opslineage.cli import audit, demo, ingest, ledger, lineage
 from opslineage.cli.common import EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_parser(commands, common)
     lineage.add_parsers(commands, common)
     ledger.add_parsers(commands, common)
+    audit.add_parsers(commands, common)
     return parser
 
 

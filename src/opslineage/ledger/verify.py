@@ -24,6 +24,7 @@ from opslineage.store import Store, StoreError
 __all__ = ["Finding", "VerifyReport", "verify_against", "verify_store"]
 
 CHUNK = 2000
+CONTENT_MARK = b'"_content"'  # a body from which artifact contents were split out
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,11 @@ class VerifyReport:
         }
 
 
-def _rebuild(store: Store, body: bytes) -> bytes:
-    return canonical_json(join_event(body, store.artifact))
+def _canonical(store: Store, body: bytes) -> bytes:
+    """The event's canonical bytes: the body itself when no artifact was split out of it."""
+    if CONTENT_MARK not in body:
+        return body
+    return canonical_json(join_event(body, store.artifact), from_json=True)
 
 
 def verify_store(
@@ -76,21 +80,27 @@ def verify_store(
     checkpoints = {cp_size: (cp_root, note) for cp_size, cp_root, note in store.checkpoints()}
     tree = CompactRange()  # rebuilt from the events: what the checkpoints must match
     stored_tree = CompactRange()  # built from the stored leaves: what the stored interior nodes must match
-    expected, after = 1, 0
+    after = 0
     while rows := store.raw_events(after=after, limit=CHUNK):
-        for seq, digest, body in rows:
-            while expected < seq:
-                report.findings.append(Finding(expected, "event is missing (deleted from the store)"))
-                leaf = _stored_leaf(store, expected, report) or b"\0" * 32
-                tree.append(leaf)
-                _check_nodes(store, stored_tree, leaf, report)
-                expected += 1
-            expected = seq + 1
-            _check_event(store, seq, digest, body, tree, stored_tree, report)
-            report.events += 1
+        first, last = after + 1, max(rows[-1][0], after + len(rows))
+        leaves = store.log_range(0, first - 1, last)
+        events = {seq: (digest, body) for seq, digest, body in rows}
+        completed: list[tuple[int, int, bytes]] = []
+        for seq in range(first, last + 1):
+            stored = leaves.get(seq - 1)
+            if stored is None:
+                report.findings.append(Finding(seq, "the log has no leaf for this event"))
+            completed.extend(stored_tree.append(stored or bytes(32)))
+            if seq not in events:
+                report.findings.append(Finding(seq, "event is missing (deleted from the store)"))
+                tree.append(stored or bytes(32))
+            else:
+                tree.append(_check_event(store, seq, *events[seq], stored, report))
+                report.events += 1
             if tree.size in checkpoints:
                 _check_checkpoint(tree, *checkpoints[tree.size], public_key, report)
-        after = rows[-1][0]
+        _check_nodes(store, completed, report)
+        after = last
         if on_progress:
             on_progress(after, size)
     if tree.size != size:
@@ -105,51 +115,37 @@ def verify_store(
     return report
 
 
-def _stored_leaf(store: Store, seq: int, report: VerifyReport) -> bytes | None:
-    try:
-        return store.log_node(0, seq - 1)
-    except StoreError:
-        report.findings.append(Finding(seq, "the log has no leaf for this event"))
-        return None
-
-
 def _check_event(
-    store: Store,
-    seq: int,
-    digest: bytes,
-    body: bytes,
-    tree: CompactRange,
-    stored_tree: CompactRange,
-    report: VerifyReport,
-) -> None:
-    stored = _stored_leaf(store, seq, report)
-    _check_nodes(store, stored_tree, stored or b"\0" * 32, report)
+    store: Store, seq: int, digest: bytes, body: bytes, stored: bytes | None, report: VerifyReport
+) -> bytes:
+    """Check one event against its digest and stored leaf; returns the leaf it should have."""
     try:
-        canonical = _rebuild(store, body)
+        canonical = _canonical(store, body)
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
-        tree.append(b"\0" * 32)
-        return
+        return bytes(32)
     if hashlib.sha256(canonical).digest() != digest:
         report.findings.append(Finding(seq, "event content does not match its recorded digest"))
     leaf = leaf_hash(canonical)
     if stored is not None and stored != leaf:
         report.findings.append(Finding(seq, "event does not match its log leaf"))
-    tree.append(leaf)
+    return leaf
 
 
-def _check_nodes(store: Store, stored_tree: CompactRange, leaf: bytes, report: VerifyReport) -> None:
-    """Compare the interior nodes that the stored leaves complete with the stored ones."""
-    for level, index, node in stored_tree.append(leaf):
-        if level == 0:
-            continue
-        try:
-            kept = store.log_node(level, index)
-        except StoreError:
-            kept = None
-        if kept != node:
-            first = index * (1 << level) + 1
-            report.findings.append(Finding(first, f"stored log node (level {level}, index {index}) differs"))
+def _check_nodes(store: Store, completed: list[tuple[int, int, bytes]], report: VerifyReport) -> None:
+    """Compare the interior nodes the stored leaves completed with the stored ones, a level at a time."""
+    by_level: dict[int, list[tuple[int, bytes]]] = {}
+    for level, index, node in completed:
+        if level:
+            by_level.setdefault(level, []).append((index, node))
+    for level, nodes in by_level.items():
+        kept = store.log_range(level, nodes[0][0], nodes[-1][0] + 1)
+        for index, node in nodes:
+            if kept.get(index) != node:
+                first = index * (1 << level) + 1
+                report.findings.append(
+                    Finding(first, f"stored log node (level {level}, index {index}) differs")
+                )
 
 
 def _check_checkpoint(

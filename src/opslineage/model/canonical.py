@@ -89,7 +89,7 @@ def decode_json(data: bytes) -> tuple[Any, bool]:
         return _decode_plain(data), False
 
 
-def canonical_json(value: Any, *, normalized: bool = False) -> bytes:
+def canonical_json(value: Any, *, normalized: bool = False, from_json: bool = False) -> bytes:
     """Return the RFC 8785 canonical bytes of a JSON-compatible value.
 
     Integers beyond ±2**53, which I-JSON (and so RFC 8785) excludes, are kept exact rather than
@@ -98,13 +98,14 @@ def canonical_json(value: Any, *, normalized: bool = False) -> bytes:
     Args:
         value: the value.
         normalized: the value came from :func:`decode_json` with ``normalized`` true.
+        from_json: the value was decoded from JSON text, so it cannot hold NaN or Infinity.
 
     Raises:
         ValueError: the value holds NaN or Infinity.
     """
     data = _encode_sorted(value)
     if not normalized:
-        if b"null" in data:
+        if not from_json and b"null" in data:
             _reject_non_finite(value)  # msgspec writes NaN and Infinity as null
         try:
             data = _encode_sorted(_decode_normalized(data))

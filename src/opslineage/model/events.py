@@ -92,6 +92,7 @@ def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
         InvalidEvent: naming the field and the reason.
     """
     normalized = False
+    from_json = isinstance(event, bytes | str)
     if isinstance(event, bytes | str):
         raw = event.encode() if isinstance(event, str) else event
         if len(raw) > MAX_EVENT_BYTES:
@@ -103,7 +104,7 @@ def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
     if not isinstance(event, dict):
         raise InvalidEvent("an event must be a JSON object")
     try:
-        canonical = canonical_json(event, normalized=normalized)
+        canonical = canonical_json(event, normalized=normalized, from_json=from_json)
     except ValueError as error:
         raise InvalidEvent(str(error)) from None
     if len(canonical) > MAX_EVENT_BYTES:
@@ -173,7 +174,9 @@ class _Extractor:
         return ParsedEvent(
             digest=hashlib.sha256(self.canonical).digest(),
             canonical=self.canonical,
-            body=canonical_json(stripped, normalized=self.normalized) if self.artifacts else self.canonical,
+            body=canonical_json(stripped, normalized=self.normalized, from_json=True)
+            if self.artifacts
+            else self.canonical,
             run_id=run_id,
             event_type=event_type,
             event_time=event_time,
@@ -278,7 +281,9 @@ class _Extractor:
         self, key: str, entity_type: str, facet: dict[str, Any], stripped: dict[str, Any]
     ) -> str:
         content = {k: v for k, v in facet.items() if k not in _META_KEYS}
-        data = canonical_json(content, normalized=self.normalized)
+        data = canonical_json(
+            content, normalized=self.normalized, from_json=True
+        )  # the event was checked whole
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         self.artifacts[digest] = (entity_type, data)
         stripped[key] = {**{k: facet[k] for k in _META_KEYS if k in facet}, CONTENT_KEY: digest}

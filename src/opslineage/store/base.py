@@ -182,6 +182,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """Stored hashes of the perfect subtrees at ``level`` with index in [start, end)."""
+
+    @abc.abstractmethod
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         """Keep a signed checkpoint (its signed-note text); one per tree size."""
 

@@ -203,10 +203,14 @@ class SQLiteStore(Store):
             "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)",
             artifacts.values(),
         )
-        frontier = self._frontier_at(last)
-        log_rows = [node for _, event in fresh for node in frontier.append(leaf_hash(event.canonical))]
-        self.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", log_rows)
+        self._append_log(last, [event for _, event in fresh])
         return [s for s, _ in fresh]
+
+    def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
+        """Append the events as leaves after the first ``size`` ones, with the subtrees they complete."""
+        frontier = self._frontier_at(size)
+        rows = [node for event in events for node in frontier.append(leaf_hash(event.canonical))]
+        self.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", rows)
 
     def _frontier_at(self, size: int) -> CompactRange:
         if self._frontier is None or self._frontier.size != size:  # first use, or another writer appended
@@ -224,6 +228,13 @@ class SQLiteStore(Store):
         if row is None:
             raise StoreError(f"the log has no node at level {level}, index {index}")
         return bytes(row[0])
+
+    def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        rows = self.db.execute(
+            "SELECT idx, CAST(hash AS BLOB) FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+            (level, start, end),
+        )
+        return dict(rows.fetchall())
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         with self._transaction():

@@ -1,0 +1,113 @@
+"""What the transparency log costs and how fast it proves, each against a floor in the same run.
+
+- ``ledger_overhead_ratio``: ingest time with the log over the same ingest without it, minus one,
+  best of three alternating rounds each (goal: under 0.15).
+- ``inclusion_proof_p99_ms``: an RFC 9162 inclusion proof read from the store at ``--leaves``
+  leaves (goal: under 1 ms at 1M).
+- ``verify_events_per_s`` and ``verify_ratio_to_sha256_floor``: full ``verify`` against SHA-256
+  over the same canonical bytes (goal: at least 0.25).
+
+    python bench/ledger.py --events 50000 --leaves 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from corpus import demo_shaped_events, emit
+from opslineage.ledger.merkle import CompactRange, inclusion_proof, leaf_hash
+from opslineage.ledger.verify import verify_store
+from opslineage.model import ParsedEvent, parse_event
+from opslineage.store.sqlite import SQLiteStore
+
+BATCH = 1000
+ROUNDS = 3
+
+
+class _NoLogStore(SQLiteStore):
+    """The same store with the log appends left out: the baseline of the overhead figure."""
+
+    def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
+        return None
+
+
+def ingest_seconds(store: SQLiteStore, lines: list[bytes]) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(lines), BATCH):
+        store.ingest([parse_event(line) for line in lines[i : i + BATCH]])
+    return time.perf_counter() - start
+
+
+def proof_times(directory: Path, leaves: int, samples: int) -> list[float]:
+    """Build a log of ``leaves`` leaves in a store and time inclusion proofs from it."""
+    store = SQLiteStore(directory / "proofs.db")
+    tree = CompactRange()
+    rows = []
+    for i in range(leaves):
+        rows.extend(tree.append(leaf_hash(i.to_bytes(8, "big"))))
+        if len(rows) > 200_000 or i == leaves - 1:
+            store.db.execute("BEGIN")
+            store.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", rows)
+            store.db.execute("COMMIT")
+            rows = []
+    rng = random.Random(0)
+    times = []
+    for _ in range(samples):
+        index = rng.randrange(leaves)
+        start = time.perf_counter()
+        inclusion_proof(index, leaves, store.log_node)
+        times.append(time.perf_counter() - start)
+    store.close()
+    return sorted(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--events", type=int, default=50_000, help="events for the overhead and verify figures"
+    )
+    parser.add_argument("--leaves", type=int, default=1_000_000, help="log size for the proof figure")
+    parser.add_argument("--samples", type=int, default=5000)
+    args = parser.parse_args()
+    lines = [msgspec.json.encode(event) for event in demo_shaped_events(args.events)]
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        without = ingest_seconds(_NoLogStore(directory / "nolog.db"), lines)
+        store = SQLiteStore(directory / "log.db")
+        with_log = ingest_seconds(store, lines)
+        emit(
+            "ledger_overhead_ratio",
+            with_log / without - 1,
+            "fraction",
+            events=len(lines),
+            ingest_events_per_s=round(len(lines) / with_log),
+        )
+
+        start = time.perf_counter()
+        report = verify_store(store, None)
+        verify_seconds = time.perf_counter() - start
+        assert report.ok, report.findings[:3]
+        canonical = [parse_event(line).canonical for line in lines]
+        start = time.perf_counter()
+        for data in canonical:
+            hashlib.sha256(b"\x00" + data).digest()
+        floor_seconds = time.perf_counter() - start
+        emit("verify_events_per_s", len(lines) / verify_seconds, "events/s", events=len(lines))
+        emit("verify_sha256_floor_events_per_s", len(lines) / floor_seconds, "events/s", events=len(lines))
+        emit("verify_ratio_to_sha256_floor", floor_seconds / verify_seconds, "ratio", events=len(lines))
+        store.close()
+
+        times = proof_times(directory, args.leaves, args.samples)
+        emit("inclusion_proof_p50_ms", times[len(times) // 2] * 1000, "ms", leaves=args.leaves)
+        emit("inclusion_proof_p99_ms", times[int(len(times) * 0.99)] * 1000, "ms", leaves=args.leaves)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Offline audit bundles: the events behind one remediation, each with its inclusion proof
+against one signed checkpoint, verifiable with nothing but the file and the log's public key.
+
+Two forms: a plain JSON bundle (``opslineage-bundle/1``), and the same evidence as an in-toto
+Statement v1 (subjects: the chain's artifact digests; predicate type
+``https://opslineage.dev/attestation/why-chain/v1``) in a DSSE envelope signed with the log key.
+Verification never trusts the bundle's own account of the chain: it re-derives the why-chain
+from the proven events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, key_id, parse_note
+from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signature
+from opslineage.ledger.log import checkpoint, inclusion, latest_checkpoint
+from opslineage.ledger.merkle import ProofError, leaf_hash, verify_inclusion
+from opslineage.model import InvalidEvent, canonical_json, parse_event
+from opslineage.query import NotFound, WhyChain, why
+from opslineage.store import Store, open_store
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "PREDICATE_TYPE",
+    "BundleError",
+    "BundleReport",
+    "make_bundle",
+    "make_intoto",
+    "verify_bundle",
+]
+
+BUNDLE_FORMAT = "opslineage-bundle/1"
+PREDICATE_TYPE = "https://opslineage.dev/attestation/why-chain/v1"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+class BundleError(ValueError):
+    """A bundle cannot be made (no covering checkpoint and no key) or cannot be read."""
+
+
+@dataclass
+class BundleReport:
+    """The outcome of verifying a bundle offline."""
+
+    checkpoint: Checkpoint | None = None
+    events: int = 0
+    chain: WhyChain | None = None
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every proof and signature holds and the chain is complete."""
+        return not self.findings and self.chain is not None and self.chain.complete
+
+
+def _chain_runs(chain: WhyChain) -> set[str]:
+    links = [chain.action, chain.decision, chain.prediction, chain.features, *chain.snapshots, *chain.effects]
+    return {link["run"].removeprefix("run:") for link in links if link and link.get("run")}
+
+
+def make_bundle(store: Store, action_id: str, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    """The bundle of ``action_id``'s why-chain. Signs a new checkpoint when none covers its events
+    and ``key`` is given.
+
+    Raises:
+        BundleError: the chain is incomplete, or no checkpoint covers it and there is no key.
+    """
+    chain = why(store, action_id)
+    if not chain.complete:
+        raise BundleError(f"the why-chain of {action_id} is incomplete (missing {', '.join(chain.missing)})")
+    events = sorted((e for run in _chain_runs(chain) for e in store.events(run_id=run)), key=lambda e: e.seq)
+    needed = events[-1].seq
+    signed = latest_checkpoint(store)
+    if signed is None or signed.tree_size < needed:
+        if key is None:
+            raise BundleError(
+                f"no signed checkpoint covers sequence {needed}: run `opslineage checkpoint` first"
+            )
+        signed = checkpoint(store, key)
+    return {
+        "format": BUNDLE_FORMAT,
+        "action": action_id,
+        "checkpoint": signed.note,
+        "public_key": signed.public_key or store.get_meta("log_public_key"),
+        "events": [
+            {"seq": e.seq, "event": e.event, "proof": _proof(store, e.seq, signed.tree_size)} for e in events
+        ],
+    }
+
+
+def _proof(store: Store, seq: int, size: int) -> dict[str, Any]:
+    proof = inclusion(store, seq, size)
+    return {
+        "leaf_index": proof["leaf_index"],
+        "tree_size": proof["tree_size"],
+        "audit_path": proof["audit_path"],
+    }
+
+
+def make_intoto(store: Store, action_id: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The bundle as an in-toto Statement v1 in a DSSE envelope signed with the log key."""
+    bundle = make_bundle(store, action_id, key)
+    chain = why(store, action_id)
+    subjects = [
+        {"name": link["id"], "digest": {"sha256": link["digest"].removeprefix("sha256:")}}
+        for link in [
+            chain.action,
+            *chain.effects,
+            chain.decision,
+            chain.policy,
+            chain.prediction,
+            chain.model,
+            chain.features,
+            *chain.snapshots,
+        ]
+        if link and link.get("digest")
+    ]
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {**bundle, "why": chain.to_dict()},
+    }
+    payload = canonical_json(statement)
+    origin = parse_note(bundle["checkpoint"]).origin
+    return {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [
+            {
+                "keyid": key_id(origin, key.public_key()).hex(),
+                "sig": base64.b64encode(key.sign(_pae(PAYLOAD_TYPE, payload))).decode(),
+            }
+        ],
+    }
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def verify_bundle(document: dict[str, Any], public_key: str | None = None) -> BundleReport:
+    """Verify a bundle (plain or DSSE) offline and re-derive the why-chain it proves.
+
+    Without ``public_key`` the bundle's own key is used, which proves integrity but not origin:
+    an auditor passes the key they trust.
+    """
+    report = BundleReport()
+    try:
+        bundle = _unwrap(document, public_key)
+        key = load_public_key(public_key or bundle["public_key"])
+        report.checkpoint = parse_note(bundle["checkpoint"])
+        report.checkpoint.verify(key)
+    except (BundleError, LogKeyError, CheckpointError, KeyError, TypeError) as error:
+        report.findings.append(f"bundle: {error}")
+        return report
+    parsed = []
+    for entry in bundle.get("events", []):
+        try:
+            event = parse_event(entry["event"])
+            proof = entry["proof"]
+            if proof["tree_size"] != report.checkpoint.tree_size:
+                raise ProofError("proof is against another tree size than the checkpoint")
+            verify_inclusion(
+                leaf_hash(event.canonical),
+                proof["leaf_index"],
+                proof["tree_size"],
+                [bytes.fromhex(node) for node in proof["audit_path"]],
+                report.checkpoint.root_hash,
+            )
+        except (InvalidEvent, ProofError, KeyError, TypeError, ValueError) as error:
+            report.findings.append(f"event {entry.get('seq', '?')}: {error}")
+            continue
+        parsed.append(event)
+        report.events += 1
+    if report.findings:
+        return report
+    with tempfile.TemporaryDirectory() as scratch, open_store(f"sqlite:///{Path(scratch) / 'b.db'}") as store:
+        store.ingest(parsed)
+        try:
+            report.chain = why(store, bundle["action"])
+        except (NotFound, InvalidEvent) as error:
+            report.findings.append(f"the proven events do not make a complete why-chain: {error}")
+            return report
+    if not report.chain.complete:
+        report.findings.append(
+            "the proven events do not make a complete why-chain: " + ", ".join(report.chain.missing)
+        )
+    return report
+
+
+def _unwrap(document: dict[str, Any], public_key: str | None) -> dict[str, Any]:
+    if document.get("format") == BUNDLE_FORMAT:
+        return document
+    if document.get("payloadType") != PAYLOAD_TYPE:
+        raise BundleError("neither an opslineage bundle nor a DSSE envelope of an in-toto statement")
+    try:
+        payload = base64.b64decode(document["payload"], validate=True)
+        statement = msgspec.json.decode(payload)
+    except (binascii.Error, msgspec.DecodeError) as error:
+        raise BundleError(f"DSSE payload is unreadable: {error}") from None
+    if statement.get("_type") != STATEMENT_TYPE or statement.get("predicateType") != PREDICATE_TYPE:
+        raise BundleError("the DSSE payload is not an opslineage why-chain statement")
+    bundle: dict[str, Any] = statement["predicate"]
+    key: Ed25519PublicKey = load_public_key(public_key or bundle["public_key"])
+    signatures = document.get("signatures") or []
+    if not any(
+        verify_signature(key, base64.b64decode(s.get("sig", "")), _pae(PAYLOAD_TYPE, payload))
+        for s in signatures
+    ):
+        raise BundleError("no DSSE signature by the log key verifies")
+    return bundle
