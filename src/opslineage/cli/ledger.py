@@ -69,11 +69,11 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     sub = kinds.add_parser("inclusion", parents=[common], help="prove an event is in the log")
     sub.add_argument("seq", type=int, metavar="SEQ", help="the event's sequence number")
     sub.add_argument("--tree-size", type=int, help="against the tree of this size (default: now)")
-    sub.set_defaults(run=run_inclusion)
+    sub.set_defaults(run=run_proof, prove=lambda store, args: inclusion(store, args.seq, args.tree_size))
     sub = kinds.add_parser("consistency", parents=[common], help="prove a larger log extends a smaller one")
     sub.add_argument("first", type=int, metavar="OLD")
     sub.add_argument("second", type=int, metavar="NEW")
-    sub.set_defaults(run=run_consistency)
+    sub.set_defaults(run=run_proof, prove=lambda store, args: consistency(store, args.first, args.second))
 
     parser = commands.add_parser(
         "verify",
@@ -131,22 +131,11 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_inclusion(args: argparse.Namespace) -> int:
-    """Print an inclusion proof."""
+def run_proof(args: argparse.Namespace) -> int:
+    """Print the inclusion or consistency proof the subcommand asked for."""
     with store_from(args) as store:
         try:
-            proof = inclusion(store, args.seq, args.tree_size)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-    _print_proof(args, proof)
-    return 0
-
-
-def run_consistency(args: argparse.Namespace) -> int:
-    """Print a consistency proof."""
-    with store_from(args) as store:
-        try:
-            proof = consistency(store, args.first, args.second)
+            proof = args.prove(store, args)
         except ValueError as error:
             raise UsageError(str(error)) from None
     _print_proof(args, proof)
