@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,15 @@ from opslineage import Tracer, open_store
 from opslineage.cli.main import main
 from opslineage.ledger.checkpoint import sign
 from opslineage.ledger.keys import load_private_key
-from opslineage.ledger.log import checkpoint, consistency, inclusion, init_log, latest_checkpoint, root
+from opslineage.ledger.log import (
+    checkpoint,
+    consistency,
+    inclusion,
+    init_log,
+    latest_checkpoint,
+    maybe_checkpoint,
+    root,
+)
 from opslineage.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from opslineage.ledger.verify import verify_against, verify_store
 from opslineage.model import parse_event
@@ -266,3 +274,37 @@ def test_init_refuses_to_replace_a_key(tmp_path: Path, capsys: pytest.CaptureFix
     assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
     assert main(["init", "--store", db, "--key", key]) == 2
     assert "refusing to replace" in capsys.readouterr().err
+
+
+def test_checkpoints_are_signed_automatically_every_n_events_or_t_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, key = f"sqlite:///{tmp_path / 'auto.db'}", str(tmp_path / "auto.key")
+    assert (
+        main(
+            ["init", "--store", db, "--key", key, "--checkpoint-every", "30", "--checkpoint-seconds", "3600"]
+        )
+        == 0
+    )
+    files = []
+    for subject in ("svc-01", "svc-02", "svc-03"):
+        tracer = Tracer.in_memory()
+        record_chain(tracer, subject=subject)
+        path = tmp_path / f"{subject}.jsonl"
+        path.write_text("".join(json.dumps(e) + "\n" for e in tracer.transport.events))  # type: ignore[attr-defined]
+        files.append(path)
+    monkeypatch.setenv("OPSLINEAGE_KEY", key)
+    sizes = []
+    for path in files:
+        assert main(["ingest", str(path), "--store", db]) == 0
+        with open_store(db, create=False) as store:
+            sizes.append([size for size, _, _ in store.checkpoints()])
+    assert sizes == [[18], [18], [18, 54]]  # the first at once, then only once 30 more events arrived
+    with open_store(db, create=False) as store:
+        tracer = Tracer.in_memory()
+        record_chain(tracer, subject="svc-04")
+        store.ingest([parse_event(e) for e in tracer.transport.events])  # type: ignore[attr-defined]
+        assert maybe_checkpoint(store, key, datetime(2026, 1, 5, tzinfo=UTC)) is None  # neither due
+        later = datetime.now(UTC) + timedelta(hours=2)
+        made = maybe_checkpoint(store, key, later)
+        assert made is not None and made.tree_size == 72

@@ -106,10 +106,9 @@ def why(store: Store, node_id: str, as_of: int | None = None) -> WhyChain:
     """
     root = resolve_node(store, node_id, as_of)
     chain = _Chain(store, as_of)
-    action = _action_record(store, root, as_of)
-    if action is not None:
-        action_link = chain.one(action.id)
-        decision_id = "entity:" + action_link["decision"] if action_link else None
+    action_link = _action_record(store, chain, root)
+    if action_link is not None:
+        decision_id = "entity:" + action_link["decision"]
     elif root.type == "decision" and root.kind == "entity":
         action_link, decision_id = None, root.id
     else:
@@ -129,31 +128,39 @@ def why(store: Store, node_id: str, as_of: int | None = None) -> WhyChain:
         list(chain.load(["entity:" + digest for digest in features["inputs"]]).values()) if features else []
     )
     sources = list(chain.load(sorted({snapshot["source"] for snapshot in snapshots})).values())
-    effects = _effects(store, chain, action.id, as_of) if action is not None else []
+    effects = _effects(store, action_link["id"], as_of) if action_link is not None else []
     _attach_runs(store, [action_link, decision, prediction, features, *snapshots, *effects], as_of)
     return WhyChain(
         action_link, decision, policy, prediction, model, features, snapshots, sources, effects, chain.missing
     )
 
 
-def _action_record(store: Store, root: NodeRecord, as_of: int | None) -> NodeRecord | None:
-    """The action record an action run generated, or the root itself when it is one."""
+def _action_record(store: Store, chain: _Chain, root: NodeRecord) -> dict[str, Any] | None:
+    """The action record (as a link) an action run generated, or the root itself when it is one."""
     if root.kind == "entity" and root.type == "action":
-        return root
+        return chain.one(root.id)
     if root.kind != "run":
         return None
-    generated = store.edges([root.id], direction="down", kinds=["wasGeneratedBy"], as_of=as_of)
-    records = store.nodes([src for src, *_ in generated], as_of)
-    actions = [record for record in records.values() if record.type == "action"]
+    generated = store.edges([root.id], direction="down", kinds=["wasGeneratedBy"], as_of=chain.as_of)
+    found = store.nodes_with_content([src for src, *_ in generated], chain.as_of)
+    actions = [
+        _link(record, _decode(content))
+        for record, content in found.values()
+        if record.type == "action" and content is not None
+    ]
     if not actions:
         raise NotFound(f"{root.id} is a {root.type} run that recorded no action")
     return actions[0]
 
 
-def _effects(store: Store, chain: _Chain, action_id: str, as_of: int | None) -> list[dict[str, Any]]:
+def _effects(store: Store, action_id: str, as_of: int | None) -> list[dict[str, Any]]:
     derived = store.edges([action_id], direction="down", kinds=["wasDerivedFrom"], as_of=as_of)
-    records = store.nodes([src for src, *_ in derived], as_of)
-    return list(chain.load([node for node, record in records.items() if record.type == "effect"]).values())
+    found = store.nodes_with_content([src for src, *_ in derived], as_of)
+    return [
+        _link(record, _decode(content))
+        for record, content in found.values()
+        if record.type == "effect" and content is not None
+    ]
 
 
 def _attach_runs(store: Store, links: list[dict[str, Any] | None], as_of: int | None) -> None:

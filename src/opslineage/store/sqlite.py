@@ -89,7 +89,7 @@ class SQLiteStore(Store):
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB
+            self.db.execute("PRAGMA cache_size=-262144")  # up to 256 MiB of pages, used only as needed
             self.db.execute("PRAGMA mmap_size=2147418112")  # the most this SQLite build maps
             self._migrate()
         except sqlite3.DatabaseError as error:
