@@ -10,6 +10,7 @@ import pytest
 
 from helpers import Chain
 from opslineage.model import InvalidEvent, canonical_json, join_event, parse_event
+from opslineage.model.events import _canonical_by_decoding, canonical_event
 from opslineage.sdk import MemoryTransport
 from opslineage.sdk.tracer import Tracer
 
@@ -129,3 +130,45 @@ def test_artifacts_split_out_and_join_back_byte_for_byte(
     assert b"cpu_mean" not in feature_event.body.split(b'"outputs"')[1]
     derived = {(e.src, e.dst) for e in feature_event.edges if e.kind == "wasDerivedFrom"}
     assert derived == {(chain.features.id, snapshot.id) for snapshot in chain.snapshots}
+
+
+def test_spliced_events_are_byte_identical_to_decoded_ones(
+    captured: tuple[Tracer, MemoryTransport, Chain],
+) -> None:
+    _, transport, _ = captured
+    spliced = 0
+    for event in transport.events:
+        parsed = parse_event(msgspec.json.encode(event))
+
+        def artifact(digest: str, a: dict = parsed.artifacts) -> bytes:  # type: ignore[type-arg]
+            return a[digest][1]
+
+        assert canonical_event(parsed.body, artifact) == parsed.canonical
+        assert _canonical_by_decoding(parsed.body, artifact) == parsed.canonical
+        spliced += parsed.body != parsed.canonical
+    assert spliced >= 9
+
+
+def test_splicing_falls_back_for_content_keys_that_sort_among_the_metadata() -> None:
+    event = minimal()
+    event["outputs"][0]["facets"] = {
+        "aiops_effect": {
+            "_producer": "p",
+            "_schemaURL": "s",
+            "Action": "x",
+            "action": "sha256:" + "a" * 64,
+            "action_run": RUN_ID,
+            "target": "t",
+            "metric": None,
+            "before": None,
+            "after": None,
+            "window_start": "2026-01-05T00:00:00Z",
+            "window_end": "2026-01-05T00:00:00Z",
+            "samples_before": 0,
+            "samples_after": 0,
+            "outcome": "unverifiable",
+            "observed_at": "2026-01-05T00:00:00Z",
+        }
+    }
+    parsed = parse_event(event)
+    assert canonical_event(parsed.body, lambda d: parsed.artifacts[d][1]) == parsed.canonical
