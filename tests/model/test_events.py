@@ -10,7 +10,7 @@ import pytest
 
 from helpers import Chain
 from opslineage.model import InvalidEvent, canonical_json, join_event, parse_event
-from opslineage.model.events import _canonical_by_decoding, canonical_event
+from opslineage.model.stored import _canonical_by_decoding, canonical_event
 from opslineage.sdk import MemoryTransport
 from opslineage.sdk.tracer import Tracer
 
@@ -61,7 +61,11 @@ def _without(path: str) -> dict[str, Any]:
         (_without("job.name"), "job.name is missing"),
         ({**minimal(), "eventType": "EXPLODE"}, "eventType 'EXPLODE' is not one of"),
         ({**minimal(), "eventTime": "yesterday"}, "not an ISO 8601"),
-        ({**minimal(), "run": {"runId": "abc"}}, "not a UUID"),
+        ({"eventTime": "2026-01-05T12:00:00Z", "producer": "p"}, "not a RunEvent, DatasetEvent or JobEvent"),
+        (
+            {"eventTime": "2026-01-05T12:00:00Z", "producer": "p", "dataset": {"namespace": "ns"}},
+            "dataset.name",
+        ),
         (
             {**minimal(), "run": {"runId": RUN_ID, "facets": {"parent": "x"}}},
             "run.facets.parent must be an object",
@@ -76,6 +80,42 @@ def _without(path: str) -> dict[str, Any]:
 def test_invalid_events_name_the_problem(event: dict[str, Any], says: str) -> None:
     with pytest.raises(InvalidEvent, match=says):
         parse_event(event)
+
+
+def test_a_run_id_that_is_not_a_uuid_gets_a_stable_node_id() -> None:
+    event = {**minimal(), "run": {"runId": "run_id"}}
+    parsed = parse_event(event)
+    assert parsed.run_id == parse_event(event).run_id and len(parsed.run_id or "") == 36
+    assert f"run:{parsed.run_id}" in {node.id for node in parsed.nodes}
+
+
+def test_dataset_and_job_events_add_their_nodes_and_static_lineage() -> None:
+    dataset_event = {
+        "eventTime": "2026-01-05T12:00:00Z",
+        "producer": "p",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent",
+        "dataset": {
+            "namespace": "db",
+            "name": "table",
+            "facets": {"schema": {"_producer": "p", "_schemaURL": "s"}},
+        },
+    }
+    parsed = parse_event(dataset_event)
+    assert parsed.run_id is None and parsed.event_type == "DatasetEvent"
+    assert [node.id for node in parsed.nodes] == ["dataset:db:table"] and parsed.edges == []
+    job_event = {
+        "eventTime": "2026-01-05T12:00:00Z",
+        "producer": "p",
+        "job": {"namespace": "etl", "name": "load"},
+        "inputs": [{"namespace": "db", "name": "raw"}],
+        "outputs": [{"namespace": "db", "name": "table"}],
+    }
+    parsed = parse_event(job_event)
+    assert parsed.event_type == "JobEvent" and parsed.run_id is None
+    assert {(e.src, e.dst, e.kind) for e in parsed.edges} == {
+        ("job:etl:load", "dataset:db:raw", "used"),
+        ("dataset:db:table", "job:etl:load", "wasGeneratedBy"),
+    }
 
 
 def test_malformed_json_and_oversized_events_are_refused() -> None:

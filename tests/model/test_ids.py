@@ -44,11 +44,16 @@ def test_round_trip(text: str) -> None:
     assert str(parse_node_id(text)) == text
 
 
+def test_a_run_id_that_is_not_a_uuid_is_named_by_its_uuid5() -> None:
+    named = parse_node_id("run:run_id")
+    assert named == parse_node_id("run:run_id") and named.name is not None and len(named.name) == 36
+    assert str(parse_node_id(str(named))) == str(named)
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
         ("thing:x", "must start with one of"),
-        ("run:not-a-uuid", "UUID"),
         ("entity:md5:abc", "entity:sha256:"),
         ("model:nameonly", "model:<name>@<version>"),
         ("job:only-namespace", "job:<namespace>:<name>"),

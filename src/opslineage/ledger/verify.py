@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.log import consistency, root
 from opslineage.ledger.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
-from opslineage.model.events import canonical_event
+from opslineage.model import canonical_event
 from opslineage.store import Store, StoreError
 
 __all__ = ["Finding", "VerifyReport", "verify_against", "verify_store"]

@@ -6,8 +6,9 @@ says which nodes and edges the event adds, and splits artifact contents out for 
 
 from opslineage.model.canonical import canonical_json, digest_of, sha256_hex
 from opslineage.model.errors import InvalidEvent
-from opslineage.model.events import Edge, Node, ParsedEvent, join_event, parse_event
+from opslineage.model.events import Edge, Node, ParsedEvent, parse_event
 from opslineage.model.ids import NodeId, parse_node_id
+from opslineage.model.stored import canonical_event, join_event
 
 __all__ = [
     "Edge",
@@ -15,6 +16,7 @@ __all__ = [
     "Node",
     "NodeId",
     "ParsedEvent",
+    "canonical_event",
     "canonical_json",
     "digest_of",
     "join_event",

@@ -4,7 +4,7 @@
 :class:`ParsedEvent`: its digest (SHA-256 of the RFC 8785 bytes), the nodes and edges it adds,
 and the artifacts it carries. Artifact contents are split out of the stored body (each facet
 keeps ``_producer``, ``_schemaURL`` and a ``_content`` digest), so identical content is stored
-once; :func:`join_event` puts them back, byte for byte.
+once; :mod:`opslineage.model.stored` puts them back, byte for byte.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import msgspec
 from opslineage.model.canonical import canonical_json, decode_json, digest_of
 from opslineage.model.errors import InvalidEvent
 from opslineage.model.facets import ALL_FACETS, CONTENT_FACETS
-from opslineage.model.ids import entity_id, parse_node_id
+from opslineage.model.ids import entity_id, parse_node_id, run_node_id
+from opslineage.model.stored import CONTENT_KEY
 
 __all__ = [
     "EVENT_TYPES",
@@ -27,15 +28,12 @@ __all__ = [
     "Edge",
     "Node",
     "ParsedEvent",
-    "canonical_event",
     "content_digest",
-    "join_event",
     "parse_event",
 ]
 
 MAX_EVENT_BYTES = 1 << 20
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
-CONTENT_KEY = "_content"
 _META_KEYS = ("_producer", "_schemaURL", "_deleted")
 
 # Content fields that point at the artifacts an artifact was derived from, by entity type.
@@ -47,7 +45,6 @@ _DERIVED_FIELDS = {
     "effect": (("action", "action"),),
     "snapshot": (("schema_change_from", "schema_change"),),
 }
-_decode = msgspec.json.decode
 
 
 class Node(NamedTuple):
@@ -78,7 +75,7 @@ class ParsedEvent:
     digest: bytes
     canonical: bytes
     body: bytes
-    run_id: str
+    run_id: str | None
     event_type: str
     event_time: str
     nodes: list[Node] = field(default_factory=list)
@@ -87,7 +84,7 @@ class ParsedEvent:
 
 
 def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
-    """Validate an OpenLineage RunEvent and derive what it adds to the graph.
+    """Validate an OpenLineage RunEvent, DatasetEvent or JobEvent and derive what it adds to the graph.
 
     Raises:
         InvalidEvent: naming the field and the reason.
@@ -113,73 +110,6 @@ def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
     return _Extractor(event, canonical, normalized).parse()
 
 
-def join_event(body: bytes, artifact: Any) -> dict[str, Any]:
-    """Rebuild the full event from a stored body; ``artifact(digest)`` returns content bytes."""
-    return _join(body, artifact, _decode)
-
-
-_STUB = b'{"_content":"sha256:'
-_STUB_REF = len(_STUB) + 64 + 1  # the stub up to the closing quote of its digest
-_SCHEMA_URL = b'"_schemaURL":"'
-
-
-def canonical_event(body: bytes, artifact: Any) -> bytes:
-    """The canonical bytes of the full event a stored body stands for.
-
-    Bodies are stored canonical, so each artifact is spliced back in as bytes: a stub
-    ``{"_content":D,"_producer":P,"_schemaURL":S}`` becomes ``{"_producer":P,"_schemaURL":S,`` +
-    the content's members, which is canonical when every content key sorts after the ``_`` keys
-    (true of every opslineage facet). Any other shape is decoded and re-encoded instead.
-    """
-    if _STUB not in body:
-        return body
-    parts, position = [], 0
-    while (start := body.find(_STUB, position)) != -1:
-        spliced = _splice(body, start, artifact)
-        if spliced is None:
-            return _canonical_by_decoding(body, artifact)
-        merged, end = spliced
-        parts += [body[position:start], merged]
-        position = end
-    return b"".join([*parts, body[position:]])
-
-
-def _splice(body: bytes, start: int, artifact: Any) -> tuple[bytes, int] | None:
-    """The full facet replacing the stub at ``start`` and where the stub ends, or None."""
-    if body[start + _STUB_REF - 1 : start + _STUB_REF + 1] != b'",':
-        return None
-    url = body.find(_SCHEMA_URL, start)
-    close = body.find(b'"', url + len(_SCHEMA_URL)) if url != -1 else -1
-    if close == -1 or body[close - 1 : close] == b"\\" or body[close + 1 : close + 2] != b"}":
-        return None
-    content = artifact(body[start + len(b'{"_content":"') : start + _STUB_REF - 1].decode())
-    if content == b"{}" or content[2:3] <= b"_":  # empty, or a key that would sort among the _ keys
-        return None
-    return b"{" + body[start + _STUB_REF + 1 : close + 1] + b"," + content[1:], close + 2
-
-
-def _canonical_by_decoding(body: bytes, artifact: Any) -> bytes:
-    normalized = True
-
-    def decode(data: bytes) -> Any:
-        nonlocal normalized
-        value, exact = decode_json(data)
-        normalized = normalized and exact
-        return value
-
-    return canonical_json(_join(body, artifact, decode), normalized=normalized, from_json=True)
-
-
-def _join(body: bytes, artifact: Any, decode: Any) -> dict[str, Any]:
-    event: dict[str, Any] = decode(body)
-    for key in ("inputs", "outputs"):
-        for dataset in event.get(key) or ():
-            for facet in (dataset.get("facets") or {}).values():
-                if isinstance(facet, dict) and CONTENT_KEY in facet:
-                    facet.update(decode(artifact(facet.pop(CONTENT_KEY))))
-    return event
-
-
 class _Extractor:
     """Walks one event once, collecting nodes, edges, artifacts and the stripped body."""
 
@@ -198,36 +128,16 @@ class _Extractor:
             datetime.fromisoformat(event_time)
         except ValueError:
             raise InvalidEvent(f"eventTime {event_time!r} is not an ISO 8601 date-time") from None
-        event_type = event.get("eventType", "OTHER")
-        if event_type not in EVENT_TYPES:
-            raise InvalidEvent(f"eventType {event_type!r} is not one of {', '.join(sorted(EVENT_TYPES))}")
         _required_str(event, "producer", "producer")
-        run = event.get("run")
-        if not isinstance(run, dict):
-            raise InvalidEvent("run is missing (a RunEvent needs run.runId)")
-        run_id = _required_str(run, "runId", "run.runId").lower()
-        run_node = "run:" + run_id
-        try:
-            parse_node_id(run_node)
-        except InvalidEvent:
-            raise InvalidEvent(f"run.runId {run_id!r} is not a UUID") from None
-        job = event.get("job")
-        if not isinstance(job, dict):
-            raise InvalidEvent("job is missing (a RunEvent needs job.namespace and job.name)")
-        job_ns = _required_str(job, "namespace", "job.namespace")
-        job_name = _required_str(job, "name", "job.name")
-        job_facets = _facets(job, "facets", "job.facets")
-        run_facets = _facets(run, "facets", "run.facets")
-        step = (job_facets.get("jobType") or {}).get("jobType", "run")
-        self.nodes.append(Node(run_node, "run", str(step).lower(), job_ns, job_name))
-        self.nodes.append(Node(f"job:{job_ns}:{job_name}", "job", "job", job_ns, job_name))
-        self._run_edges(run_node, run_facets)
-        stripped = dict(event)
-        for key, relation in (("inputs", "used"), ("outputs", "wasGeneratedBy")):
-            stripped[key] = [
-                self._dataset(run_node, dataset, f"{key}[{index}]", relation)
-                for index, dataset in enumerate(_list(event, key))
-            ]
+        if "eventType" in event or "run" in event:
+            return self._run_event(event_time)
+        if "dataset" in event:
+            return self._dataset_event(event_time)
+        if "job" in event:
+            return self._job_event(event_time)
+        raise InvalidEvent("not a RunEvent, DatasetEvent or JobEvent: it has no run, dataset or job")
+
+    def _parsed(self, stripped: dict[str, Any], run_id: str | None, event_type: str, event_time: str) -> ParsedEvent:
         return ParsedEvent(
             digest=hashlib.sha256(self.canonical).digest(),
             canonical=self.canonical,
@@ -242,18 +152,66 @@ class _Extractor:
             artifacts=self.artifacts,
         )
 
+    def _job(self) -> tuple[str, str, str, dict[str, Any]]:
+        job = self.event.get("job")
+        if not isinstance(job, dict):
+            raise InvalidEvent("job is missing (it needs job.namespace and job.name)")
+        namespace = _required_str(job, "namespace", "job.namespace")
+        name = _required_str(job, "name", "job.name")
+        node = f"job:{namespace}:{name}"
+        self.nodes.append(Node(node, "job", "job", namespace, name))
+        return node, namespace, name, _facets(job, "facets", "job.facets")
+
+    def _lineage(self, actor: str) -> dict[str, Any]:
+        """The event with its inputs and outputs stripped of artifact contents, adding their edges."""
+        stripped = dict(self.event)
+        for key, relation in (("inputs", "used"), ("outputs", "wasGeneratedBy")):
+            stripped[key] = [
+                self._dataset(actor, dataset, f"{key}[{index}]", relation)
+                for index, dataset in enumerate(_list(self.event, key))
+            ]
+        return stripped
+
+    def _run_event(self, event_time: str) -> ParsedEvent:
+        event_type = self.event.get("eventType", "OTHER")
+        if event_type not in EVENT_TYPES:
+            raise InvalidEvent(f"eventType {event_type!r} is not one of {', '.join(sorted(EVENT_TYPES))}")
+        run = self.event.get("run")
+        if not isinstance(run, dict):
+            raise InvalidEvent("run is missing (a RunEvent needs run.runId)")
+        run_node = run_node_id(_required_str(run, "runId", "run.runId"))
+        _, job_ns, job_name, job_facets = self._job()
+        run_facets = _facets(run, "facets", "run.facets")
+        step = (job_facets.get("jobType") or {}).get("jobType", "run")
+        self.nodes.append(Node(run_node, "run", str(step).lower(), job_ns, job_name))
+        self._run_edges(run_node, run_facets)
+        return self._parsed(self._lineage(run_node), run_node[len("run:") :], event_type, event_time)
+
+    def _job_event(self, event_time: str) -> ParsedEvent:
+        job_node, *_ = self._job()
+        return self._parsed(self._lineage(job_node), None, "JobEvent", event_time)
+
+    def _dataset_event(self, event_time: str) -> ParsedEvent:
+        dataset = self.event["dataset"]
+        if not isinstance(dataset, dict):
+            raise InvalidEvent("dataset must be an object with namespace and name")
+        namespace = _required_str(dataset, "namespace", "dataset.namespace")
+        name = _required_str(dataset, "name", "dataset.name")
+        facets = _facets(dataset, "facets", "dataset.facets")
+        stripped_facets = dict(facets)
+        self.nodes.append(self._dataset_node(namespace, name, facets, stripped_facets, "dataset"))
+        stripped = dict(self.event)
+        if stripped_facets != facets:
+            stripped["dataset"] = {**dataset, "facets": stripped_facets}
+        return self._parsed(stripped, None, "DatasetEvent", event_time)
+
     def _run_edges(self, run_node: str, run_facets: dict[str, Any]) -> None:
         parent = run_facets.get("parent")
         if parent is not None:
             parent_id = (parent.get("run") or {}).get("runId") if isinstance(parent, dict) else None
             if not isinstance(parent_id, str):
-                raise InvalidEvent("run.facets.parent.run.runId must be a string UUID")
-            parent_node = "run:" + parent_id.lower()
-            try:
-                parse_node_id(parent_node)
-            except InvalidEvent:
-                raise InvalidEvent(f"run.facets.parent.run.runId {parent_id!r} is not a UUID") from None
-            self.edges.append(Edge(run_node, parent_node, "hasParent"))
+                raise InvalidEvent("run.facets.parent.run.runId must be a string")
+            self.edges.append(Edge(run_node, run_node_id(parent_id), "hasParent"))
         agents = run_facets.get("aiops_agents")
         if agents is not None:
             for agent in _typed(agents, "aiops_agents", "run.facets.aiops_agents").agents:
@@ -261,7 +219,7 @@ class _Extractor:
                 self.nodes.append(Node(agent_node, "agent", "agent", name=agent.name))
                 self.edges.append(Edge(run_node, agent_node, "wasAssociatedWith", agent.role))
 
-    def _dataset(self, run_node: str, dataset: Any, where: str, relation: str) -> Any:
+    def _dataset(self, actor: str, dataset: Any, where: str, relation: str) -> Any:
         if not isinstance(dataset, dict):
             raise InvalidEvent(f"{where} must be an object with namespace and name")
         namespace = _required_str(dataset, "namespace", f"{where}.namespace")
@@ -273,9 +231,9 @@ class _Extractor:
         node = self._dataset_node(namespace, name, facets, stripped_facets, where)
         self.nodes.append(node)
         if relation == "used":
-            self.edges.append(Edge(run_node, node.id, "used"))
+            self.edges.append(Edge(actor, node.id, "used"))
         else:
-            self.edges.append(Edge(node.id, run_node, "wasGeneratedBy"))
+            self.edges.append(Edge(node.id, actor, "wasGeneratedBy"))
         if stripped_facets == facets:
             return dataset
         return {**dataset, "facets": stripped_facets}

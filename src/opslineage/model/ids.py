@@ -2,7 +2,8 @@
 
 ::
 
-    run:<uuid>                         an activity (one execution of a step)
+    run:<uuid>                         an activity (one execution of a step); a runId that is
+                                       not a UUID is named by its UUID-5
     job:<namespace>:<name>             a step definition (OpenLineage job)
     dataset:<namespace>:<name>[#<v>]   a dataset, optionally one version of it
     entity:sha256:<64 hex>             a content-addressed artifact
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 
 from opslineage.model.errors import InvalidEvent
 
-__all__ = ["KINDS", "NodeId", "entity_id", "parse_node_id"]
+__all__ = ["KINDS", "NodeId", "entity_id", "parse_node_id", "run_node_id"]
 
 KINDS = ("run", "job", "dataset", "entity", "model", "policy", "source", "agent")
 _NS_DELIM = re.compile(r":(?!//|\d)")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_RUN_NAMESPACE = uuid.UUID("9a1f5d2e-2c4b-5e8f-9d3a-6b7c8d9e0f1a")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,15 @@ class NodeId:
         return f"{text}#{self.version}" if self.version else text
 
 
+def run_node_id(run_id: str) -> str:
+    """The node id of an OpenLineage run: ``run:<uuid>``. A runId that is not a UUID (the spec's
+    ``format: uuid`` is not enforced by its validators) is named by its UUID-5."""
+    try:
+        return f"run:{uuid.UUID(run_id)}"
+    except ValueError:
+        return f"run:{uuid.uuid5(_RUN_NAMESPACE, run_id)}"
+
+
 def entity_id(digest: str) -> str:
     """The node id of the artifact whose content digest is ``digest`` (``sha256:<hex>``)."""
     return "entity:" + digest
@@ -63,11 +74,7 @@ def parse_node_id(text: str) -> NodeId:
     if not rest:
         raise InvalidEvent(f"node id {text!r} has nothing after '{kind}:'")
     if kind == "run":
-        try:
-            uuid.UUID(rest)
-        except ValueError:
-            raise InvalidEvent(f"node id {text!r}: a run id must be a UUID") from None
-        return NodeId("run", name=rest.lower())
+        return NodeId("run", name=run_node_id(rest)[len("run:") :])
     if kind == "agent":
         return NodeId("agent", name=rest)
     if kind == "entity":

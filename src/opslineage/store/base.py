@@ -51,7 +51,7 @@ class StoredEvent:
 
     seq: int
     digest: str
-    run_id: str
+    run_id: str | None
     event_type: str
     event_time: str
     event: dict[str, Any]

@@ -29,16 +29,17 @@ import msgspec
 
 from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
+from opslineage.model.ids import run_node_id
 from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER NOT NULL,"
-    " run_id TEXT NOT NULL, event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER, run_id TEXT,"
+    " event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
     "CREATE INDEX events_run ON events (run)",
     "CREATE TABLE artifacts (aid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
     " content BLOB NOT NULL, seq INTEGER NOT NULL)",
@@ -187,7 +188,7 @@ class SQLiteStore(Store):
         self.db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (s, e.digest, nid["run:" + e.run_id], e.run_id, e.event_type, e.event_time, e.body)
+                (s, e.digest, nid["run:" + e.run_id] if e.run_id else None, e.run_id, e.event_type, e.event_time, e.body)
                 for s, e in fresh
             ],
         )
@@ -410,7 +411,7 @@ class SQLiteStore(Store):
         params: list[object] = [after]
         if run_id is not None:
             query += " AND run = (SELECT nid FROM ids WHERE id = ?)"
-            params.append("run:" + run_id.lower())
+            params.append(run_node_id(run_id))
         query += " ORDER BY seq LIMIT ?"
         params.append(-1 if limit is None else limit)
         rows = self.db.execute(query, params).fetchall()
