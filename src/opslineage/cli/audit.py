@@ -1,21 +1,33 @@
-"""``export`` and ``verify-bundle``: evidence an auditor can take away and check offline."""
+"""``export`` and ``verify-bundle``: the whole store in open formats (OpenLineage JSON lines,
+W3C PROV-JSON), and evidence about one action an auditor can take away and check offline."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import msgspec
 
-from opslineage.cli.common import EXIT_CHECK_FAILED, UsageError, print_json, store_from
+from opslineage.cli.common import EXIT_CHECK_FAILED, UsageError, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
-from opslineage.interop import BundleError, make_bundle, make_intoto, verify_bundle
+from opslineage.interop import (
+    BundleError,
+    export_openlineage,
+    export_prov_json,
+    make_bundle,
+    make_intoto,
+    verify_bundle,
+)
 from opslineage.ledger.keys import LogKeyError, key_path, load_private_key
+from opslineage.store import Store
 
 __all__ = ["add_parsers"]
 
-FORMATS = ("bundle", "intoto")
+STORE_FORMATS = ("openlineage", "prov-json")
+ACTION_FORMATS = ("bundle", "intoto")
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,14 +35,29 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     parser = commands.add_parser(
         "export",
         parents=[common],
-        help="export the evidence behind an action",
-        description="bundle: one JSON file with every event of the action's why-chain, each with its "
-        "inclusion proof against one signed checkpoint, and the public key. intoto: the same evidence as an "
-        "in-toto Statement v1 in a DSSE envelope signed with the log key.",
+        help="export the whole store, or the evidence behind an action",
+        description="openlineage: every stored event as OpenLineage JSON lines, which `opslineage ingest` "
+        "turns back into the same graph. prov-json: the graph as one W3C PROV-JSON document. bundle: one JSON "
+        "file with every event of an action's why-chain, each with its inclusion proof against one signed "
+        "checkpoint, and the public key. intoto: the same evidence as an in-toto Statement v1 in a DSSE "
+        "envelope signed with the log key.",
     )
-    parser.add_argument("--format", required=True, choices=FORMATS, help="what to write")
-    parser.add_argument("action", metavar="ACTION_ID", help="the action's run id (run:<uuid>)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="where to write it")
+    parser.add_argument(
+        "--format", required=True, choices=STORE_FORMATS + ACTION_FORMATS, help="what to write"
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        metavar="ACTION_ID",
+        help="the action's run id (run:<uuid>); bundle and intoto only",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="where to write it (required for bundle and intoto; otherwise stdout when absent)",
+    )
     parser.add_argument("--key", metavar="PATH", help="the log key, to sign a checkpoint or the envelope")
     parser.set_defaults(run=run_export)
 
@@ -51,7 +78,15 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the bundle or the DSSE envelope."""
+    """Write the whole store, or an action's bundle or DSSE envelope."""
+    if args.format in STORE_FORMATS:
+        if args.action is not None:
+            raise UsageError(f"--format {args.format} exports the whole store: it takes no ACTION_ID")
+        return _export_store(args)
+    if args.action is None:
+        raise UsageError(f"--format {args.format} needs the ACTION_ID of an action (run:<uuid>)")
+    if args.output is None:
+        raise UsageError(f"--format {args.format} needs -o FILE")
     path = key_path(args.key)
     with store_from(args) as store:
         try:
@@ -72,6 +107,51 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.format} of {args.action} to {args.output} ({len(data)} bytes)")
     return 0
+
+
+def _export_store(args: argparse.Namespace) -> int:
+    """Write the store as OpenLineage JSON lines or PROV-JSON, to stdout or through a temporary file."""
+    with store_from(args) as store:
+        if args.output is None:
+            sys.stdout.flush()
+            _write_store(store, args.format, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return 0
+        partial = args.output.with_name(args.output.name + ".partial")
+        try:
+            with partial.open("wb") as out:
+                summary = _write_store(store, args.format, out)
+            partial.replace(args.output)  # never leave a half-written export under the asked name
+        finally:
+            partial.unlink(missing_ok=True)
+    size = args.output.stat().st_size
+    if args.json:
+        line = {"output": str(args.output), "format": args.format, "bytes": size, **summary}
+        sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+    elif args.format == "openlineage":
+        print(f"wrote {summary['events']} event(s) as OpenLineage JSON lines to {args.output} ({size} bytes)")
+    else:
+        counts = summary["records"]
+        relations = sum(n for kind, n in counts.items() if kind not in ("activity", "entity", "agent"))
+        print(
+            f"wrote PROV-JSON of {counts.get('activity', 0)} activities, {counts.get('entity', 0)} entities, "
+            f"{counts.get('agent', 0)} agents and {relations} relations to {args.output} ({size} bytes)"
+        )
+    return 0
+
+
+def _write_store(store: Store, output_format: str, out: BinaryIO) -> dict[str, Any]:
+    """Write the store in ``output_format`` to ``out``; what was written, for the summary."""
+    if output_format == "openlineage":
+        with progress("export", store.log_size()) as bar:
+            task = bar.task_ids[0]
+            events = export_openlineage(store, out, lambda done: bar.update(task, completed=done))
+        return {"events": events}
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+    try:
+        return {"records": export_prov_json(store, text)}
+    finally:
+        text.detach()  # flushes, and leaves ``out`` open for its owner
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:

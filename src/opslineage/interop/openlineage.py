@@ -22,9 +22,7 @@ CHUNK = 1_000
 _encode = msgspec.json.Encoder().encode
 
 
-def export_openlineage(
-    store: Store, out: BinaryIO, on_progress: Callable[[int], None] | None = None
-) -> int:
+def export_openlineage(store: Store, out: BinaryIO, on_progress: Callable[[int], None] | None = None) -> int:
     """Write every event the store holds when called, one JSON object per line.
 
     Events appended while the export runs are left for the next one, so the file is the store

@@ -61,8 +61,17 @@ class _Facet(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
             self.schema_url = schema_url(type(self))
 
     def to_dict(self) -> dict[str, Any]:
-        """The facet as it goes on the wire."""
-        return msgspec.to_builtins(self)
+        """The facet as it goes on the wire: unset optional fields are left out rather than sent as
+        null, as OpenLineage's own client drops nulls (so events pass through it unchanged)."""
+        return _without_nulls(msgspec.to_builtins(self))  # type: ignore[no-any-return]
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 class Field(msgspec.Struct, frozen=True):
@@ -228,15 +237,15 @@ class EffectFacet(_Facet, kw_only=True):
     action: str
     action_run: str
     target: str
-    metric: str | None
-    before: float | None
-    after: float | None
     window_start: str
     window_end: str
     samples_before: int
     samples_after: int
     outcome: Outcome
     observed_at: str
+    metric: str | None = None
+    before: float | None = None
+    after: float | None = None
 
 
 class EntityFacet(_Facet, kw_only=True):

@@ -28,6 +28,7 @@ from opslineage.model.facets import (
     Transform,
 )
 from opslineage.sdk.context import _current, current
+from opslineage.sdk.propagation import inject_into_current_span
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class Step:
         )
         self.started_at = self.tracer.clock()
         self.tracer.emit(self._event("START", self.started_at))
+        inject_into_current_span()
         return self
 
     def __exit__(
