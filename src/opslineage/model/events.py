@@ -137,7 +137,9 @@ class _Extractor:
             return self._job_event(event_time)
         raise InvalidEvent("not a RunEvent, DatasetEvent or JobEvent: it has no run, dataset or job")
 
-    def _parsed(self, stripped: dict[str, Any], run_id: str | None, event_type: str, event_time: str) -> ParsedEvent:
+    def _parsed(
+        self, stripped: dict[str, Any], run_id: str | None, event_type: str, event_time: str
+    ) -> ParsedEvent:
         return ParsedEvent(
             digest=hashlib.sha256(self.canonical).digest(),
             canonical=self.canonical,

@@ -63,7 +63,7 @@ class _Facet(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     def to_dict(self) -> dict[str, Any]:
         """The facet as it goes on the wire: unset optional fields are left out rather than sent as
         null, as OpenLineage's own client drops nulls (so events pass through it unchanged)."""
-        return _without_nulls(msgspec.to_builtins(self))  # type: ignore[no-any-return]
+        return _without_nulls(msgspec.to_builtins(self))
 
 
 def _without_nulls(value: Any) -> Any:

@@ -134,6 +134,10 @@ class Store(abc.ABC):
         """Edges leaving (``up``) or entering (``down``) any of ``ids``: (src, dst, kind, role)."""
 
     @abc.abstractmethod
+    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+        """Sequence numbers of the newest events that added an edge to or from ``node_id``."""
+
+    @abc.abstractmethod
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         """Canonical content bytes of artifacts by digest."""
 

@@ -188,7 +188,15 @@ class SQLiteStore(Store):
         self.db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (s, e.digest, nid["run:" + e.run_id] if e.run_id else None, e.run_id, e.event_type, e.event_time, e.body)
+                (
+                    s,
+                    e.digest,
+                    nid["run:" + e.run_id] if e.run_id else None,
+                    e.run_id,
+                    e.event_type,
+                    e.event_time,
+                    e.body,
+                )
                 for s, e in fresh
             ],
         )
@@ -396,6 +404,16 @@ class SQLiteStore(Store):
             (_json_list(ids), _bound(as_of), *([_json_list(kinds)] if kinds else [])),
         )
         return rows.fetchall()
+
+    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+        rows = self.db.execute(
+            """WITH n(nid) AS (SELECT nid FROM ids WHERE id = ?)
+               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= ?
+               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= ?
+               ORDER BY seq DESC LIMIT ?""",
+            (node_id, _bound(as_of), _bound(as_of), limit),
+        )
+        return [row[0] for row in rows]
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self.db.execute(

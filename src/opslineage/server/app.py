@@ -1,0 +1,374 @@
+"""The FastAPI application behind ``opslineage serve``.
+
+It shares the store (and the log) with the CLI: what one writes, the other reads. Each worker
+thread has its own store connection. Every error is a JSON body ``{"error", "detail"}`` (plus
+``field`` when one field is at fault) with a 4xx status; nothing of a rejected request is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from opslineage._version import __version__
+from opslineage.interop import BundleError, make_bundle
+from opslineage.ledger.keys import key_path, load_private_key
+from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, maybe_checkpoint
+from opslineage.model import InvalidEvent, parse_event
+from opslineage.query import LS_KINDS, NotFound, downstream, list_nodes, resolve_node, upstream, why
+from opslineage.server.marquez import marquez_lineage
+from opslineage.store import Store, StoreError, open_store
+
+__all__ = ["ServerSettings", "create_app"]
+
+# Reasons start with the path of the field at fault when one is (see opslineage.model.events).
+_FIELD = re.compile(r"^((?:eventTime|eventType|producer|schemaURL|run|job|inputs|outputs|dataset)\b[\w.\[\]]*)")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the server runs.
+
+    Args:
+        store: the store URL.
+        token: when set, ingest needs ``Authorization: Bearer <token>``.
+        max_body: the largest request body accepted, in bytes (after decompression too).
+        key: the log's private key path, to sign checkpoints and bundles (default: $OPSLINEAGE_KEY).
+    """
+
+    store: str
+    token: str | None = None
+    max_body: int = 16 << 20
+    key: str | None = None
+
+
+class ApiError(Exception):
+    """An error answered as JSON with a status code."""
+
+    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.field = status, error, detail, field
+
+
+def _invalid(error: InvalidEvent) -> ApiError:
+    match = _FIELD.match(error.reason)
+    return ApiError(400, "invalid_event", error.reason, match.group(1) if match else None)
+
+
+class _Context:
+    """What every route needs: the settings and this thread's store connection."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._local = threading.local()
+        open_store(settings.store).close()  # create it (and fail early) before serving
+
+    def store(self) -> Store:
+        if getattr(self._local, "store", None) is None:
+            self._local.store = open_store(self.settings.store)
+        return self._local.store
+
+    async def body(self, request: Request) -> bytes:
+        """The request body, decompressed, within the size limit."""
+        limit = self.settings.max_body
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, "too_large", f"body of {declared} bytes is over the limit of {limit}")
+        data = await request.body()
+        if len(data) > limit:
+            raise ApiError(413, "too_large", f"body is over the limit of {limit} bytes")
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if encoding in ("gzip", "deflate"):
+            try:
+                inflater = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
+                data = inflater.decompress(data, limit + 1)
+            except zlib.error as error:
+                raise ApiError(400, "bad_encoding", f"body is not valid {encoding}: {error}") from None
+            if len(data) > limit or inflater.unconsumed_tail:
+                raise ApiError(413, "too_large", f"decompressed body is over the limit of {limit} bytes")
+        elif encoding != "identity":
+            raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported")
+        return data
+
+    def authorize(self, request: Request) -> None:
+        token = self.settings.token
+        if token and request.headers.get("authorization") != f"Bearer {token}":
+            raise ApiError(401, "unauthorized", "a valid Authorization: Bearer token is required")
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the application for ``settings``."""
+    app = FastAPI(
+        title="opslineage",
+        version=__version__,
+        description="Lineage and audit trails for AIOps: OpenLineage in, why-chains and proofs out.",
+    )
+    context = _Context(settings)
+    _error_handlers(app)
+    _ingest_routes(app, context)
+    _query_routes(app, context)
+    _log_routes(app, context)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"error": error.error, "detail": error.detail}
+        if error.field:
+            body["field"] = error.field
+        return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "detail": str(error)}, status_code=404)
+
+    @app.exception_handler(InvalidEvent)
+    async def invalid(_: Request, error: InvalidEvent) -> JSONResponse:
+        return JSONResponse({"error": "invalid_request", "detail": error.reason}, status_code=400)
+
+    @app.exception_handler(StoreError)
+    async def conflict(_: Request, error: StoreError) -> JSONResponse:
+        return JSONResponse({"error": "conflict", "detail": str(error)}, status_code=409)
+
+
+def _ingest_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> JSONResponse:
+        """The store answers."""
+        try:
+            events = context.store().log_size()
+        except Exception as error:
+            return JSONResponse({"status": "unavailable", "detail": str(error)}, status_code=503)
+        return JSONResponse({"status": "ready", "events": events})
+
+    @app.post("/api/v1/lineage", status_code=201, tags=["ingest"])
+    async def ingest_one(request: Request) -> JSONResponse:
+        """Accept one OpenLineage RunEvent, DatasetEvent or JobEvent, as the OpenLineage clients send it."""
+        context.authorize(request)
+        data = await context.body(request)
+        try:
+            parsed = parse_event(data)
+        except InvalidEvent as error:
+            raise _invalid(error) from None
+        target = context.store()
+        result = target.ingest([parsed])
+        maybe_checkpoint(target, context.settings.key)
+        return JSONResponse(
+            {
+                "accepted": result.accepted,
+                "duplicate": result.duplicates == 1,
+                "seq": result.first_seq,
+                "digest": parsed.digest.hex(),
+            },
+            status_code=201,
+        )
+
+    @app.post("/api/v1/lineage/batch", tags=["ingest"])
+    async def ingest_batch(request: Request) -> dict[str, Any]:
+        """Accept a JSON array or JSON lines of events. Every valid event is stored, in one
+        transaction; invalid ones are listed with their position and reason and stored nowhere."""
+        context.authorize(request)
+        data = await context.body(request)
+        items = _batch_items(data)
+        parsed, results = [], []
+        for index, item in enumerate(items):
+            try:
+                event = parse_event(item)
+            except InvalidEvent as error:
+                match = _FIELD.match(error.reason)
+                results.append(
+                    {
+                        "index": index,
+                        "status": "rejected",
+                        "detail": error.reason,
+                        **({"field": match.group(1)} if match else {}),
+                    }
+                )
+                continue
+            parsed.append(event)
+            results.append({"index": index, "status": "accepted", "digest": event.digest.hex()})
+        target = context.store()
+        result = target.ingest(parsed)
+        maybe_checkpoint(target, context.settings.key)
+        rejected = sum(r["status"] == "rejected" for r in results)
+        return {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": rejected,
+            "results": results,
+        }
+
+
+def _query_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/api/v1/lineage", tags=["query"])
+    def lineage(nodeId: str, depth: int = 20) -> dict[str, Any]:  # noqa: N803 - Marquez's parameter name
+        """The job/dataset graph around a node, in the shape Marquez answers."""
+        if depth < 0:
+            raise ApiError(400, "invalid_request", "depth must be 0 or more", "depth")
+        return marquez_lineage(context.store(), nodeId, depth)
+
+    @app.get("/api/v1/why/{node_id:path}", tags=["query"])
+    def why_chain(node_id: str, as_of: datetime | None = None) -> dict[str, Any]:
+        """Why an action happened and what it did: the structured chain back to its sources."""
+        target = context.store()
+        return why(target, node_id, _as_of(target, as_of)).to_dict()
+
+    @app.get("/api/v1/nodes", tags=["query"])
+    def nodes(
+        kind: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        as_of: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Search nodes by kind and text, newest first, a page at a time."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise ApiError(400, "invalid_request", "limit must be 1..1000 and offset 0 or more", "limit")
+        if kind is not None and kind not in LS_KINDS:
+            raise ApiError(
+                400, "invalid_request", f"unknown kind {kind!r}; one of {', '.join(LS_KINDS)}", "kind"
+            )
+        target = context.store()
+        bound = _as_of(target, as_of)
+        found = (
+            list_nodes(target, kind, text=q, limit=limit + 1, offset=offset, as_of=bound)
+            if kind
+            else target.find_nodes(text=q, limit=limit + 1, offset=offset, as_of=bound)
+        )
+        return {
+            "nodes": [n.to_dict() for n in found[:limit]],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if len(found) > limit else None,
+        }
+
+    @app.get("/api/v1/nodes/{node_id:path}", tags=["query"])
+    def node(node_id: str, as_of: datetime | None = None) -> dict[str, Any]:
+        """One node: its columns, its content or facets, and its edges."""
+        target = context.store()
+        bound = _as_of(target, as_of)
+        record = resolve_node(target, node_id, bound)
+        answer = record.to_dict()
+        found = target.nodes_with_content([record.id], bound).get(record.id)
+        if found and found[1] is not None:
+            answer["content"] = msgspec.json.decode(found[1])
+        answer["facets"] = _facets(target, record.id, bound)
+        answer["edges"] = {
+            "out": [_edge(e) for e in target.edges([record.id], direction="up", as_of=bound)],
+            "in": [_edge(e) for e in target.edges([record.id], direction="down", as_of=bound)],
+        }
+        return answer
+
+    @app.get("/api/v1/upstream/{node_id:path}", tags=["query"])
+    def upstream_of(node_id: str, depth: int = 10, as_of: datetime | None = None) -> dict[str, Any]:
+        """Everything a node came from."""
+        target = context.store()
+        return upstream(target, node_id, depth, _as_of(target, as_of)).to_dict()
+
+    @app.get("/api/v1/downstream/{node_id:path}", tags=["query"])
+    def downstream_of(node_id: str, depth: int = 10, as_of: datetime | None = None) -> dict[str, Any]:
+        """Everything that came from a node."""
+        target = context.store()
+        return downstream(target, node_id, depth, _as_of(target, as_of)).to_dict()
+
+
+def _log_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/api/v1/log/checkpoint", tags=["log"])
+    def log_checkpoint() -> dict[str, Any]:
+        """The latest signed checkpoint, as ``opslineage checkpoint --json`` prints it."""
+        found = latest_checkpoint(context.store())
+        if found is None:
+            raise ApiError(404, "not_found", "no checkpoint has been signed yet (opslineage checkpoint)")
+        return {**found.to_dict(), "note": found.note}
+
+    @app.get("/api/v1/log/proof/inclusion", tags=["log"])
+    def proof_inclusion(seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """The RFC 9162 inclusion proof of an event."""
+        try:
+            return inclusion(context.store(), seq, tree_size)
+        except ValueError as error:
+            raise ApiError(400, "invalid_request", str(error), "seq") from None
+
+    @app.get("/api/v1/log/proof/consistency", tags=["log"])
+    def proof_consistency(first: int, second: int) -> dict[str, Any]:
+        """The RFC 9162 consistency proof between two tree sizes."""
+        try:
+            return consistency(context.store(), first, second)
+        except ValueError as error:
+            raise ApiError(400, "invalid_request", str(error), "first") from None
+
+    @app.get("/api/v1/bundle/{action_id:path}", tags=["log"])
+    def bundle(action_id: str) -> Response:
+        """The audit bundle of an action (see ``opslineage export --format bundle``)."""
+        path = key_path(context.settings.key)
+        try:
+            document = make_bundle(
+                context.store(), action_id, load_private_key(path) if path.exists() else None
+            )
+        except BundleError as error:
+            raise ApiError(409, "no_checkpoint", str(error)) from None
+        return Response(msgspec.json.encode(document), media_type="application/json")
+
+
+def _batch_items(data: bytes) -> list[Any]:
+    text = data.lstrip()
+    if text.startswith(b"["):
+        try:
+            items = msgspec.json.decode(data)
+        except msgspec.DecodeError as error:
+            raise ApiError(400, "invalid_request", f"malformed JSON array: {error}") from None
+        return list(items)
+    return [line for line in data.split(b"\n") if line.strip()]
+
+
+def _as_of(target: Store, when: datetime | None) -> int | None:
+    return None if when is None else target.as_of_seq(when)
+
+
+def _edge(edge: tuple[str, str, str, str | None]) -> dict[str, Any]:
+    src, dst, kind, role = edge
+    return {"src": src, "dst": dst, "kind": kind, **({"role": role} if role else {})}
+
+
+def _facets(target: Store, node_id: str, as_of: int | None, recent: int = 20) -> dict[str, Any]:
+    """The facets recorded on a node (a run's, a job's or a dataset's), the newest value per name."""
+    record = resolve_node(target, node_id, as_of)
+    if record.kind == "run":
+        events = target.events(run_id=record.id.partition(":")[2])
+    elif record.kind == "job":
+        runs = target.find_nodes(
+            kind="run", namespace=record.namespace, name=record.name, limit=recent, as_of=as_of
+        )
+        events = sorted(
+            (e for run in runs for e in target.events(run_id=run.id.partition(":")[2])), key=lambda e: e.seq
+        )
+    else:
+        seqs = sorted(target.touching_seqs(record.id, recent, as_of))
+        events = [e for seq in seqs for e in target.events(after=seq - 1, limit=1)]
+    merged: dict[str, Any] = {}
+    for stored in events:
+        event = stored.event
+        if record.kind in ("run", "job"):
+            merged.update((event.get(record.kind) or {}).get("facets") or {})
+            continue
+        datasets = [*(event.get("inputs") or []), *(event.get("outputs") or [])]
+        if isinstance(event.get("dataset"), dict):
+            datasets.append(event["dataset"])
+        for dataset in datasets:
+            if (dataset.get("namespace"), dataset.get("name")) == (record.namespace, record.name):
+                merged.update(dataset.get("facets") or {})
+    return merged

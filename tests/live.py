@@ -1,0 +1,34 @@
+"""A real opslineage server on a free loopback port, for tests and benchmarks that speak HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from opslineage.server import ServerSettings, create_app
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL and the store URL it serves."""
+
+    url: str
+    store: str
+
+
+def start_server(settings: ServerSettings) -> tuple[uvicorn.Server, threading.Thread, str]:
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"

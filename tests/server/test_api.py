@@ -1,0 +1,220 @@
+"""The HTTP API over a real socket: fed by the official openlineage-python client, read back as
+why-chains, Marquez-shaped lineage and proofs; bad input refused with JSON and nothing stored."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpCompression, HttpConfig, HttpTransport
+
+from helpers import record_chain
+from live import LiveServer
+from opslineage import Tracer, open_store
+from opslineage.interop import verify_bundle
+from opslineage.ledger.keys import load_private_key, public_key_b64
+from opslineage.ledger.log import checkpoint, init_log
+from opslineage.query import why
+
+DATA = Path(__file__).parents[1] / "data" / "openlineage"
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def _transport(live: LiveServer, *, compression: HttpCompression | None = None) -> HttpTransport:
+    return HttpTransport(
+        HttpConfig(url=live.url, compression=compression, auth=ApiKeyTokenProvider({"apiKey": "s3cret"}))
+    )
+
+
+def test_the_official_clients_http_transport_feeds_the_server_and_why_reads_back(live: LiveServer) -> None:
+    tracer = Tracer.in_memory("aiops.http")
+    chain = record_chain(tracer)
+    transport = _transport(live, compression=HttpCompression.GZIP)
+    for event in tracer.transport.events:  # type: ignore[attr-defined]
+        transport.emit(event)
+    action = f"run:{chain.action.run_id}"
+    answer = httpx.get(f"{live.url}/api/v1/why/{action}").json()
+    assert answer["complete"] is True
+    assert answer["decision"]["id"] == chain.decision.id
+    assert [s["id"] for s in answer["snapshots"]] == [s.id for s in chain.snapshots]
+    with open_store(live.store, create=False) as store:
+        assert why(store, action).to_dict() == answer
+
+
+def test_a_producer_using_the_clients_own_event_classes_is_accepted(live: LiveServer) -> None:
+    client = OpenLineageClient(transport=_transport(live))
+    run = Run(runId="0190a3c4-1111-7abc-8def-0123456789ab")
+    job = Job(namespace="airflow", name="etl.load")
+    for state in (RunState.START, RunState.COMPLETE):
+        client.emit(
+            RunEvent(
+                eventType=state,
+                eventTime="2026-01-05T12:00:00Z",
+                run=run,
+                job=job,
+                producer="https://example.test/producer",
+                inputs=[InputDataset(namespace="postgres://db:5432", name="public.raw")],
+                outputs=[OutputDataset(namespace="postgres://db:5432", name="public.clean")],
+            )
+        )
+    graph = httpx.get(
+        f"{live.url}/api/v1/lineage", params={"nodeId": "dataset:postgres://db:5432:public.clean", "depth": 5}
+    ).json()["graph"]
+    ids = {node["id"] for node in graph}
+    assert ids == {
+        "dataset:postgres://db:5432:public.clean",
+        "job:airflow:etl.load",
+        "dataset:postgres://db:5432:public.raw",
+    }
+    job_node = next(node for node in graph if node["id"] == "job:airflow:etl.load")
+    assert job_node["type"] == "JOB"
+    assert job_node["inEdges"] == [
+        {"origin": "dataset:postgres://db:5432:public.raw", "destination": "job:airflow:etl.load"}
+    ]
+    assert job_node["outEdges"] == [
+        {"origin": "job:airflow:etl.load", "destination": "dataset:postgres://db:5432:public.clean"}
+    ]
+
+
+def test_every_compatibility_event_is_accepted_with_its_facets_intact(live: LiveServer) -> None:
+    files = sorted((DATA / "compatibility-tests").glob("*/events/*.json"))
+    assert len(files) == 74
+    datasets, jobs, parents, column_lineage = set(), set(), 0, set()
+    for path in files:
+        event = json.loads(path.read_text())
+        response = httpx.post(f"{live.url}/api/v1/lineage", content=path.read_bytes(), headers=AUTH)
+        assert response.status_code == 201, (path.name, response.text)
+        jobs.add(f"job:{event['job']['namespace']}:{event['job']['name']}")
+        for dataset in [*event.get("inputs", []), *event.get("outputs", [])]:
+            datasets.add(f"dataset:{dataset['namespace']}:{dataset['name']}")
+            if "columnLineage" in dataset.get("facets", {}):
+                column_lineage.add(f"dataset:{dataset['namespace']}:{dataset['name']}")
+        parents += "parent" in event["run"].get("facets", {})
+    for node in sorted(datasets | jobs):
+        assert httpx.get(f"{live.url}/api/v1/nodes/{node}").status_code == 200, node
+    assert column_lineage and parents
+    for node in column_lineage:
+        facets = httpx.get(f"{live.url}/api/v1/nodes/{node}").json()["facets"]
+        assert "fields" in facets["columnLineage"]
+    with open_store(live.store, create=False) as store:
+        has_parent = [
+            e
+            for e in store.edges(
+                [n.id for n in store.find_nodes(kind="run", limit=1000)], direction="up", kinds=["hasParent"]
+            )
+        ]
+        assert has_parent
+
+
+def test_an_event_without_run_id_is_refused_with_a_json_reason(live: LiveServer) -> None:
+    body = (DATA / "fluentd-events" / "event_no_run_id.json").read_bytes()
+    response = httpx.post(f"{live.url}/api/v1/lineage", content=body, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_event",
+        "detail": "run.runId is missing",
+        "field": "run.runId",
+    }
+    assert httpx.get(f"{live.url}/readyz").json()["events"] == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "error"),
+    [
+        ({}, b"{}", 401, "unauthorized"),
+        ({"Authorization": "Bearer wrong"}, b"{}", 401, "unauthorized"),
+        (AUTH, b'{"eventType": ', 400, "invalid_event"),
+        (AUTH, b"x" * (3 << 20), 413, "too_large"),
+        ({**AUTH, "Content-Encoding": "gzip"}, gzip.compress(b" " * (3 << 20)), 413, "too_large"),
+        ({**AUTH, "Content-Encoding": "gzip"}, b"not gzip", 400, "bad_encoding"),
+        ({**AUTH, "Content-Encoding": "br"}, b"{}", 415, "unsupported_encoding"),
+    ],
+    ids=["no-token", "wrong-token", "malformed", "too-large", "gzip-bomb", "bad-gzip", "unknown-encoding"],
+)
+def test_bad_requests_get_json_errors_and_store_nothing(
+    live: LiveServer, headers: dict[str, str], body: bytes, status: int, error: str
+) -> None:
+    response = httpx.post(f"{live.url}/api/v1/lineage", content=body, headers=headers)
+    assert response.status_code == status and response.json()["error"] == error
+    assert httpx.get(f"{live.url}/readyz").json()["events"] == 0
+
+
+def test_batch_stores_the_valid_events_and_lists_the_invalid_ones(live: LiveServer) -> None:
+    tracer = Tracer.in_memory()
+    record_chain(tracer)
+    events = list(tracer.transport.events)  # type: ignore[attr-defined]
+    broken = {**events[3], "eventType": "NOPE"}
+    lines = b"\n".join(json.dumps(e).encode() for e in [*events[:3], broken, *events[4:]])
+    response = httpx.post(f"{live.url}/api/v1/lineage/batch", content=lines, headers=AUTH)
+    answer = response.json()
+    assert response.status_code == 200 and answer["accepted"] == len(events) - 1 and answer["rejected"] == 1
+    assert answer["results"][3] == {
+        "index": 3,
+        "status": "rejected",
+        "field": "eventType",
+        "detail": "eventType 'NOPE' is not one of ABORT, COMPLETE, FAIL, OTHER, RUNNING, START",
+    }
+    again = httpx.post(f"{live.url}/api/v1/lineage/batch", json=events, headers=AUTH).json()
+    assert again["accepted"] == 1 and again["duplicates"] == len(events) - 1
+
+
+def test_nodes_search_pages_and_walks(live: LiveServer) -> None:
+    tracer = Tracer.in_memory()
+    chain = record_chain(tracer)
+    httpx.post(f"{live.url}/api/v1/lineage/batch", json=tracer.transport.events, headers=AUTH)  # type: ignore[attr-defined]
+    first = httpx.get(f"{live.url}/api/v1/nodes", params={"kind": "snapshot", "limit": 2}).json()
+    second = httpx.get(
+        f"{live.url}/api/v1/nodes", params={"kind": "snapshot", "limit": 2, "offset": 2}
+    ).json()
+    assert len(first["nodes"]) == 2 and first["next_offset"] == 2
+    assert len(second["nodes"]) == 1 and second["next_offset"] is None
+    assert {n["id"] for n in first["nodes"] + second["nodes"]} == {s.id for s in chain.snapshots}
+    assert httpx.get(f"{live.url}/api/v1/nodes", params={"kind": "widget"}).status_code == 400
+    node = httpx.get(f"{live.url}/api/v1/nodes/{chain.decision.id}").json()
+    assert node["content"]["fired"] is True and node["type"] == "decision"
+    up = httpx.get(f"{live.url}/api/v1/upstream/{chain.effect.id}", params={"depth": 30}).json()
+    assert "source:test:svc-01" in {n["id"] for n in up["nodes"]}
+    down = httpx.get(f"{live.url}/api/v1/downstream/source:test:svc-01", params={"depth": 30}).json()
+    assert chain.effect.id in {n["id"] for n in down["nodes"]}
+    old = httpx.get(
+        f"{live.url}/api/v1/downstream/source:test:svc-01", params={"as_of": "2000-01-01T00:00:00Z"}
+    )
+    assert old.status_code == 404
+    assert httpx.get(f"{live.url}/api/v1/why/run:00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_log_endpoints_answer_like_the_cli(
+    live: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
+    tracer = Tracer.in_memory()
+    chain = record_chain(tracer)
+    httpx.post(f"{live.url}/api/v1/lineage/batch", json=tracer.transport.events, headers=AUTH)  # type: ignore[attr-defined]
+    assert httpx.get(f"{live.url}/api/v1/log/checkpoint").status_code == 404
+    with open_store(live.store, create=False) as store:
+        init_log(store, origin="opslineage.test/http")
+        key = load_private_key(tmp_path / "log.key")
+        signed = checkpoint(store, key)
+    answer = httpx.get(f"{live.url}/api/v1/log/checkpoint").json()
+    assert answer["tree_size"] == signed.tree_size and answer["signature"] == signed.to_dict()["signature"]
+    proof = httpx.get(f"{live.url}/api/v1/log/proof/inclusion", params={"seq": 3}).json()
+    assert set(proof) == {"leaf_index", "tree_size", "leaf_hash", "root_hash", "audit_path"}
+    assert httpx.get(f"{live.url}/api/v1/log/proof/consistency", params={"first": 5, "second": 18}).json()[
+        "proof"
+    ]
+    assert httpx.get(f"{live.url}/api/v1/log/proof/inclusion", params={"seq": 99}).status_code == 400
+    bundle = httpx.get(f"{live.url}/api/v1/bundle/run:{chain.action.run_id}").json()
+    assert verify_bundle(bundle, public_key_b64(key.public_key())).ok
+
+
+def test_openapi_and_health(live: LiveServer) -> None:
+    spec = httpx.get(f"{live.url}/openapi.json").json()
+    assert {"/api/v1/lineage", "/api/v1/lineage/batch", "/api/v1/nodes", "/healthz", "/readyz"} <= set(
+        spec["paths"]
+    )
+    assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
