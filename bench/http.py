@@ -1,0 +1,169 @@
+"""HTTP ingest and query rates of ``opslineage serve``, against in-process ingest in the same run.
+
+- ``http_single_events_per_s_1_client`` / ``..._8_clients``: one event per POST /api/v1/lineage.
+- ``http_batch_events_per_s``: POST /api/v1/lineage/batch with 1000 events per request.
+- ``inprocess_batch_events_per_s``: the reference, parse + ingest of the same events in-process.
+- ``http_why_p50_ms`` / ``http_why_p99_ms``: GET /api/v1/why/{id} on the store given by
+  ``--why-store`` (e.g. the 1M-event store ``bench/why.py --store`` built), second pass over the
+  same random actions.
+
+The server runs in its own process (``opslineage serve``) on a free loopback port.
+
+    python bench/http.py --events 20000 --why-store /tmp/why1m.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+_BENCH = sys.path.pop(0)  # this file is named http.py: keep it from shadowing the standard library's http
+import httpx  # noqa: E402
+import msgspec  # noqa: E402
+
+sys.path.insert(0, _BENCH)
+from corpus import demo_shaped_events, emit  # noqa: E402
+from opslineage.model import parse_event  # noqa: E402
+from opslineage.query import list_nodes  # noqa: E402
+from opslineage.store.sqlite import SQLiteStore  # noqa: E402
+
+BATCH = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``opslineage serve`` in a subprocess, stopped on exit."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "opslineage.cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                "--store",
+                f"sqlite:///{store}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.1)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def post_each(url: str, lines: list[bytes]) -> None:
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for line in lines:
+            client.post("/api/v1/lineage", content=line).raise_for_status()
+
+
+def rate_single(directory: Path, lines: list[bytes], clients: int) -> float:
+    with Server(directory / f"single{clients}.db") as server:
+        shares = [lines[i::clients] for i in range(clients)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda share: post_each(server.url, share), shares))
+        return len(lines) / (time.perf_counter() - start)
+
+
+def rate_batch(directory: Path, lines: list[bytes]) -> float:
+    with Server(directory / "batch.db") as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        start = time.perf_counter()
+        for i in range(0, len(lines), BATCH):
+            client.post("/api/v1/lineage/batch", content=b"\n".join(lines[i : i + BATCH])).raise_for_status()
+        return len(lines) / (time.perf_counter() - start)
+
+
+def rate_inprocess(directory: Path, lines: list[bytes]) -> float:
+    store = SQLiteStore(directory / "inprocess.db")
+    start = time.perf_counter()
+    for i in range(0, len(lines), BATCH):
+        store.ingest([parse_event(line) for line in lines[i : i + BATCH]])
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(lines) / elapsed
+
+
+def why_latency(path: Path, samples: int) -> tuple[list[float], int]:
+    with SQLiteStore(path, create=False) as store:
+        actions = [node.id for node in list_nodes(store, "action", limit=1_000_000)]
+        events = store.log_size()
+    picked = random.Random(0).choices(actions, k=samples)
+    with Server(path) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for action in picked:  # first pass: the first touch of every chain
+            client.get(f"/api/v1/why/{action}").raise_for_status()
+        times = []
+        for action in picked:
+            start = time.perf_counter()
+            client.get(f"/api/v1/why/{action}").raise_for_status()
+            times.append(time.perf_counter() - start)
+    return sorted(times), events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--why-store", type=Path, help="a store to time GET /api/v1/why on")
+    parser.add_argument("--samples", type=int, default=2000)
+    args = parser.parse_args()
+    lines = [msgspec.json.encode(event) for event in demo_shaped_events(args.events)]
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        reference = rate_inprocess(directory, lines)
+        emit("inprocess_batch_events_per_s", reference, "events/s", events=len(lines))
+        for clients in (1, 8):
+            rate = rate_single(directory, lines, clients)
+            emit(
+                f"http_single_events_per_s_{clients}_client{'s' if clients > 1 else ''}",
+                rate,
+                "events/s",
+                events=len(lines),
+                ratio_to_inprocess=round(rate / reference, 3),
+            )
+        rate = rate_batch(directory, lines)
+        emit(
+            "http_batch_events_per_s",
+            rate,
+            "events/s",
+            events=len(lines),
+            ratio_to_inprocess=round(rate / reference, 3),
+        )
+    if args.why_store:
+        times, events = why_latency(args.why_store, args.samples)
+        emit("http_why_p50_ms", times[len(times) // 2] * 1000, "ms", events=events)
+        emit("http_why_p99_ms", times[int(len(times) * 0.99)] * 1000, "ms", events=events)
+
+
+if __name__ == "__main__":
+    main()
