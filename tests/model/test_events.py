@@ -212,3 +212,12 @@ def test_splicing_falls_back_for_content_keys_that_sort_among_the_metadata() -> 
     }
     parsed = parse_event(event)
     assert canonical_event(parsed.body, lambda d: parsed.artifacts[d][1]) == parsed.canonical
+
+
+def test_a_foreign_facet_cannot_use_the_reserved_content_key() -> None:
+    event = minimal()
+    event["inputs"][0]["facets"] = {
+        "custom": {"_producer": "p", "_schemaURL": "s", "_content": "sha256:" + "0" * 64}
+    }
+    with pytest.raises(InvalidEvent, match=r"inputs\[0\]\.facets\.custom\._content is reserved"):
+        parse_event(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +29,7 @@ __all__ = ["add_parsers"]
 
 STORE_FORMATS = ("openlineage", "prov-json")
 ACTION_FORMATS = ("bundle", "intoto")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe's reader left
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,8 +39,8 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         parents=[common],
         help="export the whole store, or the evidence behind an action",
         description="openlineage: every stored event as OpenLineage JSON lines, which `opslineage ingest` "
-        "turns back into the same graph. prov-json: the graph as one W3C PROV-JSON document. bundle: one JSON "
-        "file with every event of an action's why-chain, each with its inclusion proof against one signed "
+        "turns back into the same graph. prov-json: the graph as one W3C PROV-JSON document. bundle: one "
+        "JSON file with every event of an action's why-chain, each with its inclusion proof against one signed "
         "checkpoint, and the public key. intoto: the same evidence as an in-toto Statement v1 in a DSSE "
         "envelope signed with the log key.",
     )
@@ -114,14 +116,20 @@ def _export_store(args: argparse.Namespace) -> int:
     with store_from(args) as store:
         if args.output is None:
             sys.stdout.flush()
-            _write_store(store, args.format, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            try:
+                _write_store(store, args.format, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:  # the reader stopped early (`| head`): quietly, as SIGPIPE would
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_BROKEN_PIPE
             return 0
         partial = args.output.with_name(args.output.name + ".partial")
         try:
             with partial.open("wb") as out:
                 summary = _write_store(store, args.format, out)
             partial.replace(args.output)  # never leave a half-written export under the asked name
+        except OSError as error:
+            raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
         finally:
             partial.unlink(missing_ok=True)
     size = args.output.stat().st_size

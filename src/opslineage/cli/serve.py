@@ -17,16 +17,26 @@ __all__ = ["add_parser"]
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the command."""
     parser = commands.add_parser(
-        "serve", parents=[common], help="serve the HTTP API (OpenLineage ingest, lineage, why, the log)",
+        "serve",
+        parents=[common],
+        help="serve the HTTP API (OpenLineage ingest, lineage, why, the log)",
         description="Serve the HTTP API: POST /api/v1/lineage takes OpenLineage events as the OpenLineage "
         "clients send them; GET /api/v1/lineage answers as Marquez does; OpenAPI at /openapi.json.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--token", default=os.environ.get("OPSLINEAGE_TOKEN"),
-                        help="require Authorization: Bearer TOKEN on ingest (default: $OPSLINEAGE_TOKEN)")
-    parser.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
-                        help="largest request body accepted (default 16 MiB)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OPSLINEAGE_TOKEN"),
+        help="require Authorization: Bearer TOKEN on ingest (default: $OPSLINEAGE_TOKEN)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=16 << 20,
+        metavar="BYTES",
+        help="largest request body accepted (default 16 MiB)",
+    )
     parser.add_argument("--key", metavar="PATH", help="the log key, to sign checkpoints and bundles")
     parser.set_defaults(run=run)
 

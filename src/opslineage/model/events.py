@@ -199,7 +199,7 @@ class _Extractor:
             raise InvalidEvent("dataset must be an object with namespace and name")
         namespace = _required_str(dataset, "namespace", "dataset.namespace")
         name = _required_str(dataset, "name", "dataset.name")
-        facets = _facets(dataset, "facets", "dataset.facets")
+        facets = _dataset_facets(dataset, "dataset.facets")
         stripped_facets = dict(facets)
         self.nodes.append(self._dataset_node(namespace, name, facets, stripped_facets, "dataset"))
         stripped = dict(self.event)
@@ -226,7 +226,7 @@ class _Extractor:
             raise InvalidEvent(f"{where} must be an object with namespace and name")
         namespace = _required_str(dataset, "namespace", f"{where}.namespace")
         name = _required_str(dataset, "name", f"{where}.name")
-        facets = _facets(dataset, "facets", f"{where}.facets")
+        facets = _dataset_facets(dataset, f"{where}.facets")
         for key in ("inputFacets", "outputFacets"):
             _facets(dataset, key, f"{where}.{key}")
         stripped_facets = dict(facets)
@@ -336,6 +336,17 @@ def _facets(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
             raise InvalidEvent(f"{where}.{name} must be an object, got {type(facet).__name__}")
         if name.startswith("aiops_") and name not in ALL_FACETS:
             raise InvalidEvent(f"{where}.{name} is not a known opslineage facet")
+    return facets
+
+
+def _dataset_facets(dataset: dict[str, Any], where: str) -> dict[str, Any]:
+    """A dataset's facets; ``_content`` is ours (it marks split-out artifacts), so no facet may bring one."""
+    facets = _facets(dataset, "facets", where)
+    for name, facet in facets.items():
+        if CONTENT_KEY in facet:
+            raise InvalidEvent(
+                f"{where}.{name}.{CONTENT_KEY} is reserved (opslineage marks stored artifacts with it)"
+            )
     return facets
 
 

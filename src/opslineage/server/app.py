@@ -30,7 +30,9 @@ from opslineage.store import Store, StoreError, open_store
 __all__ = ["ServerSettings", "create_app"]
 
 # Reasons start with the path of the field at fault when one is (see opslineage.model.events).
-_FIELD = re.compile(r"^((?:eventTime|eventType|producer|schemaURL|run|job|inputs|outputs|dataset)\b[\w.\[\]]*)")
+_FIELD = re.compile(
+    r"^((?:eventTime|eventType|producer|schemaURL|run|job|inputs|outputs|dataset)\b[\w.\[\]]*)"
+)
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,8 @@ class SQLiteStore(Store):
                 raise StoreError(f"store {self.path} has schema {version}, newer than this opslineage")
             if 0 < version < SCHEMA_VERSION:
                 raise StoreError(
-                    f"store {self.path} has schema {version} from a pre-release opslineage; re-create it "
-                    "(e.g. opslineage export from that version, then ingest)"
+                    f"store {self.path} has schema {version} from a pre-release opslineage, which is not "
+                    "migrated; re-create it (run the demo again, or ingest your events again)"
                 )
             if version == 0:
                 for statement in _SCHEMA:
