@@ -16,10 +16,11 @@ from openlineage.client.transport.http import ApiKeyTokenProvider, HttpCompressi
 from helpers import record_chain
 from live import LiveServer
 from opslineage import Tracer, open_store
+from opslineage.demo import DemoConfig, run_demo
 from opslineage.interop import verify_bundle
 from opslineage.ledger.keys import load_private_key, public_key_b64
 from opslineage.ledger.log import checkpoint, init_log
-from opslineage.query import why
+from opslineage.query import list_nodes, why
 
 DATA = Path(__file__).parents[1] / "data" / "openlineage"
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -44,6 +45,23 @@ def test_the_official_clients_http_transport_feeds_the_server_and_why_reads_back
     assert [s["id"] for s in answer["snapshots"]] == [s.id for s in chain.snapshots]
     with open_store(live.store, create=False) as store:
         assert why(store, action).to_dict() == answer
+
+
+def test_the_demos_events_through_the_official_client_give_the_same_why_chains(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'demo.db'}") as demo:
+        run_demo(demo, DemoConfig(services=2, hours=8, seed=1))
+        events = [stored.event for stored in demo.events()]
+        transport = _transport(live, compression=HttpCompression.GZIP)
+        for event in events:
+            transport.emit(event)
+        actions = list_nodes(demo, "action", limit=100)
+        assert actions and httpx.get(f"{live.url}/readyz").json()["events"] == len(events)
+        for action in actions:
+            answer = httpx.get(f"{live.url}/api/v1/why/{action.id}").json()
+            assert answer["complete"] is True
+            assert answer == why(demo, action.id).to_dict()
 
 
 def test_a_producer_using_the_clients_own_event_classes_is_accepted(live: LiveServer) -> None:

@@ -1,6 +1,7 @@
 """The SDK pipelines import: the Tracer, its step handles, context propagation and transports."""
 
 from opslineage.sdk.context import LineageContext, current
+from opslineage.sdk.propagation import continued, extract, inject, inject_into_current_span
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version
 from opslineage.sdk.tracer import Tracer
 from opslineage.sdk.transports import (
@@ -26,5 +27,9 @@ __all__ = [
     "Transport",
     "TransportError",
     "code_version",
+    "continued",
     "current",
+    "extract",
+    "inject",
+    "inject_into_current_span",
 ]

@@ -241,7 +241,9 @@ def _from_parent(value: str | None) -> LineageContext | None:
         parent = msgspec.json.decode(value, type=_Parent)
     except (ValueError, TypeError):
         return None
-    return LineageContext(run_id=parent.run.runId, job_namespace=parent.job.namespace, job_name=parent.job.name)
+    return LineageContext(
+        run_id=parent.run.runId, job_namespace=parent.job.namespace, job_name=parent.job.name
+    )
 
 
 def _decision(carried: _Decision) -> Artifact:
