@@ -1,4 +1,7 @@
-"""``opslineage demo``: run a realistic AIOps pipeline into the store and explain one remediation."""
+"""``opslineage demo``: run a realistic AIOps pipeline into the store and explain one remediation.
+
+With ``--bus`` the lineage goes to a NATS JetStream stream instead, for ``opslineage worker`` to store.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from opslineage.cli.common import UsageError, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.demo import DemoConfig, DemoResult, run_demo
 from opslineage.query import why
+from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport
+from opslineage.store import Store, default_store_url
 
 __all__ = ["add_parser"]
 
@@ -46,6 +51,20 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         default=[],
         help="replay these timestamp,value CSV series (e.g. NAB) instead of simulating a fleet",
     )
+    parser.add_argument(
+        "--bus",
+        metavar="URL",
+        help="send the lineage to this NATS JetStream server (nats://HOST:PORT) instead of a store; "
+        "`opslineage worker` stores it",
+    )
+    parser.add_argument(
+        "--stream", default=DEFAULT_STREAM, help=f"with --bus: the stream (default {DEFAULT_STREAM})"
+    )
+    parser.add_argument(
+        "--subject",
+        default=DEFAULT_SUBJECT,
+        help=f"with --bus: the subject prefix (default {DEFAULT_SUBJECT})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -56,16 +75,10 @@ def run(args: argparse.Namespace) -> int:
     config = DemoConfig(
         seed=args.seed, services=args.services, hours=args.hours, telemetry_csv=args.telemetry_csv
     )
+    if args.bus:
+        return _run_on_bus(args, config)
     with store_from(args, create=True) as store:
-        with progress("demo", None, enabled=not args.json) as bar:
-            try:
-                result = run_demo(
-                    store,
-                    config,
-                    lambda done, total: bar.update(bar.task_ids[0], completed=done, total=total),
-                )
-            except ValueError as error:
-                raise UsageError(str(error)) from None
+        result = _run(args, config, store)
         example = _example(result)
         chain = why(store, "run:" + example) if example else None
     if args.json:
@@ -107,6 +120,59 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(
+    args: argparse.Namespace, config: DemoConfig, store: Store | None, transport: NatsTransport | None = None
+) -> DemoResult:
+    with progress("demo", None, enabled=not args.json) as bar:
+        try:
+            return run_demo(
+                store,
+                config,
+                lambda done, total: bar.update(bar.task_ids[0], completed=done, total=total),
+                transport=transport,
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+
+
+def _run_on_bus(args: argparse.Namespace, config: DemoConfig) -> int:
+    """Send the demo's lineage through NATS; the worker stores it, so there is no why-chain to print here."""
+    try:
+        transport = NatsTransport(args.bus, stream=args.stream, subject=args.subject)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    result = _run(args, config, None, transport)
+    example = _example(result)
+    stats = transport.stats
+    if args.json:
+        print_json(
+            {
+                "bus": args.bus,
+                "stream": args.stream,
+                "events": result.counts["events"],
+                "published": stats.published,
+                "duplicates": stats.duplicates,
+                "pending": transport.pending,
+                "remediations": [f"run:{r.run_id}" for r in result.remediations],
+                "example": f"run:{example}" if example else None,
+            }
+        )
+        return 0
+    _print_summary(result, f"{args.bus} (stream {args.stream})")
+    if transport.pending:
+        print(
+            f"NATS did not take {transport.pending} event(s) yet: they are kept in {transport.spill_dir} "
+            "and sent by the next run for this stream."
+        )
+    store = args.store or default_store_url()
+    flags = "" if args.stream == DEFAULT_STREAM else f" --stream {args.stream}"
+    flags += "" if args.subject == DEFAULT_SUBJECT else f" --subject {args.subject}"
+    print(f"\nStore them: opslineage worker --bus {args.bus}{flags} --store {store}")
+    if example:
+        print(f"Then explain one: opslineage why run:{example} --store {store}")
+    return 0
+
+
 def _example(result: DemoResult) -> str | None:
     """A remediation worth explaining: resolved, under the newest policy version if possible."""
     newest = {versions[-1][0] for versions in result.policy_versions.values()}
@@ -121,7 +187,10 @@ def _print_summary(result: DemoResult, url: str) -> None:
     kinds = ", ".join(f"{result.kinds.get(kind, 0)} {label}" for kind, label in _SUMMARY_KINDS.items())
     resolved = [r for r in result.remediations if r.outcome == "resolved"]
     fixed_incidents = {(r.target, r.incident) for r in resolved if r.incident}
-    print(f"Recorded {result.counts['events']} lineage events in {url}: {kinds}.")
+    if result.kinds:
+        print(f"Recorded {result.counts['events']} lineage events in {url}: {kinds}.")
+    else:
+        print(f"Sent {result.counts['events']} lineage events to {url}.")
     print(f"Decisions: {result.decisions} evaluated, {result.not_fired} did not fire.")
     print(
         f"Remediations: {len(result.remediations)} "

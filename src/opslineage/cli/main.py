@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import audit, demo, ingest, ledger, lineage, serve
+from opslineage.cli import audit, demo, ingest, ledger, lineage, serve, worker
 from opslineage.cli.common import EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parsers(commands, common)
     audit.add_parsers(commands, common)
     serve.add_parser(commands, common)
+    worker.add_parser(commands, common)
     return parser
 
 

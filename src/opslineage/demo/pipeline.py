@@ -22,7 +22,7 @@ from opslineage.demo.policies import evaluate
 from opslineage.demo.replay import CsvSeries
 from opslineage.demo.worlds import FLEET_PROFILE, REPLAY_PROFILE, FleetWorld, Profile, ReplayWorld, World
 from opslineage.query import count_kinds
-from opslineage.sdk import Artifact, ModelRef, PolicyRef, Tracer
+from opslineage.sdk import Artifact, ModelRef, PolicyRef, Tracer, Transport
 from opslineage.sdk.effects import classify_effect
 from opslineage.store import Store
 
@@ -286,9 +286,17 @@ def _seeded_ids(seed: int) -> Callable[[], str]:
 
 
 def run_demo(
-    store: Store, config: DemoConfig, on_step: Callable[[int, int], None] | None = None
+    store: Store | None,
+    config: DemoConfig,
+    on_step: Callable[[int, int], None] | None = None,
+    *,
+    transport: Transport | None = None,
 ) -> DemoResult:
     """Run the pipeline over the simulated fleet, or over ``config.telemetry_csv``, into ``store``.
+
+    With a ``transport`` instead of a store (say a :class:`~opslineage.sdk.nats.NatsTransport`),
+    the lineage goes there and is closed with it; ``counts`` then holds only ``events`` (handed to
+    the transport) and ``kinds`` is empty.
 
     Raises:
         ValueError: a telemetry file cannot be read (the message names the file and line).
@@ -305,6 +313,7 @@ def run_demo(
     tracer = Tracer(
         profile.namespace,
         store=store,
+        transport=transport,
         agent="aiops-pipeline",
         clock=lambda: world.now,
         run_ids=_seeded_ids(config.seed),
@@ -322,6 +331,6 @@ def run_demo(
         pipeline.decisions,
         pipeline.not_fired,
         incidents,
-        store.counts(),
-        count_kinds(store),
+        store.counts() if store is not None else {"events": tracer.stats.emitted},
+        count_kinds(store) if store is not None else {},
     )

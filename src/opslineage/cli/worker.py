@@ -1,0 +1,84 @@
+"""``opslineage worker``: store what a NATS JetStream stream holds, as one of any number of workers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from nats.errors import Error as NatsError
+
+from opslineage.cli.common import UsageError, print_json
+from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe
+from opslineage.store import default_store_url
+from opslineage.worker import DEFAULT_DURABLE, run_worker
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the command."""
+    parser = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="store lineage events from a NATS JetStream stream (run as many as you like)",
+        description="Pull lineage events from a JetStream stream in batches, store each batch in one "
+        "transaction and acknowledge it only then. Workers with the same --durable share the work; a "
+        "worker that dies loses nothing (its messages are redelivered) and nothing is stored twice. "
+        "Invalid events are dead-lettered. Runs until SIGTERM or Ctrl-C.",
+    )
+    parser.add_argument(
+        "--bus", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
+    )
+    parser.add_argument("--stream", default=DEFAULT_STREAM, help=f"the stream (default {DEFAULT_STREAM})")
+    parser.add_argument(
+        "--durable",
+        default=DEFAULT_DURABLE,
+        metavar="NAME",
+        help=f"the durable consumer; workers with the same name share the work (default {DEFAULT_DURABLE})",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=500, metavar="N", help="events per fetch and transaction (default 500)"
+    )
+    parser.add_argument(
+        "--subject",
+        default=DEFAULT_SUBJECT,
+        help=f"the subject prefix of a stream created here (default {DEFAULT_SUBJECT})",
+    )
+    parser.add_argument(
+        "--deadletter",
+        type=Path,
+        metavar="FILE",
+        help="also append every dead-lettered message to this JSON-lines file "
+        "(they are always published on opslineage.deadletter)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Store events until stopped; print what was done."""
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if not logging.getLogger().handlers and not logging.getLogger("opslineage").handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        stats = run_worker(
+            args.bus,
+            args.store or default_store_url(),
+            stream=args.stream,
+            durable=args.durable,
+            batch=args.batch,
+            subject=args.subject,
+            deadletter=args.deadletter,
+        )
+    except (NatsError, StreamMismatch, ValueError) as error:
+        raise UsageError(f"{args.bus}: {describe(error)}") from None
+    if args.json:
+        print_json(asdict(stats))
+    else:
+        print(
+            f"Stored {stats.stored} event(s) in {stats.batches} batch(es); {stats.duplicates} already stored, "
+            f"{stats.deadlettered} dead-lettered, {stats.retried} handed back for redelivery."
+        )
+    return 0

@@ -1,0 +1,640 @@
+"""Capture through NATS JetStream: :class:`NatsTransport`, and the stream both ends of the bus share.
+
+This module owns the producer side of the bus: how an event becomes a JetStream message (its
+subject ``<subject>.<namespace>`` and its ``Nats-Msg-Id``, the event's digest), the stream's
+definition (:func:`ensure_stream`), and what happens while NATS is away. Events are published
+with a JetStream acknowledgement awaited for each; until it arrives an event stays pending. While
+NATS is unreachable, pending events wait in a bounded in-memory buffer that spills to
+append-only OpenLineage JSON-lines files, which are replayed in order (and then deleted) once
+NATS is back, by this transport or, after the process ended, by the next one for the same
+stream. An outage is buffering, not refusal: nothing raises into the pipeline.
+
+The consumer side, which stores what the stream holds, is :mod:`opslineage.worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.errors import BadHeaderError, BadSubjectError, MaxPayloadError, NoRespondersError
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
+
+from opslineage.model import digest_of
+from opslineage.sdk.transports import TransportError
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "DEFAULT_SUBJECT",
+    "DEFAULT_URL",
+    "MSG_ID_HEADER",
+    "NatsStats",
+    "NatsTransport",
+    "StreamMismatch",
+    "connect_options",
+    "default_spill_dir",
+    "describe",
+    "ensure_stream",
+    "event_subject",
+]
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+DEFAULT_STREAM = "OPSLINEAGE"
+DEFAULT_SUBJECT = "opslineage.events"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+_CHUNK = 500  # messages in flight before their acknowledgements are awaited
+_RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS
+_RETRY_AFTER = 1.0  # seconds before publishing again after NATS stopped answering
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+log = logging.getLogger("opslineage")
+
+
+class StreamMismatch(Exception):
+    """The stream exists but does not take the subjects this end publishes or consumes."""
+
+
+def _check_prefix(subject: str) -> str:
+    tokens = subject.split(".")
+    if not subject or any(not token or _UNSAFE.search(token) for token in tokens):
+        raise ValueError(f"subject prefix {subject!r} must be dot-separated tokens of [A-Za-z0-9_-]")
+    return subject
+
+
+def _tokens(text: str) -> str:
+    """``text`` as subject-safe tokens: split at dots, every other unsafe character made ``_``."""
+    return ".".join(_UNSAFE.sub("_", part) or "_" for part in text.split("."))
+
+
+def event_subject(event: dict[str, Any], prefix: str = DEFAULT_SUBJECT, namespace: str | None = None) -> str:
+    """The subject an event is published on: ``<prefix>.<namespace>``.
+
+    Args:
+        event: an OpenLineage event.
+        prefix: the stream's subject prefix.
+        namespace: the namespace to use; default, the event's job namespace (its dataset's for a
+            DatasetEvent), sanitised to subject-safe tokens (``aiops.demo`` stays two tokens,
+            ``postgres://db:5432`` becomes ``postgres___db_5432``).
+    """
+    if namespace is None:
+        holder = event.get("job") or event.get("dataset")
+        found = holder.get("namespace") if isinstance(holder, dict) else None
+        namespace = found if isinstance(found, str) else ""
+    return f"{prefix}.{_tokens(namespace)}"
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether the stream subject ``pattern`` (with ``*`` and ``>``) takes every subject under ``subject``."""
+    wanted = [*subject.split("."), ">"]
+    have = pattern.split(".")
+    for index, token in enumerate(have):
+        if token == ">":
+            return True
+        if index >= len(wanted) or wanted[index] == ">" or token not in ("*", wanted[index]):
+            return False
+    return False
+
+
+async def ensure_stream(js: JetStreamContext, stream: str, subject: str = DEFAULT_SUBJECT) -> api.StreamInfo:
+    """The stream, created when missing: subjects ``<subject>.>``, file storage.
+
+    An existing stream is used as it is, provided it takes ``<subject>.>``.
+
+    Raises:
+        StreamMismatch: the stream exists and does not take those subjects.
+        nats.errors.Error: JetStream refused or did not answer.
+    """
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        config = api.StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=api.StorageType.FILE)
+        try:
+            return await js.add_stream(config)
+        except BadRequestError:  # made meanwhile by another process, or the subjects overlap another stream
+            info = await js.stream_info(stream)
+    subjects = info.config.subjects or []
+    if not any(_covers(pattern, subject) for pattern in subjects):
+        raise StreamMismatch(f"stream {stream} takes {subjects}, not {subject}.>")
+    return info
+
+
+def connect_options(
+    url: str, on_first_error: Callable[[Exception], None], **callbacks: Any
+) -> dict[str, Any]:
+    """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly.
+
+    nats-py logs every failed attempt with a traceback at ERROR unless given an ``error_cb``;
+    this one reports the first error (which may come before or after the connection was made)
+    to ``on_first_error`` and every error at DEBUG.
+    """
+    seen = False
+
+    async def error_cb(error: Exception) -> None:
+        nonlocal seen
+        if not seen:
+            seen = True
+            on_first_error(error)
+        log.debug("NATS at %s: %s: %s", url, type(error).__name__, error)
+
+    return {
+        "servers": [url],
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": _RECONNECT_WAIT,
+        "connect_timeout": 2,
+        "error_cb": error_cb,
+        **callbacks,
+    }
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a NATS failure (nats-py's own text can be ``description='None'``)."""
+    if isinstance(error, ServiceUnavailableError | NoRespondersError):
+        return "JetStream is not available on that server (nats-server needs -js)"
+    return str(error) or type(error).__name__
+
+
+def default_spill_dir() -> Path:
+    """Where undelivered events wait by default: ``$XDG_CACHE_HOME/opslineage/spill`` (or ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opslineage" / "spill"
+
+
+@dataclass
+class NatsStats:
+    """What a :class:`NatsTransport` did: events JetStream stored (``published``), events it
+    acknowledged as already held (``duplicates``, by ``Nats-Msg-Id``), events written to a spill
+    file, and events refused (not JSON, or refused by the server)."""
+
+    published: int = 0
+    duplicates: int = 0
+    spilled: int = 0
+    refused: int = 0
+
+
+_Item = tuple[str, str, bytes]  # subject, message id, payload
+
+
+class _Spill:
+    """One append-only JSON-lines spill file, locked with ``flock`` while this process holds it."""
+
+    def __init__(self, path: Path, file: IO[bytes], remaining: int) -> None:
+        self.path = path
+        self.file = file
+        self.offset = 0
+        self.remaining = remaining
+
+    @classmethod
+    def create(cls, directory: Path, stream: str) -> _Spill:
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{_UNSAFE.sub('_', stream)}-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        file = (directory / name).open("a+b")
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return cls(directory / name, file, 0)
+
+    @classmethod
+    def adopt(cls, path: Path) -> _Spill | None:
+        """The spill file a process that has ended left behind; None while its writer lives."""
+        try:
+            file = path.open("a+b")
+        except OSError:
+            return None
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(file.fileno()).st_nlink == 0:  # replayed and removed since it was listed
+                raise BlockingIOError
+        except OSError:
+            file.close()
+            return None
+        file.seek(0)
+        remaining = sum(1 for line in file if line.strip())
+        return cls(path, file, remaining)
+
+    def append(self, payloads: list[bytes]) -> None:
+        self.file.write(b"".join(payload + b"\n" for payload in payloads))
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.remaining += len(payloads)
+
+    def read(self, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` unsent lines with the offset after each."""
+        self.file.seek(self.offset)
+        lines: list[tuple[int, bytes]] = []
+        while len(lines) < limit and (line := self.file.readline()):
+            if line.strip():
+                lines.append((self.file.tell(), line.strip()))
+            elif not lines:  # a blank line before any unsent one: skip it for good
+                self.offset = self.file.tell()
+        return lines
+
+    def advance(self, offset: int, count: int) -> None:
+        self.offset = offset
+        self.remaining -= count
+
+    def close(self) -> None:
+        """Release the file: removed when every line was sent, else kept for the next transport."""
+        if self.remaining == 0:
+            self.path.unlink(missing_ok=True)
+        self.file.close()
+
+
+class NatsTransport:
+    """Publishes events to a JetStream stream, buffering (and spilling to disk) while NATS is away.
+
+    Each event goes to ``<subject>.<namespace>`` with its digest as ``Nats-Msg-Id``, so the server
+    drops a publish it already holds within the stream's duplicate window, and counts as sent
+    when JetStream acknowledged it. nats-py is asyncio: the transport runs its own event loop on
+    a background thread, so :meth:`emit` is an ordinary blocking call (made by the SDK's emitter
+    thread, never by the pipeline). The stream is created when missing.
+
+    While NATS is unreachable, or stops acknowledging, events wait in memory; past ``buffer``
+    events they are appended to a JSON-lines spill file in ``spill_dir`` (OpenLineage events, one
+    a line, which ``opslineage ingest`` also reads). When NATS is back everything pending is
+    published oldest first and the spill file is deleted. Events still pending at :meth:`close`
+    are spilled, and the next transport for the same stream and spill directory sends them.
+
+    Args:
+        url: the NATS server.
+        stream: the JetStream stream.
+        namespace: publish every event under this namespace instead of its own job namespace.
+        spill_dir: where spill files go (default :func:`default_spill_dir`).
+        buffer: events held in memory before they are spilled to disk.
+        subject: the subject prefix; the stream takes ``<subject>.>``.
+        ack_timeout: seconds to wait for JetStream to acknowledge a chunk of publishes.
+        close_timeout: seconds :meth:`close` spends sending what is pending before spilling it.
+
+    Raises:
+        ValueError: ``subject`` is not subject-safe tokens, or ``buffer`` is below 1.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        stream: str = DEFAULT_STREAM,
+        namespace: str | None = None,
+        spill_dir: str | Path | None = None,
+        buffer: int = 10_000,
+        subject: str = DEFAULT_SUBJECT,
+        ack_timeout: float = 5.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        if buffer < 1:
+            raise ValueError("buffer must be at least 1")
+        self.url = url
+        self.stream = stream
+        self.namespace = namespace
+        self.subject = _check_prefix(subject)
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else default_spill_dir()
+        self.buffer = buffer
+        self.ack_timeout = ack_timeout
+        self.close_timeout = close_timeout
+        self.stats = NatsStats()
+        self._memory: deque[_Item] = deque()
+        self._spills: deque[_Spill] = deque()
+        self._own: _Spill | None = None  # the spill file this transport appends to, last in _spills
+        self._spilled_pending = 0
+        self._unreported = 0  # refusals found while replaying, reported with the next batch
+        self._retry_at = 0.0
+        self._give_up_at: float | None = None  # set by close(): stop publishing then
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._stream_ready = False
+        self._stream_warned = False
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="opslineage-nats", daemon=True)
+        self._thread.start()
+        self._call(self._start())
+
+    @property
+    def pending(self) -> int:
+        """Events not yet acknowledged by JetStream (in memory or in spill files)."""
+        return len(self._memory) + self._spilled_pending
+
+    @property
+    def connected(self) -> bool:
+        """Whether the transport is connected to NATS and the stream is ready."""
+        return self._nc is not None and self._nc.is_connected and self._stream_ready
+
+    def emit(self, events: list[dict[str, Any]]) -> None:
+        """Publish a batch, waiting for JetStream's acknowledgements; buffer it while NATS is away.
+
+        Raises:
+            TransportError: events that are not JSON, or that the server refused (those found while
+                replaying earlier events are reported here too); everything else was accepted.
+        """
+        if self._closed:
+            raise TransportError("the NATS transport is closed", refused=len(events))
+        refused = self._call(self._accept(events))
+        if refused:
+            raise TransportError(f"{refused} event(s) refused by NATS or not JSON", refused=refused)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event handed to :meth:`emit` was acknowledged (or refused); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pending and not self._closed:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._loop.call_soon_threadsafe(self._wake.set)
+            time.sleep(0.02)
+        return not self.pending
+
+    def close(self) -> None:
+        """Send what is pending (for up to ``close_timeout`` seconds), spill the rest, disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._call(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    # On the transport's event loop from here on.
+
+    async def _start(self) -> None:
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._adopt_spills()
+        self._tasks = [
+            asyncio.create_task(self._connect()),
+            asyncio.create_task(self._keep_sending()),
+        ]
+
+    def _adopt_spills(self) -> None:
+        """Take over the spill files of transports for this stream whose process has ended."""
+        try:
+            paths = sorted(self.spill_dir.glob(f"{_UNSAFE.sub('_', self.stream)}-*.jsonl"))
+        except OSError:
+            return
+        for path in paths:
+            spill = _Spill.adopt(path)
+            if spill is not None:
+                self._spills.append(spill)
+                self._spilled_pending += spill.remaining
+                log.info("opslineage: replaying %d event(s) left in %s", spill.remaining, path)
+
+    async def _connect(self) -> None:
+        def unreachable(error: Exception) -> None:
+            if self._nc is None:  # not yet connected; a later outage is reported as lost
+                log.warning("opslineage: NATS at %s unreachable (%s); buffering events", self.url, error)
+
+        async def disconnected() -> None:
+            if not self._closed:
+                log.warning("opslineage: lost NATS at %s; buffering events", self.url)
+
+        async def reconnected() -> None:
+            log.info("opslineage: NATS at %s is back; %d event(s) to replay", self.url, self.pending)
+            self._retry_at = 0.0
+            self._wake.set()
+
+        try:
+            self._nc = await nats.connect(
+                **connect_options(
+                    self.url, unreachable, disconnected_cb=disconnected, reconnected_cb=reconnected
+                )
+            )
+        except Exception as error:  # a URL nats-py cannot use: keep buffering, never raise
+            log.error("opslineage: cannot use NATS at %s: %s; events are buffered", self.url, error)
+            return
+        self._js = self._nc.jetstream(publish_async_max_pending=2 * _CHUNK)
+        self._wake.set()
+
+    async def _keep_sending(self) -> None:
+        """Prepare the stream once connected, and replay what is pending whenever NATS can take it."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            self._wake.clear()
+            try:
+                await self._prepare_stream()
+                if self.pending and self._can_publish():
+                    async with self._lock:
+                        await self._drain()
+            except Exception as error:  # the background sender must outlive any single failure
+                log.warning("opslineage: NATS sender: %s: %s", type(error).__name__, error)
+
+    async def _prepare_stream(self) -> None:
+        if self._stream_ready or self._js is None or not (self._nc and self._nc.is_connected):
+            return
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            await ensure_stream(self._js, self.stream, self.subject)
+        except (NatsError, StreamMismatch, TimeoutError) as error:
+            if not self._stream_warned:  # once until it is ready; it is retried every second
+                log.warning(
+                    "opslineage: stream %s not ready: %s; events are buffered", self.stream, describe(error)
+                )
+                self._stream_warned = True
+            self._retry_at = time.monotonic() + _RETRY_AFTER
+            return
+        self._stream_ready = True
+        self._stream_warned = False
+
+    def _can_publish(self) -> bool:
+        now = time.monotonic()
+        return (
+            self.connected and now >= self._retry_at and (self._give_up_at is None or now < self._give_up_at)
+        )
+
+    async def _accept(self, events: list[dict[str, Any]]) -> int:
+        refused = 0
+        async with self._lock:
+            for event in events:
+                try:
+                    item = (
+                        event_subject(event, self.subject, self.namespace),
+                        digest_of(event),
+                        msgspec.json.encode(event),
+                    )
+                except (AttributeError, TypeError, ValueError, msgspec.EncodeError) as error:
+                    refused += 1
+                    self.stats.refused += 1
+                    log.warning("opslineage: event refused: %s: %s", type(error).__name__, error)
+                    continue
+                self._memory.append(item)
+            if len(self._memory) > self.buffer:
+                self._spill_memory()
+            if self._can_publish():
+                await self._drain()
+        reported = min(len(events), refused + self._unreported)
+        self._unreported += refused - reported
+        return reported
+
+    def _spill_memory(self) -> None:
+        """Move every event held in memory to the end of this transport's spill file."""
+        try:
+            if self._own is None:
+                self._own = _Spill.create(self.spill_dir, self.stream)
+                self._spills.append(self._own)
+            self._own.append([payload for _, _, payload in self._memory])
+        except OSError as error:  # keep them in memory rather than lose them
+            log.error("opslineage: cannot spill to %s: %s; holding events in memory", self.spill_dir, error)
+            return
+        self.stats.spilled += len(self._memory)
+        self._spilled_pending += len(self._memory)
+        self._memory.clear()
+
+    async def _drain(self) -> bool:
+        """Publish what is pending, oldest first, until nothing is left (True) or NATS stops answering."""
+        while self._can_publish():
+            if self._spills:
+                spill = self._spills[0]
+                lines = spill.read(_CHUNK)
+                items = [self._item_from_line(line) for _, line in lines]
+                valid = [item for item in items if item is not None]
+                sent = await self._publish(valid) if valid else 0
+                done = _leading(items, sent)
+                spill.advance(lines[done - 1][0] if done else spill.offset, done)
+                if not lines:  # nothing left to read, whatever was counted
+                    self._spilled_pending -= spill.remaining
+                    spill.remaining = 0
+                if spill.remaining == 0:  # replayed: deleted before it stops counting as pending
+                    self._spills.popleft()
+                    if spill is self._own:
+                        self._own = None
+                    spill.close()
+                self._spilled_pending -= done
+                if sent < len(valid):
+                    return self._back_off()
+            elif self._memory:
+                chunk = [self._memory[index] for index in range(min(_CHUNK, len(self._memory)))]
+                sent = await self._publish(chunk)
+                for _ in range(sent):
+                    self._memory.popleft()
+                if sent < len(chunk):
+                    return self._back_off()
+            else:
+                return True
+        return not self.pending
+
+    def _back_off(self) -> bool:
+        self._retry_at = time.monotonic() + _RETRY_AFTER
+        return False
+
+    def _item_from_line(self, line: bytes) -> _Item | None:
+        try:
+            event = msgspec.json.decode(line)
+            return (event_subject(event, self.subject, self.namespace), digest_of(event), line)
+        except (AttributeError, TypeError, ValueError, msgspec.DecodeError) as error:
+            self._refuse(f"a spilled line is not an event: {error}")
+            return None
+
+    def _refuse(self, reason: str) -> None:
+        self.stats.refused += 1
+        self._unreported += 1
+        log.warning("opslineage: event refused: %s", reason)
+
+    async def _publish(self, items: list[_Item]) -> int:
+        """Publish in order and await the acknowledgements; how many leading items are done with
+        (stored, duplicate, or refused). Stops at the first one NATS did not answer."""
+        assert self._js is not None
+        outcomes: list[asyncio.Future[api.PubAck] | Exception] = []
+        for subject, msg_id, payload in items:
+            try:
+                outcomes.append(
+                    await self._js.publish_async(
+                        subject, payload, wait_stall=self.ack_timeout, headers={MSG_ID_HEADER: msg_id}
+                    )
+                )
+            except (MaxPayloadError, BadSubjectError, BadHeaderError) as error:
+                outcomes.append(error)
+            except NatsError:
+                break
+        futures = [outcome for outcome in outcomes if isinstance(outcome, asyncio.Future)]
+        if futures:
+            _, late = await asyncio.wait(futures, timeout=self.ack_timeout)
+            for future in late:
+                future.cancel()
+        done = 0
+        errors = [outcome if isinstance(outcome, Exception) else _error_of(outcome) for outcome in outcomes]
+        for outcome, failure in zip(outcomes, errors, strict=True):
+            if failure is None:
+                assert isinstance(outcome, asyncio.Future)
+                ack = outcome.result()
+                if ack.duplicate:
+                    self.stats.duplicates += 1
+                else:
+                    self.stats.published += 1
+            elif isinstance(failure, MaxPayloadError | BadSubjectError | BadHeaderError | BadRequestError):
+                self._refuse(f"{type(failure).__name__}: {failure}")
+            else:
+                if isinstance(failure, NoStreamResponseError):
+                    self._stream_ready = False  # deleted, or JetStream is not up yet: prepare it again
+                log.info("opslineage: NATS did not take event %d of %d: %r", done + 1, len(items), failure)
+                break
+            done += 1
+        return done
+
+    async def _shutdown(self) -> None:
+        self._give_up_at = time.monotonic() + self.close_timeout
+        while self.pending and time.monotonic() < self._give_up_at:
+            self._retry_at = 0.0
+            await self._prepare_stream()
+            if self._can_publish():
+                async with self._lock:
+                    if await self._drain():
+                        break
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._memory:
+            self._spill_memory()
+        for spill in self._spills:
+            spill.close()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 5)
+        if self.pending:
+            log.warning(
+                "opslineage: %d event(s) not yet in NATS stream %s are kept in %s; the next NatsTransport "
+                "for that stream sends them",
+                self.pending,
+                self.stream,
+                self.spill_dir,
+            )
+
+
+def _error_of(future: asyncio.Future[api.PubAck]) -> BaseException | None:
+    """A publish's failure (a cancelled one counts as unanswered), or None when it was stored."""
+    if future.cancelled():
+        return TimeoutError("no acknowledgement in time")
+    return future.exception()
+
+
+def _leading(items: list[_Item | None], sent: int) -> int:
+    """How many leading lines are done with when ``sent`` of the valid ones were: undecodable lines
+    count as done, up to the first valid line not sent."""
+    done = 0
+    for item in items:
+        if item is not None:
+            if sent == 0:
+                break
+            sent -= 1
+        done += 1
+    return done

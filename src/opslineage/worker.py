@@ -1,0 +1,366 @@
+"""Ingestion workers: from a JetStream stream into a store, losing nothing and storing nothing twice.
+
+This module owns the consumer side of the bus (the producer side is
+:mod:`opslineage.sdk.nats`). :func:`run_worker` pulls batches from a durable JetStream consumer,
+parses every message with :func:`~opslineage.model.parse_event`, ingests the valid ones in one
+all-or-nothing ``store.ingest`` call and acknowledges each message only after that call returned.
+Delivery is at least once (a worker that dies before acknowledging has its messages redelivered
+to another after the consumer's ack wait); the store's idempotency on the event digest makes the
+result exactly once. Workers sharing a durable consumer name share the work.
+
+What is never stored is dead-lettered: a message that is not a valid event, or an event the store
+refuses on its own while accepting others (or after ``max_attempts`` deliveries), is written to
+the dead-letter file (when one is given) and published on ``opslineage.deadletter``, then
+terminated so it is not redelivered. Any other store failure is transient: the batch is
+negatively acknowledged with a delay and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+from opslineage.ledger.log import maybe_checkpoint
+from opslineage.model import InvalidEvent, ParsedEvent, parse_event
+from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, connect_options, ensure_stream
+from opslineage.store import Store, StoreError, open_store
+
+__all__ = [
+    "DEADLETTER_SUBJECT",
+    "DEFAULT_DURABLE",
+    "WorkerStats",
+    "ensure_consumer",
+    "run_worker",
+]
+
+DEFAULT_DURABLE = "opslineage-worker"
+DEADLETTER_SUBJECT = "opslineage.deadletter"
+_FETCH_WAIT = 1.0  # seconds a fetch waits for messages: also how soon a stop request is seen
+_SETUP_WAIT = 10.0  # seconds to wait for JetStream to answer at start (it lags a starting server)
+_MAX_ACK_PENDING = 20_000  # messages delivered and not yet acknowledged, across all workers
+
+log = logging.getLogger("opslineage")
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did: batches committed, events stored and already stored (``duplicates``),
+    messages dead-lettered, and messages handed back for redelivery (``retried``)."""
+
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    deadlettered: int = 0
+    retried: int = 0
+
+
+async def ensure_consumer(
+    js: JetStreamContext, stream: str, durable: str = DEFAULT_DURABLE, *, ack_wait: float = 30.0
+) -> api.ConsumerInfo:
+    """The durable pull consumer, created when missing (explicit acks, every message from the start).
+
+    An existing consumer is used as it is, whatever its ack wait.
+    """
+    try:
+        return await js.consumer_info(stream, durable)
+    except NotFoundError:
+        config = api.ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ack_wait,
+            max_ack_pending=_MAX_ACK_PENDING,
+        )
+        return await js.add_consumer(stream, config)
+
+
+def run_worker(
+    bus_url: str,
+    store_url: str | None,
+    *,
+    stream: str = DEFAULT_STREAM,
+    durable: str = DEFAULT_DURABLE,
+    batch: int = 500,
+    stop: threading.Event | None = None,
+    subject: str = DEFAULT_SUBJECT,
+    deadletter: str | Path | None = None,
+    ack_wait: float = 30.0,
+    retry_delay: float = 5.0,
+    max_attempts: int = 5,
+) -> WorkerStats:
+    """Store what the stream holds until stopped (``stop`` set, SIGTERM or SIGINT); returns what it did.
+
+    Waits for NATS when it is not up yet, and rides out outages. The stream (``<subject>.>``) and
+    the consumer are created when missing. Signals are handled when called on the main thread.
+
+    Args:
+        bus_url: the NATS server, e.g. ``nats://127.0.0.1:4222``.
+        store_url: the store (default: :func:`~opslineage.store.default_store_url`).
+        stream: the JetStream stream.
+        durable: the durable consumer's name; workers with the same name share the work.
+        batch: most messages fetched, and ingested in one transaction, at once.
+        stop: set it to stop the worker (after the batch in hand is committed and acknowledged).
+        subject: the subject prefix a stream created here takes.
+        deadletter: a JSON-lines file that receives every dead-lettered message.
+        ack_wait: seconds before a delivered, unacknowledged message is redelivered (for a consumer
+            created here).
+        retry_delay: seconds before a message the store could not take is redelivered.
+        max_attempts: deliveries after which an event the store keeps refusing is dead-lettered.
+
+    Raises:
+        StoreError: the store cannot be opened.
+        StreamMismatch: the stream exists and does not take ``<subject>.>``.
+        nats.errors.Error: JetStream refused to create the stream or the consumer.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    worker = _Worker(
+        bus_url, stream, durable, batch, subject, deadletter, ack_wait, retry_delay, max_attempts, stop
+    )
+    return asyncio.run(worker.run(store_url))
+
+
+class _Worker:
+    """One worker's connection, consumer and counters."""
+
+    def __init__(
+        self,
+        bus_url: str,
+        stream: str,
+        durable: str,
+        batch: int,
+        subject: str,
+        deadletter: str | Path | None,
+        ack_wait: float,
+        retry_delay: float,
+        max_attempts: int,
+        stop: threading.Event | None,
+    ) -> None:
+        self.bus_url = bus_url
+        self.stream = stream
+        self.durable = durable
+        self.batch = batch
+        self.subject = subject
+        self.deadletter_path = Path(deadletter) if deadletter is not None else None
+        self.ack_wait = ack_wait
+        self.retry_delay = retry_delay
+        self.max_attempts = max_attempts
+        self.stop = stop
+        self.stats = WorkerStats()
+        self.stopping = asyncio.Event()
+        self.nc: Client | None = None
+        self.deadletter_file: IO[bytes] | None = None
+
+    def stopped(self) -> bool:
+        return self.stopping.is_set() or (self.stop is not None and self.stop.is_set())
+
+    async def run(self, store_url: str | None) -> WorkerStats:
+        signals = self._handle_signals()
+        try:
+            with open_store(store_url) as store:
+                self.nc = await self._connect()
+                if self.nc is None:
+                    return self.stats
+                try:
+                    await self._consume(store, self.nc.jetstream())
+                finally:
+                    self.stopping.set()  # what follows is no outage
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self.nc.close(), 5)
+        finally:
+            for signum in signals:
+                asyncio.get_running_loop().remove_signal_handler(signum)
+            if self.deadletter_file is not None:
+                self.deadletter_file.close()
+        log.info("opslineage worker: stopped after %s", self.stats)
+        return self.stats
+
+    def _handle_signals(self) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        return [signal.SIGTERM, signal.SIGINT]
+
+    async def _connect(self) -> Client | None:
+        """Connect, waiting for NATS as long as it takes; None when stopped first."""
+
+        def unreachable(error: Exception) -> None:
+            if self.nc is None:
+                log.warning("opslineage worker: waiting for NATS at %s (%s)", self.bus_url, error)
+
+        async def disconnected() -> None:
+            if not self.stopped():
+                log.warning("opslineage worker: lost NATS at %s; reconnecting", self.bus_url)
+
+        async def reconnected() -> None:
+            log.info("opslineage worker: NATS at %s is back", self.bus_url)
+
+        options = connect_options(
+            self.bus_url, unreachable, disconnected_cb=disconnected, reconnected_cb=reconnected
+        )
+        connecting = asyncio.ensure_future(nats.connect(**options))
+        while not connecting.done():
+            await asyncio.wait({connecting}, timeout=0.5)
+            if self.stopped() and not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
+                return None
+        return connecting.result()
+
+    async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
+        """The stream, the consumer and a pull subscription on it; JetStream just starting up is
+        waited for (up to ``_SETUP_WAIT`` seconds)."""
+        deadline = time.monotonic() + _SETUP_WAIT
+        while True:
+            try:
+                await ensure_stream(js, self.stream, self.subject)
+                await ensure_consumer(js, self.stream, self.durable, ack_wait=self.ack_wait)
+                return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+            except (ServiceUnavailableError, NoRespondersError, TimeoutError):
+                if time.monotonic() > deadline or self.stopped():
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _consume(self, store: Store, js: JetStreamContext) -> None:
+        subscription = await self._subscribe(js)
+        log.info(
+            "opslineage worker: storing stream %s (consumer %s) from %s into %s",
+            self.stream,
+            self.durable,
+            self.bus_url,
+            store.url,
+        )
+        while not self.stopped():
+            try:
+                messages = await subscription.fetch(self.batch, timeout=_FETCH_WAIT)
+            except TimeoutError:  # nothing to fetch: nats-py raises asyncio's TimeoutError or its own
+                continue
+            except NatsError as error:  # disconnected, or JetStream busy: wait and fetch again
+                log.debug("opslineage worker: fetch: %s: %s", type(error).__name__, error)
+                await asyncio.sleep(_FETCH_WAIT)
+                continue
+            await self._handle(store, messages)
+
+    async def _handle(self, store: Store, messages: list[Msg]) -> None:
+        """Store one fetched batch, then acknowledge, dead-letter or hand back each message."""
+        valid: list[tuple[Msg, ParsedEvent]] = []
+        for message in messages:
+            try:
+                valid.append((message, parse_event(message.data)))
+            except InvalidEvent as error:
+                await self._deadletter(message, f"invalid event: {error}")
+        if valid:
+            try:
+                result = await asyncio.to_thread(store.ingest, [event for _, event in valid])
+            except StoreError as error:
+                await self._one_by_one(store, valid, error)
+            except Exception as error:  # the store is unavailable: every message comes back later
+                log.warning(
+                    "opslineage worker: store failed (%s: %s); retrying later", type(error).__name__, error
+                )
+                for message, _ in valid:
+                    await self._settle(message.nak(delay=self.retry_delay))
+                self.stats.retried += len(valid)
+            else:
+                for message, _ in valid:
+                    await self._settle(message.ack())
+                self.stats.stored += result.accepted
+                self.stats.duplicates += result.duplicates
+                self.stats.batches += 1
+            await self._checkpoint(store)
+        assert self.nc is not None
+        with contextlib.suppress(NatsError, TimeoutError):  # unsent acknowledgements mean redelivery
+            await self.nc.flush(timeout=5)
+
+    async def _one_by_one(
+        self, store: Store, valid: list[tuple[Msg, ParsedEvent]], error: StoreError
+    ) -> None:
+        """The store refused the batch: store each event alone, so one bad event costs only itself."""
+        log.warning(
+            "opslineage worker: batch of %d refused (%s); storing each event alone", len(valid), error
+        )
+        refused: list[tuple[Msg, StoreError]] = []
+        for message, event in valid:
+            try:
+                result = await asyncio.to_thread(store.ingest, [event])
+            except StoreError as refusal:
+                refused.append((message, refusal))
+            else:
+                await self._settle(message.ack())
+                self.stats.stored += result.accepted
+                self.stats.duplicates += result.duplicates
+        others_stored = len(refused) < len(valid)
+        for message, reason in refused:
+            if others_stored or message.metadata.num_delivered >= self.max_attempts:
+                await self._deadletter(message, f"refused by the store: {reason}")
+            else:
+                await self._settle(message.nak(delay=self.retry_delay))
+                self.stats.retried += 1
+
+    async def _deadletter(self, message: Msg, reason: str) -> None:
+        """Record a message that will never be stored, then terminate it so it is not redelivered."""
+        sequence = message.metadata.sequence.stream
+        record = {
+            "reason": reason,
+            "stream": self.stream,
+            "stream_seq": sequence,
+            "subject": message.subject,
+            "deadlettered_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "data": message.data.decode("utf-8", "replace"),
+        }
+        if self.deadletter_path is not None:
+            try:
+                if self.deadletter_file is None:
+                    self.deadletter_file = self.deadletter_path.open("ab")
+                self.deadletter_file.write(msgspec.json.encode(record) + b"\n")
+                self.deadletter_file.flush()
+            except OSError as error:  # not recorded: keep the message
+                log.error("opslineage worker: cannot write %s: %s", self.deadletter_path, error)
+                await self._settle(message.nak(delay=self.retry_delay))
+                self.stats.retried += 1
+                return
+        assert self.nc is not None
+        headers = {"Opslineage-Stream": self.stream, "Opslineage-Stream-Seq": str(sequence)}
+        with contextlib.suppress(NatsError):
+            await self.nc.publish(
+                DEADLETTER_SUBJECT, message.data, headers={**headers, "Opslineage-Reason": reason[:1000]}
+            )
+        await self._settle(message.term())
+        self.stats.deadlettered += 1
+        log.warning(
+            "opslineage worker: dead-lettered message %d of stream %s: %s", sequence, self.stream, reason
+        )
+
+    @staticmethod
+    async def _settle(reply: Any) -> None:
+        """Send an ack, nak or term; one lost on a broken connection means redelivery, not loss."""
+        with contextlib.suppress(NatsError):
+            await reply
+
+    @staticmethod
+    async def _checkpoint(store: Store) -> None:
+        try:
+            await asyncio.to_thread(maybe_checkpoint, store)
+        except Exception as error:  # a missed checkpoint is signed with a later batch
+            log.warning("opslineage worker: checkpoint: %s: %s", type(error).__name__, error)
