@@ -1,4 +1,7 @@
-"""The command line: ingest all-or-nothing with line-numbered errors, why/upstream/ls, exit statuses."""
+"""The command line: ingest all-or-nothing with line-numbered errors, why/upstream/ls, exit statuses.
+
+The commands run against a store of each backend (see the ``store_url`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 from helpers import CHAIN_EVENTS, record_chain
 from opslineage import Tracer, open_store
 from opslineage.cli.main import main
+from opslineage.store import StoreError
 
 
 @pytest.fixture
@@ -24,8 +28,8 @@ def events() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+def db(store_url: str) -> str:
+    return store_url
 
 
 def _jsonl(path: Path, events: list[Any]) -> Path:
@@ -181,12 +185,11 @@ def test_bad_usage_exits_2_with_one_line(
     assert says in err and err.startswith("opslineage: error:") and err.count("\n") == 1
 
 
-def test_reading_a_store_that_does_not_exist_is_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["ls", "--kind", "action", "--store", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
+def test_reading_a_store_that_does_not_exist_is_exit_2(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ls", "--kind", "action", "--store", db]) == 2
     assert "no store at" in capsys.readouterr().err
-    assert not (tmp_path / "none.db").exists()
+    with pytest.raises(StoreError, match="no store at"):  # and reading made none
+        open_store(db, create=False)
 
 
 def test_the_installed_command_runs_and_argparse_errors_exit_2() -> None:

@@ -1,16 +1,17 @@
 """The transparency log in the store: proofs, checkpoints, and verify catching every kind of tampering.
 
-Every tamper case edits the SQLite file directly, as someone with access to the file would,
-dropping the append-only triggers first.
+Every test runs on each backend. Every tamper case edits the database directly, as someone with
+access to the SQLite file or the PostgreSQL database would, lifting the append-only triggers first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,13 +35,14 @@ from opslineage.ledger.verify import verify_against, verify_store
 from opslineage.model import parse_event
 from opslineage.store import Store
 
+RunSql = Callable[..., list[tuple[Any, ...]]]  # the run_sql fixture (tests/conftest.py)
+
 
 @pytest.fixture
-def logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Store]:
+def logged(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Store]:
     """A store with a key, three recorded chains (54 events) and a checkpoint after the second."""
     monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
-    path = tmp_path / "lineage.db"
-    store = open_store(f"sqlite:///{path}")
+    store = open_store(store_url)
     init_log(store, origin="opslineage.test/log")
     key = load_private_key(tmp_path / "log.key")
     for subject in ("svc-01", "svc-02", "svc-03"):
@@ -50,27 +52,20 @@ def logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Store
         if subject == "svc-02":
             checkpoint(store, key, datetime(2026, 1, 5, tzinfo=UTC))
     checkpoint(store, key, datetime(2026, 1, 6, tzinfo=UTC))
-    yield path, store
+    yield store_url, store
     store.close()
 
 
-def _tamper(path: Path, *statements: str) -> None:
-    db = sqlite3.connect(path)
-    for table in ("events", "artifacts", "log_nodes", "checkpoints"):
-        for op in ("update", "delete"):
-            db.execute(f"DROP TRIGGER IF EXISTS {table}_append_only_{op}")
-    for statement in statements:
-        db.execute(statement)
-    db.commit()
-    db.close()
+def _dialect(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite:") else "postgres"
 
 
-def _report(path: Path, tmp_path: Path):
-    with open_store(f"sqlite:///{path}", create=False) as store:
+def _report(url: str, tmp_path: Path):
+    with open_store(url, create=False) as store:
         return verify_store(store, load_private_key(tmp_path / "log.key").public_key())
 
 
-def test_the_root_is_rfc9162_over_the_events_canonical_bytes(logged: tuple[Path, Store]) -> None:
+def test_the_root_is_rfc9162_over_the_events_canonical_bytes(logged: tuple[str, Store]) -> None:
     _, store = logged
     leaves = [leaf_hash(parse_event(e.event).canonical) for e in store.events()]
     assert [store.log_node(0, i) for i in range(len(leaves))] == leaves
@@ -84,7 +79,7 @@ def test_the_root_is_rfc9162_over_the_events_canonical_bytes(logged: tuple[Path,
     assert root(store) == mth(leaves)
 
 
-def test_proofs_from_the_store_verify(logged: tuple[Path, Store]) -> None:
+def test_proofs_from_the_store_verify(logged: tuple[str, Store]) -> None:
     _, store = logged
     size = store.log_size()
     for seq in (1, 17, size):
@@ -108,77 +103,95 @@ def test_proofs_from_the_store_verify(logged: tuple[Path, Store]) -> None:
         inclusion(store, size + 1)
 
 
-def test_idempotent_ingest_does_not_append_to_the_log(logged: tuple[Path, Store]) -> None:
+def test_idempotent_ingest_does_not_append_to_the_log(logged: tuple[str, Store]) -> None:
     _, store = logged
     before = (store.log_size(), root(store))
     store.ingest([parse_event(e.event) for e in store.events()])
     assert (store.log_size(), root(store)) == before
 
 
-def test_an_untouched_log_verifies(logged: tuple[Path, Store], tmp_path: Path) -> None:
-    path, _ = logged
-    report = _report(path, tmp_path)
+def test_an_untouched_log_verifies(logged: tuple[str, Store], tmp_path: Path) -> None:
+    url, _ = logged
+    report = _report(url, tmp_path)
     assert report.ok and report.events == 54 and report.checkpoints == 2
 
 
-@pytest.mark.parametrize(
-    ("statements", "first_bad"),
-    [
-        (
-            [
+# Each case: its statements per dialect ("both" when one text serves both), and the first
+# sequence number verify must name.
+_TAMPERING = {
+    "changed-event-byte": (
+        {
+            "sqlite": [
                 "UPDATE events SET body = replace(body, X'227376632d303222', X'227376632d303922') WHERE seq = 20"
             ],
-            20,
-        ),
-        (["DELETE FROM events WHERE seq = 30"], 30),
-        (
-            [
+            "postgres": [
+                "UPDATE events SET body = convert_to(replace(convert_from(body, 'UTF8'), '\"svc-02\"',"
+                " '\"svc-09\"'), 'UTF8') WHERE seq = 20"
+            ],
+        },
+        20,
+    ),
+    "deleted-event": ({"both": ["DELETE FROM events WHERE seq = 30"]}, 30),
+    "swapped-events": (
+        {
+            "both": [
                 "UPDATE events SET seq = -1 WHERE seq = 12",
                 "UPDATE events SET seq = 12 WHERE seq = 25",
                 "UPDATE events SET seq = 25 WHERE seq = -1",
-            ],
-            12,
-        ),
-        (
-            [
+            ]
+        },
+        12,
+    ),
+    "inserted-event": (
+        {
+            "sqlite": [
                 "UPDATE events SET seq = seq + 1000 WHERE seq >= 40",
                 "UPDATE events SET seq = seq - 999 WHERE seq >= 1040",
                 "INSERT INTO events SELECT 40, digest || X'00', run, run_id, event_type, event_time, body FROM events WHERE seq = 1",
             ],
-            40,
-        ),
-    ],
-    ids=["changed-event-byte", "deleted-event", "swapped-events", "inserted-event"],
-)
+            "postgres": [
+                "UPDATE events SET seq = seq + 1000 WHERE seq >= 40",
+                "UPDATE events SET seq = seq - 999 WHERE seq >= 1040",
+                "INSERT INTO events SELECT 40, digest || '\\x00'::bytea, run, run_id, event_type, event_time, body"
+                " FROM events WHERE seq = 1",
+            ],
+        },
+        40,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_TAMPERING))
 def test_verify_finds_each_tampering_at_the_right_sequence(
-    logged: tuple[Path, Store], tmp_path: Path, statements: list[str], first_bad: int
+    logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql, case: str
 ) -> None:
-    path, store = logged
+    url, store = logged
     store.close()
-    _tamper(path, *statements)
-    report = _report(path, tmp_path)
+    statements, first_bad = _TAMPERING[case]
+    run_sql(url, *(statements.get(_dialect(url)) or statements["both"]), tamper=True)
+    report = _report(url, tmp_path)
     assert not report.ok
     assert report.first_bad_seq == first_bad, report.findings
 
 
 def test_a_changed_artifact_byte_is_caught_at_the_first_event_carrying_it(
-    logged: tuple[Path, Store], tmp_path: Path
+    logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql
 ) -> None:
-    path, store = logged
-    (digest,) = store.db.execute(  # type: ignore[attr-defined]
-        "SELECT digest FROM artifacts WHERE type = 'feature' ORDER BY seq LIMIT 1"
-    ).fetchone()
+    url, store = logged
+    ((digest,),) = run_sql(url, "SELECT digest FROM artifacts WHERE type = 'feature' ORDER BY seq LIMIT 1")
     first_bad = min(seq for seq, _, body in store.raw_events(limit=1000) if digest.encode() in body)
     store.close()
-    _tamper(
-        path, f"UPDATE artifacts SET content = replace(content, X'3931', X'3932') WHERE digest = '{digest}'"
-    )
-    report = _report(path, tmp_path)
+    change = {
+        "sqlite": "replace(content, X'3931', X'3932')",
+        "postgres": "convert_to(replace(convert_from(content, 'UTF8'), '91', '92'), 'UTF8')",
+    }[_dialect(url)]
+    run_sql(url, f"UPDATE artifacts SET content = {change} WHERE digest = '{digest}'", tamper=True)
+    report = _report(url, tmp_path)
     assert report.first_bad_seq == first_bad, report.findings
 
 
-def test_a_forged_checkpoint_is_caught(logged: tuple[Path, Store], tmp_path: Path) -> None:
-    path, store = logged
+def test_a_forged_checkpoint_is_caught(logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql) -> None:
+    url, store = logged
     size, forged_root = 36, b"\x42" * 32
     forged = sign(
         Ed25519PrivateKey.generate(),
@@ -188,19 +201,21 @@ def test_a_forged_checkpoint_is_caught(logged: tuple[Path, Store], tmp_path: Pat
         datetime(2026, 1, 7, tzinfo=UTC),
     )
     store.close()
-    _tamper(
-        path,
-        f"UPDATE checkpoints SET root = X'{forged_root.hex()}', note = '{forged.note}' WHERE size = {size}",
+    root_literal = {"sqlite": f"X'{forged_root.hex()}'", "postgres": f"'\\x{forged_root.hex()}'::bytea"}
+    run_sql(
+        url,
+        f"UPDATE checkpoints SET root = {root_literal[_dialect(url)]}, note = '{forged.note}' WHERE size = {size}",
+        tamper=True,
     )
-    report = _report(path, tmp_path)
+    report = _report(url, tmp_path)
     assert report.first_bad_seq == size
     assert any("signed by another key" in f.what for f in report.findings)
 
 
 def test_a_rewritten_history_fails_against_a_kept_checkpoint(
-    logged: tuple[Path, Store], tmp_path: Path
+    logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql
 ) -> None:
-    path, store = logged
+    url, store = logged
     kept = latest_checkpoint(store)
     assert kept is not None
     public = load_private_key(tmp_path / "log.key").public_key()
@@ -209,37 +224,38 @@ def test_a_rewritten_history_fails_against_a_kept_checkpoint(
     store.ingest([parse_event(e) for e in tracer.transport.events])  # type: ignore[attr-defined]
     assert verify_against(store, kept, public) == []
     store.close()
-    _tamper(path, "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 5 AND idx = 0")  # leaves 0-31
-    with open_store(f"sqlite:///{path}", create=False) as reopened:
+    zeros = {"sqlite": "zeroblob(32)", "postgres": "decode(repeat('00', 32), 'hex')"}[_dialect(url)]
+    run_sql(
+        url, f"UPDATE log_nodes SET hash = {zeros} WHERE level = 5 AND idx = 0", tamper=True
+    )  # leaves 0-31
+    with open_store(url, create=False) as reopened:
         findings = verify_against(reopened, kept, public)
     assert findings and "not an extension" in findings[0].what
 
 
 def test_verify_command_exit_statuses(
-    logged: tuple[Path, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, store = logged
+    db, store = logged
     kept = tmp_path / "kept.note"
     kept.write_text(latest_checkpoint(store).note)  # type: ignore[union-attr]
     store.close()
-    db = f"sqlite:///{path}"
     assert main(["verify", "--store", db, "--checkpoint", str(kept)]) == 0
     assert (
         "ok: 54 events and 2 checkpoint(s) verified; the log extends the kept checkpoint"
         in capsys.readouterr().out
     )
-    _tamper(path, "DELETE FROM events WHERE seq = 5")
+    run_sql(db, "DELETE FROM events WHERE seq = 5", tamper=True)
     assert main(["verify", "--store", db, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["first_bad_seq"] == 5
 
 
 def test_checkpoint_and_proof_commands(
-    logged: tuple[Path, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    logged: tuple[str, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, store = logged
+    db, store = logged
     store.close()
-    db = f"sqlite:///{path}"
     assert main(["checkpoint", "--store", db]) == 0
     note = capsys.readouterr().out.splitlines()
     assert note[:2] == ["opslineage.test/log", "54"] and note[3].startswith("time ") and note[4] == ""
@@ -267,8 +283,10 @@ def test_checkpoint_and_proof_commands(
     assert "must not be larger" in capsys.readouterr().err
 
 
-def test_init_refuses_to_replace_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = f"sqlite:///{tmp_path / 'x.db'}"
+def test_init_refuses_to_replace_a_key(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = store_url
     key = str(tmp_path / "k.key")
     assert main(["init", "--store", db, "--key", key]) == 0
     assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
@@ -277,9 +295,9 @@ def test_init_refuses_to_replace_a_key(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_checkpoints_are_signed_automatically_every_n_events_or_t_seconds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db, key = f"sqlite:///{tmp_path / 'auto.db'}", str(tmp_path / "auto.key")
+    db, key = store_url, str(tmp_path / "auto.key")
     assert (
         main(
             ["init", "--store", db, "--key", key, "--checkpoint-every", "30", "--checkpoint-seconds", "3600"]

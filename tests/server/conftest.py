@@ -1,9 +1,8 @@
-"""The live-server fixture."""
+"""The live-server fixture: a server on a store of each backend."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +11,8 @@ from opslineage.server import ServerSettings
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveServer]:
-    store = f"sqlite:///{tmp_path / 'served.db'}"
-    server, thread, url = start_server(ServerSettings(store=store, token="s3cret", max_body=2 << 20))
-    yield LiveServer(url, store)
+def live(store_url: str) -> Iterator[LiveServer]:
+    server, thread, url = start_server(ServerSettings(store=store_url, token="s3cret", max_body=2 << 20))
+    yield LiveServer(url, store_url)
     server.should_exit = True
     thread.join(timeout=10)

@@ -1,6 +1,7 @@
 """The lineage store: the interface every backend implements, and :func:`open_store` to pick one.
 
-Backends keep SQL dialect details to themselves. ``sqlite:///PATH`` is the embedded default.
+Backends keep SQL dialect details to themselves. ``sqlite:///PATH`` is the embedded default;
+``postgresql://…`` (or ``postgres://…``) names a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -41,18 +42,28 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open the store at ``url`` (default: :func:`default_store_url`).
 
     Args:
-        url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain ``*.db`` path.
+        url: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain ``*.db`` path (SQLite);
+            ``postgresql://user@host:port/database`` or ``postgres://…`` (PostgreSQL: the database
+            must exist, and the store's tables are created in it).
         create: make an empty store when none exists; when false, a missing store is an error.
 
     Raises:
-        StoreError: the URL names no supported backend, or the store is missing or unreadable.
+        StoreError: the URL names no supported backend, or the store is missing or unreadable
+            (for PostgreSQL also: the server is unreachable or the database does not exist).
     """
     url = url or default_store_url()
+    scheme = url.partition("://")[0] if "://" in url else None
+    if scheme in ("postgresql", "postgres"):
+        from opslineage.store.postgres import PostgresStore  # noqa: PLC0415 (psycopg loads only when used)
+
+        return PostgresStore(url, create=create)
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
-    elif "://" not in url:
+    elif scheme is None:
         path = url
     else:
-        scheme = url.partition("://")[0]
-        raise StoreError(f"unsupported store URL {url!r}: scheme {scheme!r} (supported: sqlite:///PATH)")
+        raise StoreError(
+            f"unsupported store URL {url!r}: scheme {scheme!r}"
+            " (supported: sqlite:///PATH, postgresql://HOST/DATABASE)"
+        )
     return SQLiteStore(path, create=create)

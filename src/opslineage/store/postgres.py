@@ -1,0 +1,706 @@
+"""The PostgreSQL backend: the same store as :mod:`opslineage.store.sqlite`, in a PostgreSQL database.
+
+This module owns the PostgreSQL schema, its migrations and every SQL statement the backend runs.
+The tables mirror the SQLite backend's: ``events`` (accepted events, bodies with artifact
+contents split out), ``artifacts`` (content-addressed, stored once), ``ids`` (node ids interned
+as integers), ``nodes`` and ``edges`` (the graph index, each row stamped with the sequence number
+of the event that added it), ``batches`` (when each ingest committed, by the server's clock),
+``log_nodes`` and ``checkpoints`` (the transparency log), and ``meta``. Triggers refuse any
+UPDATE, DELETE or TRUNCATE of events, artifacts, log nodes and checkpoints.
+
+Writers: every write transaction first takes one transaction-scoped advisory lock, so writers in
+any number of processes take turns. Sequence numbers, interned ids and the log's leaves are
+assigned under that lock, and each process keeps its view of the log's right edge only while
+the log's size is what it last saw.
+
+Schema versions: :data:`MIGRATIONS` lists the schema steps in order, and ``schema_migrations``
+records which ones a database has; opening a store applies the missing ones in one transaction.
+
+Text columns that name nodes use the ``C`` collation, so ids sort byte by byte as in SQLite and
+:meth:`PostgresStore.state_digest` of the same content is the same on both backends. PostgreSQL
+text cannot hold NUL characters: an event with one in a name or id is refused with a
+:class:`~opslineage.store.base.StoreError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import psycopg
+import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from opslineage.ledger.merkle import CompactRange, leaf_hash
+from opslineage.model import ParsedEvent, join_event
+from opslineage.model.ids import run_node_id
+from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[Any]
+
+_WRITER_LOCK = int.from_bytes(b"opslinea", "big")  # the advisory lock every write transaction takes
+
+_APPEND_ONLY = ("events", "artifacts", "log_nodes", "checkpoints")
+_SCHEMA_V1 = (
+    "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE batches (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, first_seq bigint NOT NULL,"
+    " last_seq bigint NOT NULL, recorded_at timestamptz NOT NULL)",
+    "CREATE INDEX batches_recorded_at ON batches (recorded_at)",
+    "CREATE TABLE events (seq bigint PRIMARY KEY, digest bytea NOT NULL UNIQUE, run bigint, run_id text,"
+    " event_type text NOT NULL, event_time text NOT NULL, body bytea NOT NULL)",
+    "CREATE INDEX events_run ON events (run)",
+    'CREATE TABLE artifacts (digest text COLLATE "C" PRIMARY KEY, type text NOT NULL, content bytea NOT NULL,'
+    " seq bigint NOT NULL)",
+    'CREATE TABLE ids (nid bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE)',
+    'CREATE TABLE nodes (nid bigint PRIMARY KEY, kind text COLLATE "C" NOT NULL, type text COLLATE "C" NOT NULL,'
+    ' namespace text COLLATE "C", name text COLLATE "C", version text, digest text COLLATE "C",'
+    " seq bigint NOT NULL)",
+    "CREATE INDEX nodes_kind ON nodes (kind, seq)",
+    "CREATE INDEX nodes_type ON nodes (type, seq)",
+    "CREATE INDEX nodes_name ON nodes (namespace, name)",
+    'CREATE TABLE edges (src bigint NOT NULL, dst bigint NOT NULL, kind text COLLATE "C" NOT NULL, role text,'
+    " seq bigint NOT NULL, PRIMARY KEY (src, dst, kind))",
+    "CREATE INDEX edges_dst ON edges (dst, kind)",
+    "CREATE TABLE log_nodes (level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
+    " PRIMARY KEY (level, idx))",
+    "CREATE TABLE checkpoints (size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)",
+    "CREATE FUNCTION opslineage_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN RAISE EXCEPTION '% are append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$",
+    *(
+        statement
+        for table in _APPEND_ONLY
+        for statement in (
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
+            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+        )
+    ),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+"""The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
+
+A new schema version is one more entry at the end; released entries never change.
+"""
+
+_NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
+_VERSIONED_KINDS = ("model", "policy")
+_CACHE_LIMIT = 500_000
+_ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
+# Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
+_TIES = {"up": ("src", "dst", "kind"), "down": ("dst", "kind", "src")}
+_STATE_QUERIES = (
+    "SELECT seq, digest, run_id, event_type, event_time, body FROM events ORDER BY seq",
+    "SELECT digest, type, content, seq FROM artifacts ORDER BY digest",
+    f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) ORDER BY i.id",
+    "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
+    " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+)
+_encode = msgspec.json.encode
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database, for any number of writer and reader processes.
+
+    One object holds a pool of connections and may be shared by threads. A connection the
+    server closed under the store (a restart, ``pg_terminate_backend``) is noticed on its first
+    statement: the pool drops every dead connection and the call goes on with a fresh one.
+
+    Attributes:
+        url: the URL the store was opened with, its password masked.
+    """
+
+    def __init__(self, url: str, *, create: bool = True, pool_size: int = 8, timeout: float = 10.0) -> None:
+        """Connect, bring the schema up to date, and open the connection pool.
+
+        Args:
+            url: ``postgresql://user:password@host:port/database`` (or ``postgres://``), with any
+                libpq parameters as query arguments.
+            create: create the schema in a database that has none; when false, a database
+                without an opslineage schema is an error.
+            pool_size: the most connections the store opens at once.
+            timeout: seconds to wait for the server when connecting, and for a free connection.
+
+        Raises:
+            StoreError: the server is unreachable, the database is missing or refuses us, it has
+                no store and ``create`` is false, or its schema is newer than this opslineage.
+        """
+        self.url = _masked(url)
+        self._timeout = timeout
+        self._nids: dict[str, int] = {}  # committed ids only; ids are never renumbered
+        self._frontier: CompactRange | None = None  # the log's right edge, as last committed
+        self._writing = threading.RLock()  # this object's writes and caches, one thread at a time
+        try:
+            conninfo = url
+            if "connect_timeout" not in conninfo_to_dict(url):
+                conninfo = make_conninfo(url, connect_timeout=max(1, round(timeout)))
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                self._migrate(conn, create=create)
+        except psycopg.Error as error:
+            raise StoreError(f"cannot open store {self.url}: {_reason(error)}") from None
+        self._pool: psycopg_pool.ConnectionPool[_Conn] = psycopg_pool.ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            timeout=timeout,
+            num_workers=1,
+            name=f"opslineage {self.url}",
+            open=True,
+        )
+
+    def _migrate(self, conn: _Conn, *, create: bool) -> None:
+        """Apply the schema steps the database lacks, under the writer lock, in one transaction."""
+        if self._schema_version(conn) == len(MIGRATIONS):
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+            version = self._schema_version(conn)
+            if version is None:
+                if not create:
+                    raise StoreError(
+                        f"no store at {self.url} (run `opslineage init`, `opslineage demo` or"
+                        " `opslineage ingest` first)"
+                    )
+                conn.execute(
+                    "CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+                )
+                version = 0
+            if version > len(MIGRATIONS):
+                raise StoreError(f"store {self.url} has schema {version}, newer than this opslineage")
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.execute(";\n".join(step))
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+
+    @staticmethod
+    def _schema_version(conn: _Conn) -> int | None:
+        """The database's schema version; None when it has no store at all."""
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            return None
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0]) if row else 0
+
+    # Connections: every call runs on one pooled connection, and is retried once on a fresh one
+    # when the server had closed the one it got.
+
+    def _connection(self) -> _Conn:
+        try:
+            return self._pool.getconn()
+        except psycopg_pool.PoolClosed:
+            raise StoreError(f"store {self.url} is closed") from None
+        except psycopg_pool.PoolTimeout:
+            raise StoreError(
+                f"no connection to {self.url} within {self._timeout:g} s (is the server up?)"
+            ) from None
+
+    def _read(self, work: Callable[[_Conn], _T], *, retry: bool = True) -> _T:
+        """``work(connection)``, once more on a fresh connection if the server had closed this one."""
+        conn = self._connection()
+        try:
+            return work(conn)
+        except psycopg.OperationalError as error:
+            if not (retry and conn.broken):
+                raise StoreError(f"store {self.url}: {_reason(error)}") from None
+        finally:
+            self._pool.putconn(conn)
+        self._pool.check()  # drop every other dead connection too
+        return self._read(work, retry=False)
+
+    def _rows(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(lambda conn: conn.execute(query, params, binary=True).fetchall())
+
+    def _write(self, work: Callable[[_Conn], _T]) -> _T:
+        """``work(connection)`` in one transaction that holds the writer lock, all or nothing."""
+        with self._writing:
+            try:
+                return self._transaction(work, retry=True)
+            except BaseException:
+                self._frontier = None  # it may hold leaves that were rolled back
+                raise
+
+    def _transaction(self, work: Callable[[_Conn], _T], *, retry: bool) -> _T:
+        conn = self._connection()
+        started = False
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+                started = True
+                return work(conn)
+        except psycopg.OperationalError as error:
+            if started or not (retry and conn.broken):  # once work began, a retry could repeat it
+                raise StoreError(f"store {self.url}: {_reason(error)}") from None
+        except psycopg.DataError as error:
+            raise StoreError(f"PostgreSQL cannot store this: {_reason(error)}") from None
+        finally:
+            self._pool.putconn(conn)
+        self._pool.check()
+        return self._transaction(work, retry=False)
+
+    # Writing.
+
+    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
+        interned: dict[str, int] = {}
+
+        def work(conn: _Conn) -> IngestResult:
+            accepted = duplicates = 0
+            first_seq = last_seq = None
+            for chunk in chunks:
+                seqs = self._insert(conn, chunk, interned)
+                accepted += len(seqs)
+                duplicates += len(chunk) - len(seqs)
+                if seqs:
+                    first_seq = first_seq or seqs[0]
+                    last_seq = seqs[-1]
+            if first_seq is not None:
+                conn.execute(
+                    "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (%s, %s, clock_timestamp())",
+                    (first_seq, last_seq),
+                )
+            return IngestResult(accepted, duplicates, first_seq, last_seq)
+
+        with self._writing:
+            result = self._write(work)
+            if len(self._nids) + len(interned) > _CACHE_LIMIT:
+                self._nids.clear()
+            self._nids.update(interned)
+        return result
+
+    def _insert(self, conn: _Conn, events: Sequence[ParsedEvent], interned: dict[str, int]) -> list[int]:
+        """Insert the events not stored yet; returns their new sequence numbers."""
+        if not events:
+            return []
+        row = conn.execute(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM events),"
+            " ARRAY(SELECT digest FROM events WHERE digest = ANY(%s::bytea[]))",
+            ([event.digest for event in events],),
+            binary=True,
+        ).fetchone()
+        assert row is not None
+        last: int = row[0]
+        known: set[bytes] = set(row[1])
+        seq = last
+        fresh = []
+        nodes: dict[str, tuple[Any, ...]] = {}
+        edges: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        artifacts: dict[str, tuple[Any, ...]] = {}
+        for event in events:
+            if event.digest in known:
+                continue
+            known.add(event.digest)
+            seq += 1
+            fresh.append((seq, event))
+            for node in event.nodes:
+                nodes.setdefault(node.id, (*node[1:], seq))
+            for edge in event.edges:
+                edges.setdefault(edge[:3], (edge.role, seq))
+            for digest, (kind, content) in event.artifacts.items():
+                artifacts.setdefault(digest, (digest, kind, content, seq))
+        if not fresh:
+            return []
+        self._check_versions(conn, events)
+        nid, new_ids = self._intern(conn, {*nodes, *(end for key in edges for end in key[:2])}, interned)
+        frontier = self._frontier_at(conn, last)
+        log_rows = [node for _, event in fresh for node in frontier.append(leaf_hash(event.canonical))]
+        with conn.pipeline():  # no statement below answers anything: send them all, then wait once
+            _insert_rows(conn, "ids", ("bigint", "text"), [(i, n) for n, i in new_ids.items()])
+            _insert_rows(
+                conn,
+                "events",
+                ("bigint", "bytea", "bigint", "text", "text", "text", "bytea"),
+                [
+                    (
+                        s,
+                        e.digest,
+                        nid["run:" + e.run_id] if e.run_id else None,
+                        e.run_id,
+                        e.event_type,
+                        e.event_time,
+                        e.body,
+                    )
+                    for s, e in fresh
+                ],
+            )
+            _insert_rows(
+                conn,
+                "nodes",
+                ("bigint", "text", "text", "text", "text", "text", "text", "bigint"),
+                [(nid[node_id], *row) for node_id, row in nodes.items()],
+                ignore_existing=True,
+            )
+            _insert_rows(
+                conn,
+                "edges",
+                ("bigint", "bigint", "text", "text", "bigint"),
+                [(nid[src], nid[dst], kind, *row) for (src, dst, kind), row in edges.items()],
+                ignore_existing=True,
+            )
+            _insert_rows(
+                conn,
+                "artifacts",
+                ("text", "text", "bytea", "bigint"),
+                list(artifacts.values()),
+                ignore_existing=True,
+            )
+            _insert_rows(conn, "log_nodes", ("smallint", "bigint", "bytea"), log_rows)
+        return [s for s, _ in fresh]
+
+    def _frontier_at(self, conn: _Conn, size: int) -> CompactRange:
+        if self._frontier is None or self._frontier.size != size:  # first use, or another writer appended
+            self._frontier = CompactRange.from_reader(
+                size, lambda level, index: _log_node(conn, level, index)
+            )
+        return self._frontier
+
+    def _intern(
+        self, conn: _Conn, ids: set[str], interned: dict[str, int]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Integers for ``ids``, and those of them assigned now (inside the write transaction)."""
+        found = {node_id: self._nids.get(node_id) or interned.get(node_id) for node_id in ids}
+        missing = [node_id for node_id, nid in found.items() if nid is None]
+        assigned: dict[str, int] = {}
+        if missing:
+            row = conn.execute(
+                "SELECT (SELECT coalesce(max(nid), 0) FROM ids), coalesce(array_agg(id), '{}'),"
+                " coalesce(array_agg(nid), '{}') FROM ids WHERE id = ANY(%s::text[])",
+                (missing,),
+                binary=True,
+            ).fetchone()
+            assert row is not None
+            top, stored_ids, stored_nids = row
+            found.update(zip(stored_ids, stored_nids, strict=True))
+            new = [node_id for node_id in missing if found[node_id] is None]
+            assigned = {node_id: top + offset for offset, node_id in enumerate(new, start=1)}
+            found.update(assigned)
+        resolved: dict[str, int] = found  # type: ignore[assignment]
+        interned.update(resolved)
+        return resolved, assigned
+
+    def _check_versions(self, conn: _Conn, events: Sequence[ParsedEvent]) -> None:
+        """A model or policy version names one content digest, forever."""
+        declared: dict[str, str | None] = {}
+        for event in events:
+            for node in event.nodes:
+                if node.kind in _VERSIONED_KINDS:
+                    seen = declared.setdefault(node.id, node.digest)
+                    if seen != node.digest:
+                        raise StoreError(f"{node.id} appears with two different contents in one batch")
+        if not declared:
+            return
+        stored = _nodes(conn, list(declared), None)
+        for node_id, digest in declared.items():
+            if node_id in stored and stored[node_id].digest != digest:
+                raise StoreError(
+                    f"{node_id} is already recorded with digest {stored[node_id].digest}; "
+                    f"changed content ({digest}) needs a new version"
+                )
+
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO checkpoints VALUES (%s, %s, %s) ON CONFLICT (size) DO NOTHING",
+                (size, root, note),
+            )
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        )
+
+    # The transparency log.
+
+    def log_size(self) -> int:
+        return int(self._rows("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+
+    def log_node(self, level: int, index: int) -> bytes:
+        return self._read(lambda conn: _log_node(conn, level, index))
+
+    def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        rows = self._rows(
+            "SELECT idx, hash FROM log_nodes WHERE level = %s AND idx >= %s AND idx < %s", (level, start, end)
+        )
+        return dict(rows)
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        return self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    # Reading the graph.
+
+    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
+        return self.nodes([node_id], as_of).get(node_id)
+
+    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+        wanted = list(ids)
+        return self._read(lambda conn: _nodes(conn, wanted, as_of))
+
+    def nodes_with_content(
+        self, ids: Iterable[str], as_of: int | None = None
+    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
+        rows = self._rows(
+            f"SELECT {_NODE_COLUMNS}, a.content FROM nodes n JOIN ids i USING (nid)"
+            " LEFT JOIN artifacts a ON a.digest = n.digest"
+            " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
+            (list(ids), _bound(as_of)),
+        )
+        return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
+
+    def find_nodes(
+        self,
+        *,
+        kind: str | None = None,
+        type: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        as_of: int | None = None,
+    ) -> list[NodeRecord]:
+        clauses: list[str] = ["n.seq <= %s"]
+        params: list[object] = [_bound(as_of)]
+        for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
+            if value is not None:
+                clauses.append(f"n.{column} = %s")
+                params.append(value)
+        if text:
+            clauses.append("(strpos(i.id, %s) > 0 OR strpos(coalesce(n.name, ''), %s) > 0)")
+            params += [text, text]
+        rows = self._rows(
+            f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {' AND '.join(clauses)}"
+            " ORDER BY n.seq DESC, n.nid DESC LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
+        return [NodeRecord(*row) for row in rows]
+
+    def walk(
+        self,
+        start: str,
+        *,
+        direction: str,
+        depth: int,
+        as_of: int | None = None,
+        stop_kinds: Sequence[str] = (),
+    ) -> Walk:
+        near, far = _ends(direction)
+        stop = "false"
+        if stop_kinds:
+            stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) = ANY(%(stop)s::text[]), false)"
+        # One statement: the reached nodes (seq NULL), then the edges leaving the expanded ones
+        # towards reached nodes, in the order edges() gives.
+        rows = self._rows(
+            f"""WITH RECURSIVE w(nid, depth, stop) AS (
+                    SELECT nid, 0, false FROM ids WHERE id = %(start)s
+                    UNION
+                    SELECT e.{far}, w.depth + 1, {stop} FROM w JOIN edges e ON e.{near} = w.nid
+                    WHERE w.depth < %(depth)s AND e.seq <= %(bound)s AND NOT w.stop
+                ), reached AS (
+                    SELECT nid, min(depth) AS depth, bool_or(NOT stop AND depth < %(depth)s) AS expands
+                    FROM w GROUP BY nid
+                )
+                SELECT i.id AS id, r.depth, NULL AS dst_id, NULL AS kind, NULL AS role, NULL::bigint AS seq,
+                    NULL::bigint AS src, NULL::bigint AS dst
+                FROM reached r JOIN ids i USING (nid)
+                UNION ALL
+                SELECT s.id, NULL, d.id, e.kind, e.role, e.seq, e.src, e.dst
+                FROM reached r JOIN edges e ON e.{near} = r.nid AND r.expands
+                JOIN reached f ON f.nid = e.{far} JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
+                WHERE e.seq <= %(bound)s
+                ORDER BY seq NULLS FIRST, {", ".join(_TIES[direction])}""",
+            {"start": start, "depth": depth, "bound": _bound(as_of), "stop": list(stop_kinds)},
+        )
+        result = Walk()
+        for node_id, distance, dst, kind, role, seq, _, _ in rows:
+            if seq is None:
+                result.depths[node_id] = distance
+            else:
+                result.edges.append((node_id, dst, kind, role))
+        return result
+
+    def edges(
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+    ) -> list[tuple[str, str, str, str | None]]:
+        near, _ = _ends(direction)
+        kind_clause = "AND e.kind = ANY(%s::text[])" if kinds else ""
+        ties = ", ".join(f"e.{column}" for column in _TIES[direction])
+        rows = self._rows(
+            f"""SELECT s.id, d.id, e.kind, e.role FROM edges e
+                JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
+                WHERE e.{near} IN (SELECT nid FROM ids WHERE id = ANY(%s::text[]))
+                AND e.seq <= %s {kind_clause} ORDER BY e.seq, {ties}""",
+            (list(ids), _bound(as_of), *([list(kinds)] if kinds else [])),
+        )
+        return rows
+
+    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+        rows = self._rows(
+            """WITH n(nid) AS (SELECT nid FROM ids WHERE id = %(id)s)
+               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= %(bound)s
+               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= %(bound)s
+               ORDER BY seq DESC LIMIT %(limit)s""",
+            {"id": node_id, "bound": _bound(as_of), "limit": limit},
+        )
+        return [row[0] for row in rows]
+
+    # Reading events and artifacts.
+
+    def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
+        rows = self._rows(
+            "SELECT digest, content FROM artifacts WHERE digest = ANY(%s::text[]) ORDER BY digest",
+            (list(digests),),
+        )
+        return dict(rows)
+
+    def events(
+        self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        query = "SELECT seq, digest, run_id, event_type, event_time, body FROM events WHERE seq > %s"
+        params: list[object] = [after]
+        if run_id is not None:
+            query += " AND run = (SELECT nid FROM ids WHERE id = %s)"
+            params.append(run_node_id(run_id))
+        rows = self._rows(query + " ORDER BY seq LIMIT %s", (*params, limit))
+        # Fetch the artifacts the bodies reference in one round trip rather than one each.
+        refs = {ref.decode() for row in rows for ref in _ARTIFACT_REF.findall(row[5])}
+        fetched = self.artifacts(refs) if refs else {}
+
+        def artifact(digest: str) -> bytes:
+            return fetched[digest] if digest in fetched else self.artifact(digest)
+
+        return [
+            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, artifact))
+            for seq, digest, run, kind, time, body in rows
+        ]
+
+    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
+        return self._rows(
+            "SELECT seq, digest, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)
+        )
+
+    def artifact(self, digest: str) -> bytes:
+        rows = self._rows("SELECT content FROM artifacts WHERE digest = %s", (digest,))
+        if not rows:
+            raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
+        return bytes(rows[0][0])
+
+    def as_of_seq(self, when: datetime) -> int:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        rows = self._rows("SELECT coalesce(max(last_seq), 0) FROM batches WHERE recorded_at <= %s", (when,))
+        return int(rows[0][0])
+
+    def counts(self) -> dict[str, int]:
+        rows = self._rows(
+            """SELECT 'events', NULL, count(*), 0 FROM events
+               UNION ALL SELECT 'artifacts', NULL, count(*), 1 FROM artifacts
+               UNION ALL SELECT 'nodes', NULL, count(*), 2 FROM nodes
+               UNION ALL SELECT 'edges', NULL, count(*), 3 FROM edges
+               UNION ALL SELECT kind, type, count(*), 4 FROM nodes GROUP BY kind, type
+               ORDER BY 4, 1, 2"""
+        )
+        return {
+            (name if node_type is None else f"{name}:{node_type}"): count
+            for name, node_type, count, _ in rows
+        }
+
+    def state_digest(self) -> str:
+        """The SQLite backend's digest: the same rows, encoded the same way, in the same order."""
+
+        def work(conn: _Conn) -> str:
+            digest = hashlib.sha256()
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                for query in _STATE_QUERIES:
+                    with conn.cursor(name="state_digest", binary=True) as cursor:
+                        cursor.itersize = 10_000
+                        cursor.execute(query)
+                        for row in cursor:
+                            digest.update(_encode(row))
+            return digest.hexdigest()
+
+        return self._read(work)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _insert_rows(
+    conn: _Conn,
+    table: str,
+    types: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_existing: bool = False,
+) -> None:
+    """Insert ``rows`` into ``table`` as one statement over column arrays."""
+    if not rows:
+        return
+    arrays = ", ".join(f"%s::{sql_type}[]" for sql_type in types)
+    conflict = " ON CONFLICT DO NOTHING" if ignore_existing else ""
+    conn.execute(
+        f"INSERT INTO {table} SELECT * FROM unnest({arrays}){conflict}",
+        [list(column) for column in zip(*rows, strict=True)],
+    )
+
+
+def _log_node(conn: _Conn, level: int, index: int) -> bytes:
+    row = conn.execute(
+        "SELECT hash FROM log_nodes WHERE level = %s AND idx = %s", (level, index), binary=True
+    ).fetchone()
+    if row is None:
+        raise StoreError(f"the log has no node at level {level}, index {index}")
+    return bytes(row[0])
+
+
+def _nodes(conn: _Conn, ids: list[str], as_of: int | None) -> dict[str, NodeRecord]:
+    rows = conn.execute(
+        f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
+        " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
+        (ids, _bound(as_of)),
+        binary=True,
+    )
+    return {row[0]: NodeRecord(*row) for row in rows}
+
+
+def _ends(direction: str) -> tuple[str, str]:
+    if direction == "up":
+        return "src", "dst"
+    if direction == "down":
+        return "dst", "src"
+    raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
+
+
+def _bound(as_of: int | None) -> int:
+    return (1 << 62) if as_of is None else as_of
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _reason(error: psycopg.Error) -> str:
+    """The server's or libpq's message, on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
