@@ -533,3 +533,34 @@ def test_the_distributed_demo_is_two_commands(
         _wait_for(lambda: _stored(store) == sent["events"] and _drained(bus), 30, "the demo was not stored")
     assert main(["why", sent["example"], "--store", url]) == 0
     assert "decision" in capsys.readouterr().out
+
+
+def test_a_worker_goes_on_when_its_postgresql_connections_are_closed(
+    bus: Bus, postgres_url: str, postgres_server: Any, tmp_path: Path
+) -> None:
+    events = list(demo_shaped_events(2000, services=20, seed=7))
+    database = urllib.parse.urlsplit(postgres_url).path.lstrip("/")
+    with open_store(postgres_url) as store, _worker(bus.url, postgres_url, **bus.options(batch=100)) as stats:
+        first = bus.transport(tmp_path / "spill")
+        first.emit(events[:1000])
+        first.close()
+        _wait_for(
+            lambda: _stored(store) >= 300, 30, "the worker stored nothing before the connections closed"
+        )
+        killed = postgres_server.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()[0]
+        second = bus.transport(tmp_path / "spill")
+        second.emit(events[1000:])
+        second.close()
+        _wait_for(
+            lambda: _stored(store) == len(events) and _drained(bus),
+            60,
+            "the worker did not go on after its connections were closed",
+        )
+        assert sorted(_stored_digests(store)) == sorted(_digests(events))
+        assert verify_store(store, None).ok
+    assert killed >= 1
+    assert stats.stored == len(events) and stats.deadlettered == 0
