@@ -1,0 +1,149 @@
+"""Past one machine: ingest into PostgreSQL directly and through NATS JetStream workers, and
+``why`` on PostgreSQL next to SQLite with the same events, in the same run.
+
+- ``pg_direct_events_per_s``: parse + ingest batches straight into PostgreSQL.
+- ``pg_workers_1_events_per_s`` / ``pg_workers_2_events_per_s``: ``opslineage worker`` processes
+  draining a stream that already holds the events (publishing is not timed).
+- ``pg_why_p50_ms`` / ``pg_why_p99_ms`` next to ``sqlite_why_*``: the why of random actions,
+  second pass (steady state), on stores of ``--why-events`` events.
+
+Each run makes its own PostgreSQL databases and JetStream stream and removes them.
+
+    python bench/scale.py --events 20000 --why-events 100000
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from argparse import ArgumentParser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from corpus import demo_shaped_events, emit
+from opslineage.model import parse_event
+from opslineage.query import list_nodes, why
+from opslineage.sdk.nats import NatsTransport
+from opslineage.store import Store, open_store
+
+ADMIN = "postgresql://postgres@127.0.0.1/postgres"
+NATS = "nats://127.0.0.1:4222"
+BATCH = 1000
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards."""
+    name = f"opslineage_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgresql://postgres@127.0.0.1/{name}"
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ingest(store: Store, events: list[bytes]) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(events), BATCH):
+        store.ingest([parse_event(line) for line in events[i : i + BATCH]])
+    return time.perf_counter() - start
+
+
+def through_workers(url: str, events: list[dict], workers: int, spill: Path) -> float:
+    """Fill a fresh stream, then time ``workers`` worker processes storing all of it."""
+    tag = uuid.uuid4().hex[:12]
+    stream, subject = f"OPSLINEAGE_BENCH_{tag}", f"opslineage.bench{tag}.events"
+    transport = NatsTransport(NATS, stream=stream, subject=subject, spill_dir=spill)
+    transport.emit(events)
+    transport.close()
+    command = [
+        sys.executable,
+        "-m",
+        "opslineage.cli.main",
+        "worker",
+        "--bus",
+        NATS,
+        "--store",
+        url,
+        "--stream",
+        stream,
+        "--subject",
+        subject,
+        "--batch",
+        "500",
+    ]
+    with open_store(url) as store:
+        start = time.perf_counter()
+        running = [
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(workers)
+        ]
+        try:
+            while store.counts()["events"] < len(events):
+                time.sleep(0.05)
+            return time.perf_counter() - start
+        finally:
+            for process in running:
+                process.terminate()
+                process.wait(timeout=60)
+
+
+def why_times(store: Store, samples: int) -> list[float]:
+    actions = [node.id for node in list_nodes(store, "action", limit=1_000_000)]
+    picked = random.Random(0).choices(actions, k=samples)
+    for action in picked:
+        why(store, action)
+    times = []
+    for action in picked:
+        start = time.perf_counter()
+        why(store, action)
+        times.append(time.perf_counter() - start)
+    return sorted(times)
+
+
+def main() -> None:
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events for the ingest figures")
+    parser.add_argument("--why-events", type=int, default=100_000, help="store size for the why figures")
+    parser.add_argument("--samples", type=int, default=1000)
+    args = parser.parse_args()
+    events = list(demo_shaped_events(max(args.events, args.why_events)))
+    lines = [parse_event(event).canonical for event in events]
+    with tempfile.TemporaryDirectory() as tmp:
+        with database() as url, open_store(url) as store:
+            seconds = ingest(store, lines[: args.events])
+            emit("pg_direct_events_per_s", args.events / seconds, "events/s", events=args.events)
+        for workers in (1, 2):
+            with database() as url:
+                seconds = through_workers(url, events[: args.events], workers, Path(tmp) / "spill")
+                emit(
+                    f"pg_workers_{workers}_events_per_s",
+                    args.events / seconds,
+                    "events/s",
+                    events=args.events,
+                )
+        with database() as url, open_store(url) as pg, open_store(f"sqlite:///{tmp}/why.db") as lite:
+            ingest(pg, lines[: args.why_events])
+            ingest(lite, lines[: args.why_events])
+            for name, store in (("pg", pg), ("sqlite", lite)):
+                times = why_times(store, args.samples)
+                for q, label in ((0.5, "p50"), (0.99, "p99")):
+                    emit(
+                        f"{name}_why_{label}_ms",
+                        times[int(q * (len(times) - 1))] * 1000,
+                        "ms",
+                        events=args.why_events,
+                    )
+
+
+if __name__ == "__main__":
+    main()
