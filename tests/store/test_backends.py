@@ -155,3 +155,10 @@ def test_walks_follow_edges_both_ways_within_depth(store: Store, chain: Chain) -
     }
     down = store.walk("source:test.ns:svc-01", direction="down", depth=30)
     assert chain.effect.id in down.depths and chain.action.record.id in down.depths  # type: ignore[union-attr]
+
+
+def test_the_latest_checkpoint_is_the_largest_kept(store: Store) -> None:
+    assert store.latest_checkpoint() is None
+    for size in (7, 3, 5):
+        store.add_checkpoint(size, bytes([size]) * 32, f"note {size}")
+    assert store.latest_checkpoint() == (7, bytes([7]) * 32, "note 7") == store.checkpoints()[-1]

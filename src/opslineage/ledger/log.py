@@ -140,11 +140,10 @@ def checkpoint(store: Store, key: Ed25519PrivateKey, now: datetime | None = None
 
 def latest_checkpoint(store: Store) -> Checkpoint | None:
     """The checkpoint of the largest tree size kept, if any."""
-    kept = store.checkpoints()
-    if not kept:
+    kept = store.latest_checkpoint()
+    if kept is None:
         return None
-    _, _, note = kept[-1]
-    return parse_note(note, store.get_meta("log_public_key") or "")
+    return parse_note(kept[2], store.get_meta("log_public_key") or "")
 
 
 def maybe_checkpoint(store: Store, key: str | None = None, now: datetime | None = None) -> Checkpoint | None:

@@ -198,6 +198,10 @@ class Store(abc.ABC):
         """Every stored checkpoint as (tree size, root hash, signed note), smallest first."""
 
     @abc.abstractmethod
+    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        """The checkpoint of the largest tree size as (tree size, root hash, signed note), if any."""
+
+    @abc.abstractmethod
     def get_meta(self, key: str) -> str | None:
         """A store setting (the log's origin, public key, checkpoint policy …)."""
 

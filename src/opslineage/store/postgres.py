@@ -439,6 +439,10 @@ class PostgresStore(Store):
     def checkpoints(self) -> list[tuple[int, bytes, str]]:
         return self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
 
+    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        rows = self._rows("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return (rows[0][0], bytes(rows[0][1]), rows[0][2]) if rows else None
+
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
         return str(rows[0][0]) if rows else None

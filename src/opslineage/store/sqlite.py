@@ -255,6 +255,12 @@ class SQLiteStore(Store):
             for size, root, note in self.db.execute("SELECT size, root, note FROM checkpoints ORDER BY size")
         ]
 
+    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        row = self.db.execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]), row[2])
+
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
