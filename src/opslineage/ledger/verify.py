@@ -24,7 +24,6 @@ from opslineage.store import Store, StoreError
 __all__ = ["Finding", "VerifyReport", "verify_against", "verify_store"]
 
 CHUNK = 2000
-CONTENT_MARK = b'"_content"'  # a body from which artifact contents were split out
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,6 @@ class VerifyReport:
             "first_bad_seq": self.first_bad_seq,
             "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
         }
-
-
-def _canonical(store: Store, body: bytes) -> bytes:
-    """The event's canonical bytes: the body itself when no artifact was split out of it."""
-    if CONTENT_MARK not in body:
-        return body
-    return canonical_event(body, store.artifact)
 
 
 def verify_store(
@@ -120,7 +112,7 @@ def _check_event(
 ) -> bytes:
     """Check one event against its digest and stored leaf; returns the leaf it should have."""
     try:
-        canonical = _canonical(store, body)
+        canonical = canonical_event(body, store.artifact)
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
         return bytes(32)
