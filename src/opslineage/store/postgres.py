@@ -40,6 +40,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
+from opslineage.store._rules import check_versions, edge_ends, seq_bound
 from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -94,7 +95,6 @@ A new schema version is one more entry at the end; released entries never change
 """
 
 _NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
-_VERSIONED_KINDS = ("model", "policy")
 _CACHE_LIMIT = 500_000
 _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 # Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
@@ -309,7 +309,7 @@ class PostgresStore(Store):
                 artifacts.setdefault(digest, (digest, kind, content, seq))
         if not fresh:
             return []
-        self._check_versions(conn, events)
+        check_versions(events, lambda ids: _nodes(conn, ids, None))
         nid, new_ids = self._intern(conn, {*nodes, *(end for key in edges for end in key[:2])}, interned)
         frontier = self._frontier_at(conn, last)
         log_rows = [node for _, event in fresh for node in frontier.append(leaf_hash(event.canonical))]
@@ -387,25 +387,6 @@ class PostgresStore(Store):
         interned.update(resolved)
         return resolved, assigned
 
-    def _check_versions(self, conn: _Conn, events: Sequence[ParsedEvent]) -> None:
-        """A model or policy version names one content digest, forever."""
-        declared: dict[str, str | None] = {}
-        for event in events:
-            for node in event.nodes:
-                if node.kind in _VERSIONED_KINDS:
-                    seen = declared.setdefault(node.id, node.digest)
-                    if seen != node.digest:
-                        raise StoreError(f"{node.id} appears with two different contents in one batch")
-        if not declared:
-            return
-        stored = _nodes(conn, list(declared), None)
-        for node_id, digest in declared.items():
-            if node_id in stored and stored[node_id].digest != digest:
-                raise StoreError(
-                    f"{node_id} is already recorded with digest {stored[node_id].digest}; "
-                    f"changed content ({digest}) needs a new version"
-                )
-
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         self._write(
             lambda conn: conn.execute(
@@ -463,7 +444,7 @@ class PostgresStore(Store):
             f"SELECT {_NODE_COLUMNS}, a.content FROM nodes n JOIN ids i USING (nid)"
             " LEFT JOIN artifacts a ON a.digest = n.digest"
             " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
-            (list(ids), _bound(as_of)),
+            (list(ids), seq_bound(as_of)),
         )
         return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
 
@@ -480,7 +461,7 @@ class PostgresStore(Store):
         as_of: int | None = None,
     ) -> list[NodeRecord]:
         clauses: list[str] = ["n.seq <= %s"]
-        params: list[object] = [_bound(as_of)]
+        params: list[object] = [seq_bound(as_of)]
         for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
             if value is not None:
                 clauses.append(f"n.{column} = %s")
@@ -504,7 +485,7 @@ class PostgresStore(Store):
         as_of: int | None = None,
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
-        near, far = _ends(direction)
+        near, far = edge_ends(direction)
         stop = "false"
         if stop_kinds:
             stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) = ANY(%(stop)s::text[]), false)"
@@ -529,7 +510,7 @@ class PostgresStore(Store):
                 JOIN reached f ON f.nid = e.{far} JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
                 WHERE e.seq <= %(bound)s
                 ORDER BY seq NULLS FIRST, {", ".join(_TIES[direction])}""",
-            {"start": start, "depth": depth, "bound": _bound(as_of), "stop": list(stop_kinds)},
+            {"start": start, "depth": depth, "bound": seq_bound(as_of), "stop": list(stop_kinds)},
         )
         result = Walk()
         for node_id, distance, dst, kind, role, seq, _, _ in rows:
@@ -542,7 +523,7 @@ class PostgresStore(Store):
     def edges(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
     ) -> list[tuple[str, str, str, str | None]]:
-        near, _ = _ends(direction)
+        near, _ = edge_ends(direction)
         kind_clause = "AND e.kind = ANY(%s::text[])" if kinds else ""
         ties = ", ".join(f"e.{column}" for column in _TIES[direction])
         rows = self._rows(
@@ -550,7 +531,7 @@ class PostgresStore(Store):
                 JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
                 WHERE e.{near} IN (SELECT nid FROM ids WHERE id = ANY(%s::text[]))
                 AND e.seq <= %s {kind_clause} ORDER BY e.seq, {ties}""",
-            (list(ids), _bound(as_of), *([list(kinds)] if kinds else [])),
+            (list(ids), seq_bound(as_of), *([list(kinds)] if kinds else [])),
         )
         return rows
 
@@ -560,7 +541,7 @@ class PostgresStore(Store):
                SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= %(bound)s
                UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= %(bound)s
                ORDER BY seq DESC LIMIT %(limit)s""",
-            {"id": node_id, "bound": _bound(as_of), "limit": limit},
+            {"id": node_id, "bound": seq_bound(as_of), "limit": limit},
         )
         return [row[0] for row in rows]
 
@@ -678,22 +659,10 @@ def _nodes(conn: _Conn, ids: list[str], as_of: int | None) -> dict[str, NodeReco
     rows = conn.execute(
         f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
         " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
-        (ids, _bound(as_of)),
+        (ids, seq_bound(as_of)),
         binary=True,
     )
     return {row[0]: NodeRecord(*row) for row in rows}
-
-
-def _ends(direction: str) -> tuple[str, str]:
-    if direction == "up":
-        return "src", "dst"
-    if direction == "down":
-        return "dst", "src"
-    raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
-
-
-def _bound(as_of: int | None) -> int:
-    return (1 << 62) if as_of is None else as_of
 
 
 def _masked(url: str) -> str:

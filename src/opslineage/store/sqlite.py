@@ -30,6 +30,7 @@ import msgspec
 from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
+from opslineage.store._rules import check_versions, edge_ends, seq_bound
 from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["SQLiteStore"]
@@ -63,7 +64,6 @@ _SCHEMA = (
     ),
 )
 _NODE_SELECT = "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq FROM nodes n JOIN ids i USING (nid)"
-_VERSIONED_KINDS = ("model", "policy")
 _CHUNK = 900
 _CACHE_LIMIT = 500_000
 _encode = msgspec.json.encode
@@ -183,7 +183,7 @@ class SQLiteStore(Store):
                 artifacts.setdefault(digest, (digest, kind, content, seq))
         if not fresh:
             return []
-        self._check_versions(events)
+        check_versions(events, self.nodes)
         nid = self._intern({*nodes, *(end for key in edges for end in key[:2])}, interned)
         self.db.executemany(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -297,32 +297,13 @@ class SQLiteStore(Store):
             known.update(row[0] for row in rows)
         return known
 
-    def _check_versions(self, events: Sequence[ParsedEvent]) -> None:
-        """A model or policy version names one content digest, forever."""
-        declared: dict[str, str | None] = {}
-        for event in events:
-            for node in event.nodes:
-                if node.kind in _VERSIONED_KINDS:
-                    seen = declared.setdefault(node.id, node.digest)
-                    if seen != node.digest:
-                        raise StoreError(f"{node.id} appears with two different contents in one batch")
-        if not declared:
-            return
-        stored = self.nodes(declared)
-        for node_id, digest in declared.items():
-            if node_id in stored and stored[node_id].digest != digest:
-                raise StoreError(
-                    f"{node_id} is already recorded with digest {stored[node_id].digest}; "
-                    f"changed content ({digest}) needs a new version"
-                )
-
     def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
         return self.nodes([node_id], as_of).get(node_id)
 
     def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
         rows = self.db.execute(
             f"{_NODE_SELECT} WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
-            (_json_list(ids), _bound(as_of)),
+            (_json_list(ids), seq_bound(as_of)),
         )
         return {row[0]: NodeRecord(*row) for row in rows}
 
@@ -333,7 +314,7 @@ class SQLiteStore(Store):
             "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq, CAST(a.content AS BLOB)"
             " FROM nodes n JOIN ids i USING (nid) LEFT JOIN artifacts a ON a.digest = n.digest"
             " WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
-            (_json_list(ids), _bound(as_of)),
+            (_json_list(ids), seq_bound(as_of)),
         )
         return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
 
@@ -350,7 +331,7 @@ class SQLiteStore(Store):
         as_of: int | None = None,
     ) -> list[NodeRecord]:
         clauses: list[str] = ["n.seq <= ?"]
-        params: list[object] = [_bound(as_of)]
+        params: list[object] = [seq_bound(as_of)]
         for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
             if value is not None:
                 clauses.append(f"n.{column} = ?")
@@ -373,7 +354,7 @@ class SQLiteStore(Store):
         as_of: int | None = None,
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
-        near, far = _ends(direction)
+        near, far = edge_ends(direction)
         stop = "0"
         if stop_kinds:
             stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) IN (SELECT value FROM json_each(?)), 0)"
@@ -386,7 +367,7 @@ class SQLiteStore(Store):
                 )
                 SELECT i.id, min(w.depth), max(w.stop = 0 AND w.depth < ?)
                 FROM w JOIN ids i USING (nid) GROUP BY w.nid""",
-            (start, *([_json_list(stop_kinds)] if stop_kinds else []), depth, _bound(as_of), depth),
+            (start, *([_json_list(stop_kinds)] if stop_kinds else []), depth, seq_bound(as_of), depth),
         ).fetchall()
         result = Walk(depths={node_id: distance for node_id, distance, _ in rows})
         expanded = [node_id for node_id, _, expands in rows if expands]
@@ -400,14 +381,14 @@ class SQLiteStore(Store):
     def edges(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
     ) -> list[tuple[str, str, str, str | None]]:
-        near, _ = _ends(direction)
+        near, _ = edge_ends(direction)
         kind_clause = "AND e.kind IN (SELECT value FROM json_each(?))" if kinds else ""
         rows = self.db.execute(
             f"""SELECT s.id, d.id, e.kind, e.role FROM edges e
                 JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
                 WHERE e.{near} IN (SELECT nid FROM ids WHERE id IN (SELECT value FROM json_each(?)))
                 AND e.seq <= ? {kind_clause} ORDER BY e.seq""",
-            (_json_list(ids), _bound(as_of), *([_json_list(kinds)] if kinds else [])),
+            (_json_list(ids), seq_bound(as_of), *([_json_list(kinds)] if kinds else [])),
         )
         return rows.fetchall()
 
@@ -417,7 +398,7 @@ class SQLiteStore(Store):
                SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= ?
                UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= ?
                ORDER BY seq DESC LIMIT ?""",
-            (node_id, _bound(as_of), _bound(as_of), limit),
+            (node_id, seq_bound(as_of), seq_bound(as_of), limit),
         )
         return [row[0] for row in rows]
 
@@ -494,15 +475,3 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self.db.close()
-
-
-def _ends(direction: str) -> tuple[str, str]:
-    if direction == "up":
-        return "src", "dst"
-    if direction == "down":
-        return "dst", "src"
-    raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
-
-
-def _bound(as_of: int | None) -> int:
-    return (1 << 62) if as_of is None else as_of
