@@ -147,12 +147,12 @@ _TAMPERING = {
             "sqlite": [
                 "UPDATE events SET seq = seq + 1000 WHERE seq >= 40",
                 "UPDATE events SET seq = seq - 999 WHERE seq >= 1040",
-                "INSERT INTO events SELECT 40, digest || X'00', run, run_id, event_type, event_time, body FROM events WHERE seq = 1",
+                "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) SELECT 40, digest || X'00', run, run_id, event_type, event_time, body FROM events WHERE seq = 1",
             ],
             "postgres": [
                 "UPDATE events SET seq = seq + 1000 WHERE seq >= 40",
                 "UPDATE events SET seq = seq - 999 WHERE seq >= 1040",
-                "INSERT INTO events SELECT 40, digest || '\\x00'::bytea, run, run_id, event_type, event_time, body"
+                "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) SELECT 40, digest || '\\x00'::bytea, run, run_id, event_type, event_time, body"
                 " FROM events WHERE seq = 1",
             ],
         },

@@ -19,6 +19,7 @@ from opslineage.ledger.verify import verify_store
 from opslineage.model import ParsedEvent, parse_event
 from opslineage.query import list_nodes, upstream, why
 from opslineage.store import StoreError, postgres
+from opslineage.store.archive import archive_store
 from opslineage.store.postgres import PostgresStore
 
 
@@ -43,29 +44,35 @@ def test_open_store_takes_both_schemes_and_a_new_database_is_at_the_latest_versi
 
 
 def test_an_older_store_is_migrated_forward_and_stays_queryable(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    with open_store(postgres_url) as store:
-        store.ingest(_chain_events("svc-01"))
-        action = list_nodes(store, "action")[0].id
-        before = store.state_digest(), why(store, action).to_dict()
-    step_2 = ("ALTER TABLE nodes ADD COLUMN label text", "CREATE INDEX nodes_label ON nodes (label)")
-    monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, step_2))
+    events = _chain_events("svc-01")
+    with monkeypatch.context() as first_release:  # a store made by the first schema, before archiving
+        first_release.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:1])
+        with open_store(postgres_url) as store:
+            store.ingest(events)
+    assert _query(postgres_url, "SELECT version FROM schema_migrations") == [(1,)]
+    with open_store(f"sqlite:///{tmp_path / 'same.db'}") as same:  # the same content, for comparison
+        same.ingest(events)
+        action = list_nodes(same, "action")[0].id
+        before = same.state_digest(), why(same, action).to_dict()
     with open_store(postgres_url, create=False) as store:  # reading a store migrates it too
         assert (store.state_digest(), why(store, action).to_dict()) == before
         assert store.ingest(_chain_events("svc-02")).accepted == 18
-        assert verify_store(store, None).ok
-    assert _query(postgres_url, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
-    assert _query(postgres_url, "SELECT count(*) FROM nodes WHERE label IS NULL")[0][0] > 0
+        assert archive_store(store, 18, tmp_path / "archive").to_dict()["moved"]["events"] == 18
+        assert why(store, action).to_dict() == before[1] and verify_store(store, None).ok
+    versions = _query(postgres_url, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(number,) for number in range(1, len(postgres.MIGRATIONS) + 1)]
 
 
 def test_a_failing_migration_changes_nothing(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     open_store(postgres_url).close()
+    shipped = len(postgres.MIGRATIONS)
     broken = ("ALTER TABLE nodes ADD COLUMN label text", "SELECT no_such_function()")
     monkeypatch.setattr(postgres, "MIGRATIONS", (*postgres.MIGRATIONS, broken))
     with pytest.raises(StoreError, match="no_such_function"):
         open_store(postgres_url)
-    assert _query(postgres_url, "SELECT max(version) FROM schema_migrations") == [(1,)]
+    assert _query(postgres_url, "SELECT max(version) FROM schema_migrations") == [(shipped,)]
     assert (
         _query(
             postgres_url,

@@ -174,6 +174,7 @@ def run_verify(args: argparse.Namespace) -> int:
     elif report.ok:
         print(
             f"ok: {report.events} events and {report.checkpoints} checkpoint(s) verified"
+            + (f", {report.segments} archive segment(s) among them" if report.segments else "")
             + ("; the log extends the kept checkpoint" if kept else "")
         )
     else:

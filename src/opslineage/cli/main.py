@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import audit, demo, ingest, ledger, lineage, serve, worker
+from opslineage.cli import archive, audit, demo, ingest, ledger, lineage, serve, worker
 from opslineage.cli.common import EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_parsers(commands, common)
     ledger.add_parsers(commands, common)
     audit.add_parsers(commands, common)
+    archive.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)
     return parser

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 
 from opslineage.store.base import (
+    ARCHIVE_DIR_ENV,
     IngestResult,
     NodeRecord,
+    SegmentInfo,
     Store,
     StoredEvent,
     StoreError,
@@ -19,9 +21,11 @@ from opslineage.store.base import (
 from opslineage.store.sqlite import SQLiteStore
 
 __all__ = [
+    "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
     "IngestResult",
     "NodeRecord",
+    "SegmentInfo",
     "Store",
     "StoreError",
     "StoredEvent",

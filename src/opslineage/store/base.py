@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opslineage.model import ParsedEvent
 
-__all__ = ["IngestResult", "NodeRecord", "Store", "StoreError", "StoredEvent", "Walk"]
+if TYPE_CHECKING:
+    from opslineage.store.archive import Archive
+
+__all__ = [
+    "ARCHIVE_DIR_ENV",
+    "IngestResult",
+    "NodeRecord",
+    "SegmentInfo",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "Walk",
+]
+
+ARCHIVE_DIR_ENV = "OPSLINEAGE_ARCHIVE_DIR"
+_ARCHIVE_DIR_META = "archive.dir"
 
 
 class StoreError(Exception):
@@ -57,6 +74,24 @@ class StoredEvent:
     event: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One archive segment: its digest, the events and artifacts it holds, and their sizes
+    (``raw_bytes`` as stored hot, ``stored_bytes`` compressed)."""
+
+    digest: str
+    first_seq: int
+    last_seq: int
+    events: int
+    artifacts: int
+    raw_bytes: int
+    stored_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 @dataclass(slots=True)
 class Walk:
     """The result of a graph walk: node ids with their distance, and the edges between them."""
@@ -66,9 +101,15 @@ class Walk:
 
 
 class Store(abc.ABC):
-    """A lineage store. Accepted events are immutable; ingest is idempotent on event digest."""
+    """A lineage store. Accepted events are immutable; ingest is idempotent on event digest.
+
+    Payloads may live in two tiers: hot, in the store, or archived, in segment files (see
+    :mod:`opslineage.store.archive`). Every read method returns archived payloads as if they
+    were hot; only :meth:`hot_rows`, :meth:`add_segment` and :meth:`segments` see the tiers.
+    """
 
     url: str
+    _archive: Archive | None = None
 
     def ingest(self, events: Sequence[ParsedEvent]) -> IngestResult:
         """Store validated events all-or-nothing; events already stored are counted as duplicates.
@@ -147,9 +188,20 @@ class Store(abc.ABC):
     ) -> list[StoredEvent]:
         """Stored events in sequence order, optionally of one run."""
 
-    @abc.abstractmethod
     def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
-        """Stored rows as they are: (sequence number, digest, body with artifact references)."""
+        """Stored events: (sequence number, digest, body with artifact references), archived
+        bodies read from their segments."""
+        return [
+            (seq, digest, self.thaw_body(seq, body, segment))
+            for seq, digest, body, segment in self.stored_events(after=after, limit=limit)
+        ]
+
+    @abc.abstractmethod
+    def stored_events(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, bytes, bytes, str | None]]:
+        """Stored rows as they are: (sequence number, digest, body with artifact references, the
+        digest of the segment it is archived in); an archived row's body is empty."""
 
     @abc.abstractmethod
     def artifact(self, digest: str) -> bytes:
@@ -170,6 +222,94 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def state_digest(self) -> str:
         """A digest over every stored row, for checking that content is byte-for-byte unchanged."""
+
+    # The archive tier (see opslineage.store.archive).
+
+    @abc.abstractmethod
+    def hot_rows(
+        self, *, after: int, through_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
+        """The next hot events with ``after < seq <= through_seq``, at most ``limit``, as (seq, digest,
+        body), and the hot artifacts those events first stored, as (digest, content)."""
+
+    @abc.abstractmethod
+    def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
+        """Record a written segment and blank the payloads of the events and artifacts it holds, in
+        one transaction.
+
+        Raises:
+            StoreError: one of those rows is no longer hot (another process archived it); nothing
+                is changed.
+        """
+
+    @abc.abstractmethod
+    def segments(self) -> list[SegmentInfo]:
+        """Every archive segment, oldest first."""
+
+    def default_archive_dir(self) -> Path | None:
+        """Where segments go when no directory is given or remembered; None: there is no default."""
+        return None
+
+    def archive(self, directory: str | os.PathLike[str] | None = None) -> Archive:
+        """The store's archive: ``directory`` if given (and remembered for later reads), else
+        ``$OPSLINEAGE_ARCHIVE_DIR``, else the directory remembered, else the default.
+
+        Raises:
+            StoreError: none of those names a directory.
+        """
+        from opslineage.store.archive import Archive  # noqa: PLC0415 (the archive module imports this one)
+
+        if directory is not None:
+            resolved = str(Path(directory).resolve())
+            if resolved != self.get_meta(_ARCHIVE_DIR_META):
+                self.set_meta(_ARCHIVE_DIR_META, resolved)
+            self._archive = Archive(resolved)
+        elif self._archive is None:
+            found = (
+                os.environ.get(ARCHIVE_DIR_ENV)
+                or self.get_meta(_ARCHIVE_DIR_META)
+                or self.default_archive_dir()
+            )
+            if found is None:
+                raise StoreError(
+                    f"store {self.url} has no archive directory yet: give one (`opslineage archive"
+                    f" --archive-dir DIR`, or ${ARCHIVE_DIR_ENV})"
+                )
+            self._archive = Archive(found)
+        return self._archive
+
+    def thaw_body(self, seq: int, body: bytes, segment: str | None) -> bytes:
+        """An event's body as :meth:`stored_events` gave it, from its segment when it is archived.
+
+        Raises:
+            StoreError: the segment is missing, altered, or does not hold the event.
+        """
+        if segment is None:
+            return bytes(body)
+        try:
+            return self.archive().segment(segment).bodies[seq]
+        except KeyError:
+            raise StoreError(f"archive segment {segment} does not hold event {seq}") from None
+
+    def _thaw_content(self, digest: str, content: bytes, segment: str | None) -> bytes:
+        """An artifact's content, from its segment when it is archived."""
+        if segment is None:
+            return bytes(content)
+        try:
+            return self.archive().segment(segment).contents[digest]
+        except KeyError:
+            raise StoreError(f"archive segment {segment} does not hold artifact {digest}") from None
+
+    def _state_row(self, table: str, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A row of :meth:`state_digest`: events and artifacts rows come with their segment's
+        digest last, which is dropped after their payload is thawed."""
+        if table == "events":
+            seq, digest, run_id, event_type, event_time, body, segment = row
+            return (seq, digest, run_id, event_type, event_time, self.thaw_body(seq, body, segment))
+        if table == "artifacts":
+            digest, kind, content, seq, segment = row
+            return (digest, kind, self._thaw_content(digest, content, segment), seq)
+        return tuple(row)
 
     # The transparency log (see opslineage.ledger): leaf i is the event of sequence i + 1.
 

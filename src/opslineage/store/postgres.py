@@ -28,6 +28,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import astuple
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -41,7 +42,7 @@ from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import check_versions, edge_ends, seq_bound
-from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
+from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -88,7 +89,39 @@ _SCHEMA_V1 = (
     ),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+# The archive tier: an archived row keeps every column but its payload, which becomes empty, and
+# points at a segment whose range of sequence numbers holds its own; nothing else may change.
+_STEP_V2 = (
+    "CREATE TABLE segments (sid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    ' digest text COLLATE "C" NOT NULL UNIQUE, first_seq bigint NOT NULL, last_seq bigint NOT NULL,'
+    " events integer NOT NULL, artifacts integer NOT NULL, raw_bytes bigint NOT NULL,"
+    " stored_bytes bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    "ALTER TABLE events ADD COLUMN segment bigint REFERENCES segments",
+    "ALTER TABLE artifacts ADD COLUMN segment bigint REFERENCES segments",
+    "CREATE FUNCTION opslineage_archive_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF TG_OP = 'UPDATE' AND OLD.segment IS NULL AND NEW.segment IS NOT NULL"
+    " AND to_jsonb(NEW) ->> TG_ARGV[0] = '\\x'"
+    " AND to_jsonb(NEW) - TG_ARGV[0] - 'segment' = to_jsonb(OLD) - TG_ARGV[0] - 'segment'"
+    " AND EXISTS (SELECT FROM segments WHERE sid = NEW.segment AND NEW.seq BETWEEN first_seq AND last_seq)"
+    " THEN RETURN NEW; END IF;"
+    " RAISE EXCEPTION '% are append-only (archiving may only move a % out once)', TG_TABLE_NAME, TG_ARGV[0]"
+    " USING ERRCODE = 'restrict_violation'; END $$",
+    *(
+        statement
+        for table, payload in (("events", "body"), ("artifacts", "content"))
+        for statement in (
+            f"DROP TRIGGER {table}_append_only ON {table}",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            f" FOR EACH ROW EXECUTE FUNCTION opslineage_archive_only('{payload}')",
+        )
+    ),
+    "CREATE TRIGGER segments_append_only BEFORE UPDATE OR DELETE ON segments"
+    " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
+    "CREATE TRIGGER segments_append_only_truncate BEFORE TRUNCATE ON segments"
+    " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2)
 """The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
 
 A new schema version is one more entry at the end; released entries never change.
@@ -99,12 +132,24 @@ _CACHE_LIMIT = 500_000
 _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 # Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
 _TIES = {"up": ("src", "dst", "kind"), "down": ("dst", "kind", "src")}
+_SEGMENT_OF_E = "LEFT JOIN segments s ON s.sid = e.segment"
+_SEGMENT_OF_A = "LEFT JOIN segments s ON s.sid = a.segment"
 _STATE_QUERIES = (
-    "SELECT seq, digest, run_id, event_type, event_time, body FROM events ORDER BY seq",
-    "SELECT digest, type, content, seq FROM artifacts ORDER BY digest",
-    f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) ORDER BY i.id",
-    "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
-    " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+    (
+        "events",
+        "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
+        f" FROM events e {_SEGMENT_OF_E} ORDER BY e.seq",
+    ),
+    (
+        "artifacts",
+        f"SELECT a.digest, a.type, a.content, a.seq, s.digest FROM artifacts a {_SEGMENT_OF_A} ORDER BY a.digest",
+    ),
+    ("nodes", f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) ORDER BY i.id"),
+    (
+        "edges",
+        "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
+        " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+    ),
 )
 _encode = msgspec.json.encode
 
@@ -441,12 +486,18 @@ class PostgresStore(Store):
         self, ids: Iterable[str], as_of: int | None = None
     ) -> dict[str, tuple[NodeRecord, bytes | None]]:
         rows = self._rows(
-            f"SELECT {_NODE_COLUMNS}, a.content FROM nodes n JOIN ids i USING (nid)"
-            " LEFT JOIN artifacts a ON a.digest = n.digest"
+            f"SELECT {_NODE_COLUMNS}, a.content, s.digest FROM nodes n JOIN ids i USING (nid)"
+            f" LEFT JOIN artifacts a ON a.digest = n.digest {_SEGMENT_OF_A}"
             " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
             (list(ids), seq_bound(as_of)),
         )
-        return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
+        return {
+            row[0]: (
+                NodeRecord(*row[:8]),
+                None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
+            )
+            for row in rows
+        }
 
     def find_nodes(
         self,
@@ -549,20 +600,29 @@ class PostgresStore(Store):
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self._rows(
-            "SELECT digest, content FROM artifacts WHERE digest = ANY(%s::text[]) ORDER BY digest",
+            f"SELECT a.digest, a.content, s.digest FROM artifacts a {_SEGMENT_OF_A}"
+            " WHERE a.digest = ANY(%s::text[]) ORDER BY a.digest",
             (list(digests),),
         )
-        return dict(rows)
+        return {digest: self._thaw_content(digest, content, segment) for digest, content, segment in rows}
 
     def events(
         self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
     ) -> list[StoredEvent]:
-        query = "SELECT seq, digest, run_id, event_type, event_time, body FROM events WHERE seq > %s"
+        query = (
+            "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
+            f" FROM events e {_SEGMENT_OF_E} WHERE e.seq > %s"
+        )
         params: list[object] = [after]
         if run_id is not None:
-            query += " AND run = (SELECT nid FROM ids WHERE id = %s)"
+            query += " AND e.run = (SELECT nid FROM ids WHERE id = %s)"
             params.append(run_node_id(run_id))
-        rows = self._rows(query + " ORDER BY seq LIMIT %s", (*params, limit))
+        rows = [
+            (seq, digest, run, kind, time, self.thaw_body(seq, body, segment))
+            for seq, digest, run, kind, time, body, segment in self._rows(
+                query + " ORDER BY e.seq LIMIT %s", (*params, limit)
+            )
+        ]
         # Fetch the artifacts the bodies reference in one round trip rather than one each.
         refs = {ref.decode() for row in rows for ref in _ARTIFACT_REF.findall(row[5])}
         fetched = self.artifacts(refs) if refs else {}
@@ -575,16 +635,80 @@ class PostgresStore(Store):
             for seq, digest, run, kind, time, body in rows
         ]
 
-    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
+    def stored_events(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, bytes, bytes, str | None]]:
         return self._rows(
-            "SELECT seq, digest, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit)
+            f"SELECT e.seq, e.digest, e.body, s.digest FROM events e {_SEGMENT_OF_E}"
+            " WHERE e.seq > %s ORDER BY e.seq LIMIT %s",
+            (after, limit),
         )
 
     def artifact(self, digest: str) -> bytes:
-        rows = self._rows("SELECT content FROM artifacts WHERE digest = %s", (digest,))
+        rows = self._rows(
+            f"SELECT a.content, s.digest FROM artifacts a {_SEGMENT_OF_A} WHERE a.digest = %s", (digest,)
+        )
         if not rows:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
-        return bytes(rows[0][0])
+        return self._thaw_content(digest, *rows[0])
+
+    # The archive tier.
+
+    def hot_rows(
+        self, *, after: int, through_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
+        def work(conn: _Conn) -> tuple[list[Any], list[Any]]:
+            events = conn.execute(
+                "SELECT seq, digest, body FROM events WHERE seq > %s AND seq <= %s AND segment IS NULL"
+                " ORDER BY seq LIMIT %s",
+                (after, through_seq, limit),
+                binary=True,
+            ).fetchall()
+            if not events:
+                return [], []
+            artifacts = conn.execute(
+                "SELECT digest, content FROM artifacts WHERE seq BETWEEN %s AND %s AND segment IS NULL"
+                " ORDER BY seq, digest",
+                (events[0][0], events[-1][0]),
+                binary=True,
+            ).fetchall()
+            return events, artifacts
+
+        return self._read(work)
+
+    def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
+        def work(conn: _Conn) -> None:
+            row = conn.execute(
+                "INSERT INTO segments (digest, first_seq, last_seq, events, artifacts, raw_bytes, stored_bytes)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING sid",
+                astuple(segment),
+            ).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"segment {segment.digest} is already recorded (is another archive running?)"
+                )
+            for table, payload, key, keys, sql_type in (
+                ("events", "body", "seq", list(seqs), "bigint"),
+                ("artifacts", "content", "digest", list(artifacts), "text"),
+            ):
+                changed = conn.execute(
+                    f"UPDATE {table} SET {payload} = ''::bytea, segment = %s"
+                    f" WHERE {key} = ANY(%s::{sql_type}[]) AND segment IS NULL",
+                    (row[0], keys),
+                ).rowcount
+                if changed != len(keys):
+                    raise StoreError(
+                        f"{len(keys) - changed} of the {table} for segment {segment.digest} are no longer hot"
+                        " (is another `opslineage archive` running?)"
+                    )
+
+        self._write(work)
+
+    def segments(self) -> list[SegmentInfo]:
+        rows = self._rows(
+            "SELECT digest, first_seq, last_seq, events, artifacts, raw_bytes, stored_bytes FROM segments ORDER BY sid"
+        )
+        return [SegmentInfo(*row) for row in rows]
 
     def as_of_seq(self, when: datetime) -> int:
         if when.tzinfo is None:
@@ -613,12 +737,12 @@ class PostgresStore(Store):
             digest = hashlib.sha256()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                for query in _STATE_QUERIES:
+                for table, query in _STATE_QUERIES:
                     with conn.cursor(name="state_digest", binary=True) as cursor:
                         cursor.itersize = 10_000
                         cursor.execute(query)
                         for row in cursor:
-                            digest.update(_encode(row))
+                            digest.update(_encode(self._state_row(table, row)))
             return digest.hexdigest()
 
         return self._read(work)

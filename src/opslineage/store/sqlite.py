@@ -22,6 +22,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,12 +32,12 @@ from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import check_versions, edge_ends, seq_bound
-from opslineage.store.base import IngestResult, NodeRecord, Store, StoredEvent, StoreError, Walk
+from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 4
-_SCHEMA = (
+SCHEMA_VERSION = 5
+_SCHEMA_V4 = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER, run_id TEXT,"
@@ -63,7 +64,49 @@ _SCHEMA = (
         for op in ("update", "delete")
     ),
 )
+# An archived row keeps every column but its payload, which becomes empty, and points at a segment
+# whose range of sequence numbers holds its own (artifacts go with the events that first stored them).
+_IN_SEGMENT = (
+    "NEW.seq BETWEEN (SELECT first_seq FROM segments WHERE sid = NEW.segment)"
+    " AND (SELECT last_seq FROM segments WHERE sid = NEW.segment)"
+)
+_ARCHIVED = {  # table: (payload column, what must hold of an archived row besides a blank payload)
+    "events": (
+        "body",
+        f"{_IN_SEGMENT} AND NEW.seq IS OLD.seq AND NEW.digest IS OLD.digest AND NEW.run IS OLD.run"
+        " AND NEW.run_id IS OLD.run_id AND NEW.event_type IS OLD.event_type AND NEW.event_time IS OLD.event_time",
+    ),
+    "artifacts": (
+        "content",
+        f"{_IN_SEGMENT} AND NEW.aid IS OLD.aid AND NEW.digest IS OLD.digest AND NEW.type IS OLD.type"
+        " AND NEW.seq IS OLD.seq",
+    ),
+}
+_STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segment is recorded
+    "CREATE TABLE segments (sid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, artifacts INTEGER NOT NULL,"
+    " raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, created_at TEXT NOT NULL)",
+    *(
+        f"CREATE TRIGGER segments_append_only_{op} BEFORE {op.upper()} ON segments"
+        " BEGIN SELECT RAISE(ABORT, 'segments are append-only'); END"
+        for op in ("update", "delete")
+    ),
+    *(
+        statement
+        for table, (payload, archived) in _ARCHIVED.items()
+        for statement in (
+            f"ALTER TABLE {table} ADD COLUMN segment INTEGER",
+            f"DROP TRIGGER {table}_append_only_update",
+            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}"
+            f" WHEN NOT coalesce(OLD.segment IS NULL AND NEW.{payload} = x'' AND {archived}, 0)"
+            f" BEGIN SELECT RAISE(ABORT, '{table} are append-only (archiving may only move a {payload} out once)'); END",
+        )
+    ),
+)
+_MIGRATIONS = {4: _SCHEMA_V4, 5: _STEP_V5}  # version: the statements that bring a store to it
 _NODE_SELECT = "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq FROM nodes n JOIN ids i USING (nid)"
+_SEGMENT_OF_E = "LEFT JOIN segments s ON s.sid = e.segment"
+_SEGMENT_OF_A = "LEFT JOIN segments s ON s.sid = a.segment"
 _CHUNK = 900
 _CACHE_LIMIT = 500_000
 _encode = msgspec.json.encode
@@ -104,15 +147,17 @@ class SQLiteStore(Store):
             version = self._schema_version()
             if version > SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has schema {version}, newer than this opslineage")
-            if 0 < version < SCHEMA_VERSION:
+            if 0 < version < min(_MIGRATIONS):
                 raise StoreError(
                     f"store {self.path} has schema {version} from a pre-release opslineage, which is not "
                     "migrated; re-create it (run the demo again, or ingest your events again)"
                 )
-            if version == 0:
-                for statement in _SCHEMA:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS.get(step, ()):
                     self.db.execute(statement)
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def _schema_version(self) -> int:
         try:
@@ -186,7 +231,7 @@ class SQLiteStore(Store):
         check_versions(events, self.nodes)
         nid = self._intern({*nodes, *(end for key in edges for end in key[:2])}, interned)
         self.db.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     s,
@@ -311,12 +356,18 @@ class SQLiteStore(Store):
         self, ids: Iterable[str], as_of: int | None = None
     ) -> dict[str, tuple[NodeRecord, bytes | None]]:
         rows = self.db.execute(
-            "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq, CAST(a.content AS BLOB)"
-            " FROM nodes n JOIN ids i USING (nid) LEFT JOIN artifacts a ON a.digest = n.digest"
+            "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq, CAST(a.content AS BLOB),"
+            f" s.digest FROM nodes n JOIN ids i USING (nid) LEFT JOIN artifacts a ON a.digest = n.digest {_SEGMENT_OF_A}"
             " WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
             (_json_list(ids), seq_bound(as_of)),
         )
-        return {row[0]: (NodeRecord(*row[:8]), row[8]) for row in rows}
+        return {
+            row[0]: (
+                NodeRecord(*row[:8]),
+                None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
+            )
+            for row in rows
+        }
 
     def find_nodes(
         self,
@@ -404,41 +455,108 @@ class SQLiteStore(Store):
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self.db.execute(
-            "SELECT digest, content FROM artifacts WHERE digest IN (SELECT value FROM json_each(?))",
+            f"SELECT a.digest, CAST(a.content AS BLOB), s.digest FROM artifacts a {_SEGMENT_OF_A}"
+            " WHERE a.digest IN (SELECT value FROM json_each(?))",
             (_json_list(digests),),
         )
-        return dict(rows.fetchall())
+        return {digest: self._thaw_content(digest, content, segment) for digest, content, segment in rows}
 
     def events(
         self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
     ) -> list[StoredEvent]:
-        query = "SELECT seq, digest, run_id, event_type, event_time, body FROM events WHERE seq > ?"
+        query = (
+            "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
+            f" FROM events e {_SEGMENT_OF_E} WHERE e.seq > ?"
+        )
         params: list[object] = [after]
         if run_id is not None:
-            query += " AND run = (SELECT nid FROM ids WHERE id = ?)"
+            query += " AND e.run = (SELECT nid FROM ids WHERE id = ?)"
             params.append(run_node_id(run_id))
-        query += " ORDER BY seq LIMIT ?"
+        query += " ORDER BY e.seq LIMIT ?"
         params.append(-1 if limit is None else limit)
         rows = self.db.execute(query, params).fetchall()
         return [
-            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, self.artifact))
-            for seq, digest, run, kind, time, body in rows
+            StoredEvent(
+                seq,
+                digest.hex(),
+                run,
+                kind,
+                time,
+                join_event(self.thaw_body(seq, body, segment), self.artifact),
+            )
+            for seq, digest, run, kind, time, body, segment in rows
         ]
 
-    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
+    def stored_events(
+        self, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, bytes, bytes, str | None]]:
         rows = self.db.execute(
-            "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT e.seq, CAST(e.digest AS BLOB), CAST(e.body AS BLOB), s.digest FROM events e {_SEGMENT_OF_E}"
+            " WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after, limit),
         )
         return rows.fetchall()
 
     def artifact(self, digest: str) -> bytes:
         row = self.db.execute(
-            "SELECT CAST(content AS BLOB) FROM artifacts WHERE digest = ?", (digest,)
+            f"SELECT CAST(a.content AS BLOB), s.digest FROM artifacts a {_SEGMENT_OF_A} WHERE a.digest = ?",
+            (digest,),
         ).fetchone()
         if row is None:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
-        return bytes(row[0])
+        return self._thaw_content(digest, row[0], row[1])
+
+    # The archive tier.
+
+    def default_archive_dir(self) -> Path:
+        """``<store file>.archive``, beside the store."""
+        return self.path.resolve().with_name(self.path.name + ".archive")
+
+    def hot_rows(
+        self, *, after: int, through_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
+        events = self.db.execute(
+            "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events"
+            " WHERE seq > ? AND seq <= ? AND segment IS NULL ORDER BY seq LIMIT ?",
+            (after, through_seq, limit),
+        ).fetchall()
+        if not events:
+            return [], []
+        artifacts = self.db.execute(
+            "SELECT digest, CAST(content AS BLOB) FROM artifacts WHERE seq >= ? AND seq <= ? AND segment IS NULL"
+            " ORDER BY aid",
+            (events[0][0], events[-1][0]),
+        ).fetchall()
+        return events, artifacts
+
+    def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
+        try:
+            with self._transaction():
+                sid = self.db.execute(
+                    "INSERT INTO segments (digest, first_seq, last_seq, events, artifacts, raw_bytes, stored_bytes,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*astuple(segment), datetime.now(UTC).isoformat(timespec="microseconds")),
+                ).lastrowid
+                for table, key, keys in (("events", "seq", seqs), ("artifacts", "digest", artifacts)):
+                    payload = _ARCHIVED[table][0]
+                    changed = self.db.execute(
+                        f"UPDATE {table} SET {payload} = x'', segment = ?"
+                        f" WHERE {key} IN (SELECT value FROM json_each(?)) AND segment IS NULL",
+                        (sid, _json_list(keys)),
+                    ).rowcount
+                    if changed != len(keys):
+                        raise StoreError(
+                            f"{len(keys) - changed} of the {table} for segment {segment.digest} are no longer hot"
+                            " (is another `opslineage archive` running?)"
+                        )
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"cannot record segment {segment.digest}: {error}") from None
+
+    def segments(self) -> list[SegmentInfo]:
+        rows = self.db.execute(
+            "SELECT digest, first_seq, last_seq, events, artifacts, raw_bytes, stored_bytes FROM segments ORDER BY sid"
+        )
+        return [SegmentInfo(*row) for row in rows]
 
     def as_of_seq(self, when: datetime) -> int:
         if when.tzinfo is None:
@@ -462,15 +580,25 @@ class SQLiteStore(Store):
 
     def state_digest(self) -> str:
         digest = hashlib.sha256()
-        for query in (
-            "SELECT seq, digest, run_id, event_type, event_time, body FROM events ORDER BY seq",
-            "SELECT digest, type, content, seq FROM artifacts ORDER BY digest",
-            f"{_NODE_SELECT} ORDER BY i.id",
-            "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
-            " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+        for table, query in (
+            (
+                "events",
+                "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
+                f" FROM events e {_SEGMENT_OF_E} ORDER BY e.seq",
+            ),
+            (
+                "artifacts",
+                f"SELECT a.digest, a.type, a.content, a.seq, s.digest FROM artifacts a {_SEGMENT_OF_A} ORDER BY a.digest",
+            ),
+            ("nodes", f"{_NODE_SELECT} ORDER BY i.id"),
+            (
+                "edges",
+                "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
+                " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+            ),
         ):
             for row in self.db.execute(query):
-                digest.update(_encode(row))
+                digest.update(_encode(self._state_row(table, row)))
         return digest.hexdigest()
 
     def close(self) -> None:
