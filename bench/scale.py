@@ -6,15 +6,22 @@
   draining a stream that already holds the events (publishing is not timed).
 - ``pg_why_p50_ms`` / ``pg_why_p99_ms`` next to ``sqlite_why_*``: the why of random actions,
   second pass (steady state), on stores of ``--why-events`` events.
+- Then, on each of those two stores, ``opslineage archive`` of all but the newest tenth:
+  ``*_archive_events_per_s``; ``*_hot_bytes_before`` and ``*_hot_bytes_after`` (the database,
+  compacted after archiving: SQLite ``VACUUM``, PostgreSQL ``VACUUM FULL``); ``*_archive_bytes``
+  (the segment files) and ``*_archive_compression_ratio`` (payload bytes as stored hot over
+  segment bytes); and ``*_why_archived_p50_ms`` / ``_p99_ms``, the same why questions again,
+  now mostly answered from segments.
 
 Each run makes its own PostgreSQL databases and JetStream stream and removes them.
 
-    python bench/scale.py --events 20000 --why-events 100000
+    python bench/scale.py --events 20000 --why-events 1000000
 """
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,6 +31,7 @@ from argparse import ArgumentParser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -33,6 +41,7 @@ from opslineage.model import parse_event
 from opslineage.query import list_nodes, why
 from opslineage.sdk.nats import NatsTransport
 from opslineage.store import Store, open_store
+from opslineage.store.archive import archive_store
 
 ADMIN = "postgresql://postgres@127.0.0.1/postgres"
 NATS = "nats://127.0.0.1:4222"
@@ -110,14 +119,57 @@ def why_times(store: Store, samples: int) -> list[float]:
     return sorted(times)
 
 
+def emit_why(name: str, times: list[float], events: int) -> None:
+    for q, label in ((0.5, "p50"), (0.99, "p99")):
+        emit(f"{name}_{label}_ms", times[int(q * (len(times) - 1))] * 1000, "ms", events=events)
+
+
+def pg_bytes(url: str, *, compact: bool = False) -> int:
+    """The database's size on disk; ``compact`` first rewrites the tables archiving blanked."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if compact:
+            conn.execute("VACUUM FULL events, artifacts")
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+        return int(row[0]) if row else 0
+
+
+def sqlite_bytes(path: Path, *, compact: bool = False) -> int:
+    """The store file's size; ``compact`` first runs VACUUM."""
+    with sqlite3.connect(path) as conn:
+        if compact:
+            conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def archive_figures(name: str, store: Store, size: Any, directory: Path, samples: int) -> None:
+    """Archive all but the newest tenth of ``store`` and emit the figures the docstring lists."""
+    events = store.log_size()
+    before = size()
+    start = time.perf_counter()
+    report = archive_store(store, events - events // 10, directory).to_dict()["moved"]
+    seconds = time.perf_counter() - start
+    emit(f"{name}_archive_events_per_s", report["events"] / seconds, "events/s", events=report["events"])
+    emit(f"{name}_hot_bytes_before", before, "bytes", events=events)
+    emit(f"{name}_hot_bytes_after", size(compact=True), "bytes", events=events, archived=report["events"])
+    on_disk = sum(path.stat().st_size for path in directory.iterdir())
+    emit(f"{name}_archive_bytes", on_disk, "bytes", segments=report["segments"], payload=report["raw_bytes"])
+    emit(f"{name}_archive_compression_ratio", report["compression_ratio"], "x", archived=report["events"])
+    emit_why(f"{name}_why_archived", why_times(store, samples), events)
+
+
 def main() -> None:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000, help="events for the ingest figures")
     parser.add_argument("--why-events", type=int, default=100_000, help="store size for the why figures")
     parser.add_argument("--samples", type=int, default=1000)
     args = parser.parse_args()
-    events = list(demo_shaped_events(max(args.events, args.why_events)))
-    lines = [parse_event(event).canonical for event in events]
+    events: list[dict] = []  # as dicts only the ones the workers get; the rest as canonical bytes
+    lines = []
+    for event in demo_shaped_events(max(args.events, args.why_events)):
+        if len(events) < args.events:
+            events.append(event)
+        lines.append(parse_event(event).canonical)
     with tempfile.TemporaryDirectory() as tmp:
         with database() as url, open_store(url) as store:
             seconds = ingest(store, lines[: args.events])
@@ -135,14 +187,13 @@ def main() -> None:
             ingest(pg, lines[: args.why_events])
             ingest(lite, lines[: args.why_events])
             for name, store in (("pg", pg), ("sqlite", lite)):
-                times = why_times(store, args.samples)
-                for q, label in ((0.5, "p50"), (0.99, "p99")):
-                    emit(
-                        f"{name}_why_{label}_ms",
-                        times[int(q * (len(times) - 1))] * 1000,
-                        "ms",
-                        events=args.why_events,
-                    )
+                emit_why(f"{name}_why", why_times(store, args.samples), args.why_events)
+            sizes = {
+                "pg": lambda compact=False: pg_bytes(url, compact=compact),
+                "sqlite": lambda compact=False: sqlite_bytes(Path(tmp) / "why.db", compact=compact),
+            }
+            for name, store in (("pg", pg), ("sqlite", lite)):
+                archive_figures(name, store, sizes[name], Path(tmp) / f"{name}-archive", args.samples)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from opslineage.interop import verify_bundle
 from opslineage.ledger.keys import load_private_key, public_key_b64
 from opslineage.ledger.log import checkpoint, init_log
 from opslineage.query import list_nodes, why
+from opslineage.store.archive import archive_store
 
 DATA = Path(__file__).parents[1] / "data" / "openlineage"
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -238,3 +239,19 @@ def test_openapi_and_health(live: LiveServer) -> None:
         spec["paths"]
     )
     assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok"}
+
+
+def test_the_api_answers_the_same_after_the_history_is_archived(live: LiveServer, tmp_path: Path) -> None:
+    tracer = Tracer.in_memory()
+    chain = record_chain(tracer)
+    httpx.post(f"{live.url}/api/v1/lineage/batch", json=tracer.transport.events, headers=AUTH)  # type: ignore[attr-defined]
+    paths = [
+        f"/api/v1/why/run:{chain.action.run_id}",
+        f"/api/v1/nodes/{chain.decision.id}",
+        f"/api/v1/nodes/{chain.snapshots[0].id}",
+        f"/api/v1/nodes/run:{chain.action.run_id}",
+    ]
+    before = [httpx.get(live.url + path).json() for path in paths]
+    with open_store(live.store) as store:
+        archive_store(store, store.log_size(), tmp_path / "archive")  # the server's store learns where
+    assert [httpx.get(live.url + path).json() for path in paths] == before

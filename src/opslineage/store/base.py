@@ -87,10 +87,6 @@ class SegmentInfo:
     raw_bytes: int
     stored_bytes: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 @dataclass(slots=True)
 class Walk:
@@ -221,7 +217,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def state_digest(self) -> str:
-        """A digest over every stored row, for checking that content is byte-for-byte unchanged."""
+        """A digest over every stored row, archived payloads read as if hot, for checking that
+        content is byte-for-byte unchanged (archiving leaves it the same)."""
 
     # The archive tier (see opslineage.store.archive).
 
@@ -285,18 +282,18 @@ class Store(abc.ABC):
             StoreError: the segment is missing, altered, or does not hold the event.
         """
         if segment is None:
-            return bytes(body)
+            return body
         try:
-            return self.archive().segment(segment).bodies[seq]
+            return self.archive().segment(segment).body(seq)
         except KeyError:
             raise StoreError(f"archive segment {segment} does not hold event {seq}") from None
 
     def _thaw_content(self, digest: str, content: bytes, segment: str | None) -> bytes:
         """An artifact's content, from its segment when it is archived."""
         if segment is None:
-            return bytes(content)
+            return content
         try:
-            return self.archive().segment(segment).contents[digest]
+            return self.archive().segment(segment).content(digest)
         except KeyError:
             raise StoreError(f"archive segment {segment} does not hold artifact {digest}") from None
 

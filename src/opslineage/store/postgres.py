@@ -5,16 +5,19 @@ The tables mirror the SQLite backend's: ``events`` (accepted events, bodies with
 contents split out), ``artifacts`` (content-addressed, stored once), ``ids`` (node ids interned
 as integers), ``nodes`` and ``edges`` (the graph index, each row stamped with the sequence number
 of the event that added it), ``batches`` (when each ingest committed, by the server's clock),
-``log_nodes`` and ``checkpoints`` (the transparency log), and ``meta``. Triggers refuse any
-UPDATE, DELETE or TRUNCATE of events, artifacts, log nodes and checkpoints.
+``log_nodes`` and ``checkpoints`` (the transparency log), ``segments`` (the archive tier's files)
+and ``meta``. Triggers refuse any UPDATE, DELETE or TRUNCATE of events, artifacts, log nodes,
+checkpoints and segments, except archiving's one change: an event's body or an artifact's content
+blanked into a recorded segment.
 
 Writers: every write transaction first takes one transaction-scoped advisory lock, so writers in
 any number of processes take turns. Sequence numbers, interned ids and the log's leaves are
 assigned under that lock, and each process keeps its view of the log's right edge only while
 the log's size is what it last saw.
 
-Schema versions: :data:`MIGRATIONS` lists the schema steps in order, and ``schema_migrations``
-records which ones a database has; opening a store applies the missing ones in one transaction.
+Schema versions: :data:`~opslineage.store.postgres_schema.MIGRATIONS` lists the schema steps in
+order, and ``schema_migrations`` records which ones a database has; opening a store applies the
+missing ones in one transaction.
 
 Text columns that name nodes use the ``C`` collation, so ids sort byte by byte as in SQLite and
 :meth:`PostgresStore.state_digest` of the same content is the same on both backends. PostgreSQL
@@ -43,6 +46,7 @@ from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import check_versions, edge_ends, seq_bound
 from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
+from opslineage.store.postgres_schema import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -51,81 +55,6 @@ _Conn = psycopg.Connection[Any]
 
 _WRITER_LOCK = int.from_bytes(b"opslinea", "big")  # the advisory lock every write transaction takes
 
-_APPEND_ONLY = ("events", "artifacts", "log_nodes", "checkpoints")
-_SCHEMA_V1 = (
-    "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
-    "CREATE TABLE batches (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, first_seq bigint NOT NULL,"
-    " last_seq bigint NOT NULL, recorded_at timestamptz NOT NULL)",
-    "CREATE INDEX batches_recorded_at ON batches (recorded_at)",
-    "CREATE TABLE events (seq bigint PRIMARY KEY, digest bytea NOT NULL UNIQUE, run bigint, run_id text,"
-    " event_type text NOT NULL, event_time text NOT NULL, body bytea NOT NULL)",
-    "CREATE INDEX events_run ON events (run)",
-    'CREATE TABLE artifacts (digest text COLLATE "C" PRIMARY KEY, type text NOT NULL, content bytea NOT NULL,'
-    " seq bigint NOT NULL)",
-    'CREATE TABLE ids (nid bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE)',
-    'CREATE TABLE nodes (nid bigint PRIMARY KEY, kind text COLLATE "C" NOT NULL, type text COLLATE "C" NOT NULL,'
-    ' namespace text COLLATE "C", name text COLLATE "C", version text, digest text COLLATE "C",'
-    " seq bigint NOT NULL)",
-    "CREATE INDEX nodes_kind ON nodes (kind, seq)",
-    "CREATE INDEX nodes_type ON nodes (type, seq)",
-    "CREATE INDEX nodes_name ON nodes (namespace, name)",
-    'CREATE TABLE edges (src bigint NOT NULL, dst bigint NOT NULL, kind text COLLATE "C" NOT NULL, role text,'
-    " seq bigint NOT NULL, PRIMARY KEY (src, dst, kind))",
-    "CREATE INDEX edges_dst ON edges (dst, kind)",
-    "CREATE TABLE log_nodes (level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
-    " PRIMARY KEY (level, idx))",
-    "CREATE TABLE checkpoints (size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)",
-    "CREATE FUNCTION opslineage_append_only() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN RAISE EXCEPTION '% are append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$",
-    *(
-        statement
-        for table in _APPEND_ONLY
-        for statement in (
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
-            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
-            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
-        )
-    ),
-)
-
-# The archive tier: an archived row keeps every column but its payload, which becomes empty, and
-# points at a segment whose range of sequence numbers holds its own; nothing else may change.
-_STEP_V2 = (
-    "CREATE TABLE segments (sid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    ' digest text COLLATE "C" NOT NULL UNIQUE, first_seq bigint NOT NULL, last_seq bigint NOT NULL,'
-    " events integer NOT NULL, artifacts integer NOT NULL, raw_bytes bigint NOT NULL,"
-    " stored_bytes bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-    "ALTER TABLE events ADD COLUMN segment bigint REFERENCES segments",
-    "ALTER TABLE artifacts ADD COLUMN segment bigint REFERENCES segments",
-    "CREATE FUNCTION opslineage_archive_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " IF TG_OP = 'UPDATE' AND OLD.segment IS NULL AND NEW.segment IS NOT NULL"
-    " AND to_jsonb(NEW) ->> TG_ARGV[0] = '\\x'"
-    " AND to_jsonb(NEW) - TG_ARGV[0] - 'segment' = to_jsonb(OLD) - TG_ARGV[0] - 'segment'"
-    " AND EXISTS (SELECT FROM segments WHERE sid = NEW.segment AND NEW.seq BETWEEN first_seq AND last_seq)"
-    " THEN RETURN NEW; END IF;"
-    " RAISE EXCEPTION '% are append-only (archiving may only move a % out once)', TG_TABLE_NAME, TG_ARGV[0]"
-    " USING ERRCODE = 'restrict_violation'; END $$",
-    *(
-        statement
-        for table, payload in (("events", "body"), ("artifacts", "content"))
-        for statement in (
-            f"DROP TRIGGER {table}_append_only ON {table}",
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-            f" FOR EACH ROW EXECUTE FUNCTION opslineage_archive_only('{payload}')",
-        )
-    ),
-    "CREATE TRIGGER segments_append_only BEFORE UPDATE OR DELETE ON segments"
-    " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
-    "CREATE TRIGGER segments_append_only_truncate BEFORE TRUNCATE ON segments"
-    " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
-)
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2)
-"""The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
-
-A new schema version is one more entry at the end; released entries never change.
-"""
 
 _NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
 _CACHE_LIMIT = 500_000

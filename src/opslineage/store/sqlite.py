@@ -6,8 +6,11 @@ integer), ``nodes`` and ``edges`` (the graph index on those integers, first-seen
 stamped with the sequence number of the event that added it, which makes ``as_of`` exact) and
 ``batches`` (when each ingest committed), and the transparency log: ``log_nodes`` (the hash of
 every perfect subtree of RFC 9162's tree, leaf i being the event of sequence i + 1, appended in
-the same transaction as the event) and ``checkpoints`` (signed notes). Triggers refuse any UPDATE
-or DELETE of events, artifacts, log nodes and checkpoints.
+the same transaction as the event) and ``checkpoints`` (signed notes), and ``segments`` (the
+archive tier's files, see :mod:`opslineage.store.archive`). Triggers refuse any UPDATE or DELETE
+of events, artifacts, log nodes, checkpoints and segments, except archiving's one change: an
+event's body or an artifact's content blanked into a recorded segment. The statements that make
+all this, version by version, are in :mod:`opslineage.store.sqlite_schema`.
 
 Why integers: node ids are long and random (UUIDs, SHA-256 digests), and B-tree inserts of random
 keys dirty a page each. New nodes get increasing integers, so most graph-index inserts land on
@@ -33,77 +36,10 @@ from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import check_versions, edge_ends, seq_bound
 from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
+from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 5
-_SCHEMA_V4 = (
-    "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
-    " recorded_at TEXT NOT NULL)",
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER, run_id TEXT,"
-    " event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
-    "CREATE INDEX events_run ON events (run)",
-    "CREATE TABLE artifacts (aid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
-    " content BLOB NOT NULL, seq INTEGER NOT NULL)",
-    "CREATE TABLE ids (nid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
-    "CREATE TABLE nodes (nid INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, namespace TEXT,"
-    " name TEXT, version TEXT, digest TEXT, seq INTEGER NOT NULL)",
-    "CREATE INDEX nodes_kind ON nodes (kind, seq)",
-    "CREATE INDEX nodes_type ON nodes (type, seq)",
-    "CREATE INDEX nodes_name ON nodes (namespace, name)",
-    "CREATE TABLE edges (src INTEGER NOT NULL, dst INTEGER NOT NULL, kind TEXT NOT NULL, role TEXT,"
-    " seq INTEGER NOT NULL, PRIMARY KEY (src, dst, kind)) WITHOUT ROWID",
-    "CREATE INDEX edges_dst ON edges (dst, kind)",
-    "CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
-    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
-    "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
-    *(
-        f"CREATE TRIGGER {table}_append_only_{op} BEFORE {op.upper()} ON {table}"
-        f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-        for table in ("events", "artifacts", "log_nodes", "checkpoints")
-        for op in ("update", "delete")
-    ),
-)
-# An archived row keeps every column but its payload, which becomes empty, and points at a segment
-# whose range of sequence numbers holds its own (artifacts go with the events that first stored them).
-_IN_SEGMENT = (
-    "NEW.seq BETWEEN (SELECT first_seq FROM segments WHERE sid = NEW.segment)"
-    " AND (SELECT last_seq FROM segments WHERE sid = NEW.segment)"
-)
-_ARCHIVED = {  # table: (payload column, what must hold of an archived row besides a blank payload)
-    "events": (
-        "body",
-        f"{_IN_SEGMENT} AND NEW.seq IS OLD.seq AND NEW.digest IS OLD.digest AND NEW.run IS OLD.run"
-        " AND NEW.run_id IS OLD.run_id AND NEW.event_type IS OLD.event_type AND NEW.event_time IS OLD.event_time",
-    ),
-    "artifacts": (
-        "content",
-        f"{_IN_SEGMENT} AND NEW.aid IS OLD.aid AND NEW.digest IS OLD.digest AND NEW.type IS OLD.type"
-        " AND NEW.seq IS OLD.seq",
-    ),
-}
-_STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segment is recorded
-    "CREATE TABLE segments (sid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL,"
-    " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, artifacts INTEGER NOT NULL,"
-    " raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, created_at TEXT NOT NULL)",
-    *(
-        f"CREATE TRIGGER segments_append_only_{op} BEFORE {op.upper()} ON segments"
-        " BEGIN SELECT RAISE(ABORT, 'segments are append-only'); END"
-        for op in ("update", "delete")
-    ),
-    *(
-        statement
-        for table, (payload, archived) in _ARCHIVED.items()
-        for statement in (
-            f"ALTER TABLE {table} ADD COLUMN segment INTEGER",
-            f"DROP TRIGGER {table}_append_only_update",
-            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}"
-            f" WHEN NOT coalesce(OLD.segment IS NULL AND NEW.{payload} = x'' AND {archived}, 0)"
-            f" BEGIN SELECT RAISE(ABORT, '{table} are append-only (archiving may only move a {payload} out once)'); END",
-        )
-    ),
-)
-_MIGRATIONS = {4: _SCHEMA_V4, 5: _STEP_V5}  # version: the statements that bring a store to it
 _NODE_SELECT = "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq FROM nodes n JOIN ids i USING (nid)"
 _SEGMENT_OF_E = "LEFT JOIN segments s ON s.sid = e.segment"
 _SEGMENT_OF_A = "LEFT JOIN segments s ON s.sid = a.segment"
@@ -147,13 +83,13 @@ class SQLiteStore(Store):
             version = self._schema_version()
             if version > SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has schema {version}, newer than this opslineage")
-            if 0 < version < min(_MIGRATIONS):
+            if 0 < version < min(MIGRATIONS):
                 raise StoreError(
                     f"store {self.path} has schema {version} from a pre-release opslineage, which is not "
                     "migrated; re-create it (run the demo again, or ingest your events again)"
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS.get(step, ()):
+                for statement in MIGRATIONS.get(step, ()):
                     self.db.execute(statement)
             self.db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -537,8 +473,10 @@ class SQLiteStore(Store):
                     " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (*astuple(segment), datetime.now(UTC).isoformat(timespec="microseconds")),
                 ).lastrowid
-                for table, key, keys in (("events", "seq", seqs), ("artifacts", "digest", artifacts)):
-                    payload = _ARCHIVED[table][0]
+                for table, payload, key, keys in (
+                    ("events", "body", "seq", seqs),
+                    ("artifacts", "content", "digest", artifacts),
+                ):
                     changed = self.db.execute(
                         f"UPDATE {table} SET {payload} = x'', segment = ?"
                         f" WHERE {key} IN (SELECT value FROM json_each(?)) AND segment IS NULL",

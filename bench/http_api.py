@@ -9,7 +9,7 @@
 
 The server runs in its own process (``opslineage serve``) on a free loopback port.
 
-    python bench/http.py --events 20000 --why-store /tmp/why1m.db
+    python bench/http_api.py --events 20000 --why-store /tmp/why1m.db
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-_BENCH = sys.path.pop(0)  # this file is named http.py: keep it from shadowing the standard library's http
-import httpx  # noqa: E402
-import msgspec  # noqa: E402
+import httpx
+import msgspec
 
-sys.path.insert(0, _BENCH)
-from corpus import demo_shaped_events, emit  # noqa: E402
-from opslineage.model import parse_event  # noqa: E402
-from opslineage.query import list_nodes  # noqa: E402
-from opslineage.store.sqlite import SQLiteStore  # noqa: E402
+from corpus import demo_shaped_events, emit
+from opslineage.model import parse_event
+from opslineage.query import list_nodes
+from opslineage.store.sqlite import SQLiteStore
 
 BATCH = 1000
 

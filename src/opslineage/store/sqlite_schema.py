@@ -1,0 +1,80 @@
+"""The SQLite backend's schema and its versions: every table, index and trigger of a store file.
+
+See :mod:`opslineage.store.sqlite` for what the tables hold. A new schema version is one more
+entry in :data:`MIGRATIONS`; released entries never change.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 5
+SCHEMA_V4 = (
+    "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
+    " recorded_at TEXT NOT NULL)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, run INTEGER, run_id TEXT,"
+    " event_type TEXT NOT NULL, event_time TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX events_run ON events (run)",
+    "CREATE TABLE artifacts (aid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+    " content BLOB NOT NULL, seq INTEGER NOT NULL)",
+    "CREATE TABLE ids (nid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE nodes (nid INTEGER PRIMARY KEY, kind TEXT NOT NULL, type TEXT NOT NULL, namespace TEXT,"
+    " name TEXT, version TEXT, digest TEXT, seq INTEGER NOT NULL)",
+    "CREATE INDEX nodes_kind ON nodes (kind, seq)",
+    "CREATE INDEX nodes_type ON nodes (type, seq)",
+    "CREATE INDEX nodes_name ON nodes (namespace, name)",
+    "CREATE TABLE edges (src INTEGER NOT NULL, dst INTEGER NOT NULL, kind TEXT NOT NULL, role TEXT,"
+    " seq INTEGER NOT NULL, PRIMARY KEY (src, dst, kind)) WITHOUT ROWID",
+    "CREATE INDEX edges_dst ON edges (dst, kind)",
+    "CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
+    *(
+        f"CREATE TRIGGER {table}_append_only_{op} BEFORE {op.upper()} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+        for table in ("events", "artifacts", "log_nodes", "checkpoints")
+        for op in ("update", "delete")
+    ),
+)
+# An archived row keeps every column but its payload, which becomes empty, and points at a segment
+# whose range of sequence numbers holds its own (artifacts go with the events that first stored them).
+_IN_SEGMENT = (
+    "NEW.seq BETWEEN (SELECT first_seq FROM segments WHERE sid = NEW.segment)"
+    " AND (SELECT last_seq FROM segments WHERE sid = NEW.segment)"
+)
+_ARCHIVED = {  # table: (payload column, what must hold of an archived row besides a blank payload)
+    "events": (
+        "body",
+        f"{_IN_SEGMENT} AND NEW.seq IS OLD.seq AND NEW.digest IS OLD.digest AND NEW.run IS OLD.run"
+        " AND NEW.run_id IS OLD.run_id AND NEW.event_type IS OLD.event_type AND NEW.event_time IS OLD.event_time",
+    ),
+    "artifacts": (
+        "content",
+        f"{_IN_SEGMENT} AND NEW.aid IS OLD.aid AND NEW.digest IS OLD.digest AND NEW.type IS OLD.type"
+        " AND NEW.seq IS OLD.seq",
+    ),
+}
+STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segment is recorded
+    "CREATE TABLE segments (sid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, artifacts INTEGER NOT NULL,"
+    " raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, created_at TEXT NOT NULL)",
+    *(
+        f"CREATE TRIGGER segments_append_only_{op} BEFORE {op.upper()} ON segments"
+        " BEGIN SELECT RAISE(ABORT, 'segments are append-only'); END"
+        for op in ("update", "delete")
+    ),
+    *(
+        statement
+        for table, (payload, archived) in _ARCHIVED.items()
+        for statement in (
+            f"ALTER TABLE {table} ADD COLUMN segment INTEGER",
+            f"DROP TRIGGER {table}_append_only_update",
+            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}"
+            f" WHEN NOT coalesce(OLD.segment IS NULL AND NEW.{payload} = x'' AND {archived}, 0)"
+            f" BEGIN SELECT RAISE(ABORT, '{table} are append-only (archiving may only move a {payload} out once)'); END",
+        )
+    ),
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5}
+"""Schema version → the statements that bring a store of the version before to it. Stores older
+than the first entry were pre-release and are refused."""
