@@ -54,6 +54,7 @@ _STEP_V2 = (
     " stored_bytes bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     "ALTER TABLE events ADD COLUMN segment bigint REFERENCES segments",
     "ALTER TABLE artifacts ADD COLUMN segment bigint REFERENCES segments",
+    "CREATE INDEX artifacts_seq ON artifacts (seq)",  # archiving takes artifacts by the events that brought them
     "CREATE FUNCTION opslineage_archive_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
     " IF TG_OP = 'UPDATE' AND OLD.segment IS NULL AND NEW.segment IS NOT NULL"
     " AND to_jsonb(NEW) ->> TG_ARGV[0] = '\\x'"

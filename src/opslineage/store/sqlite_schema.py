@@ -58,6 +58,7 @@ STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segmen
     "CREATE TABLE segments (sid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL,"
     " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, artifacts INTEGER NOT NULL,"
     " raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE INDEX artifacts_seq ON artifacts (seq)",  # archiving takes artifacts by the events that brought them
     *(
         f"CREATE TRIGGER segments_append_only_{op} BEFORE {op.upper()} ON segments"
         " BEGIN SELECT RAISE(ABORT, 'segments are append-only'); END"
