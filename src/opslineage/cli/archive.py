@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         through = args.through_seq
         if through is None:
             through = store.as_of_seq(datetime.now(UTC) - args.older_than)
-        with progress("archive", None, enabled=not args.json) as bar:
+        archived = max((segment.last_seq for segment in store.segments()), default=0)
+        with progress("archive", max(0, through - archived), enabled=not args.json) as bar:
             report = archive_store(
                 store,
                 through,
