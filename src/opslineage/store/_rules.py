@@ -1,4 +1,5 @@
-"""Rules every backend applies alike, kept here so that they are written once."""
+"""Rules every backend applies alike, and the SQL both dialects share, kept here so that they
+are written once."""
 
 from __future__ import annotations
 
@@ -7,9 +8,79 @@ from collections.abc import Callable, Sequence
 from opslineage.model import ParsedEvent
 from opslineage.store.base import NodeRecord, StoreError
 
-__all__ = ["check_versions", "edge_ends", "seq_bound"]
+__all__ = [
+    "NODE_COLUMNS",
+    "SEGMENT_OF_ARTIFACT",
+    "SEGMENT_OF_EVENT",
+    "STATE_QUERIES",
+    "check_archived",
+    "check_versions",
+    "edge_ends",
+    "node_filters",
+    "seq_bound",
+]
 
 _VERSIONED_KINDS = ("model", "policy")
+
+NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
+"""The columns of a :class:`NodeRecord`, from ``nodes n JOIN ids i``."""
+SEGMENT_OF_EVENT = "LEFT JOIN segments s ON s.sid = e.segment"
+SEGMENT_OF_ARTIFACT = "LEFT JOIN segments s ON s.sid = a.segment"
+STATE_QUERIES = (
+    (
+        "events",
+        "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
+        f" FROM events e {SEGMENT_OF_EVENT} ORDER BY e.seq",
+    ),
+    (
+        "artifacts",
+        f"SELECT a.digest, a.type, a.content, a.seq, s.digest FROM artifacts a {SEGMENT_OF_ARTIFACT} ORDER BY a.digest",
+    ),
+    ("nodes", f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) ORDER BY i.id"),
+    (
+        "edges",
+        "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
+        " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
+    ),
+)
+"""The (table, query) pairs :meth:`~opslineage.store.base.Store.state_digest` hashes, in order;
+their rows go through ``Store._state_row``."""
+
+
+def node_filters(
+    filters: dict[str, str | None], text: str | None, as_of: int | None, *, mark: str, contains: str
+) -> tuple[str, list[object]]:
+    """The WHERE clause of ``find_nodes`` and its parameters.
+
+    Args:
+        filters: node column → the value it must have (None: any).
+        text: a substring of the id or name, if given.
+        mark: the dialect's placeholder (``?`` or ``%s``).
+        contains: the dialect's substring position function (``instr`` or ``strpos``).
+    """
+    clauses: list[str] = [f"n.seq <= {mark}"]
+    params: list[object] = [seq_bound(as_of)]
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"n.{column} = {mark}")
+            params.append(value)
+    if text:
+        clauses.append(f"({contains}(i.id, {mark}) > 0 OR {contains}(coalesce(n.name, ''), {mark}) > 0)")
+        params += [text, text]
+    return " AND ".join(clauses), params
+
+
+def check_archived(table: str, changed: int, expected: int, segment: str) -> None:
+    """Raise unless archiving a segment blanked every row of ``table`` it meant to.
+
+    Raises:
+        StoreError: some of them were no longer hot.
+    """
+    if changed != expected:
+        raise StoreError(
+            f"{expected - changed} of the {table} for segment {segment} are no longer hot"
+            " (is another `opslineage archive` running?)"
+        )
 
 
 def check_versions(

@@ -297,6 +297,17 @@ class Store(abc.ABC):
         except KeyError:
             raise StoreError(f"archive segment {segment} does not hold artifact {digest}") from None
 
+    def _with_content(self, rows: Iterable[Sequence[Any]]) -> dict[str, tuple[NodeRecord, bytes | None]]:
+        """The answer of :meth:`nodes_with_content` from rows of the node columns, the artifact's
+        content and the digest of the segment it is archived in."""
+        return {
+            row[0]: (
+                NodeRecord(*row[:8]),
+                None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
+            )
+            for row in rows
+        }
+
     def _state_row(self, table: str, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row of :meth:`state_digest`: events and artifacts rows come with their segment's
         digest last, which is dropped after their payload is thawed."""

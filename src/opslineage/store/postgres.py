@@ -44,7 +44,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
-from opslineage.store._rules import check_versions, edge_ends, seq_bound
+from opslineage.store._rules import (
+    NODE_COLUMNS,
+    SEGMENT_OF_ARTIFACT,
+    SEGMENT_OF_EVENT,
+    STATE_QUERIES,
+    check_archived,
+    check_versions,
+    edge_ends,
+    node_filters,
+    seq_bound,
+)
 from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
 from opslineage.store.postgres_schema import MIGRATIONS
 
@@ -54,32 +64,10 @@ _T = TypeVar("_T")
 _Conn = psycopg.Connection[Any]
 
 _WRITER_LOCK = int.from_bytes(b"opslinea", "big")  # the advisory lock every write transaction takes
-
-
-_NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
 _CACHE_LIMIT = 500_000
 _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 # Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
 _TIES = {"up": ("src", "dst", "kind"), "down": ("dst", "kind", "src")}
-_SEGMENT_OF_E = "LEFT JOIN segments s ON s.sid = e.segment"
-_SEGMENT_OF_A = "LEFT JOIN segments s ON s.sid = a.segment"
-_STATE_QUERIES = (
-    (
-        "events",
-        "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
-        f" FROM events e {_SEGMENT_OF_E} ORDER BY e.seq",
-    ),
-    (
-        "artifacts",
-        f"SELECT a.digest, a.type, a.content, a.seq, s.digest FROM artifacts a {_SEGMENT_OF_A} ORDER BY a.digest",
-    ),
-    ("nodes", f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) ORDER BY i.id"),
-    (
-        "edges",
-        "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
-        " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
-    ),
-)
 _encode = msgspec.json.encode
 
 
@@ -415,18 +403,12 @@ class PostgresStore(Store):
         self, ids: Iterable[str], as_of: int | None = None
     ) -> dict[str, tuple[NodeRecord, bytes | None]]:
         rows = self._rows(
-            f"SELECT {_NODE_COLUMNS}, a.content, s.digest FROM nodes n JOIN ids i USING (nid)"
-            f" LEFT JOIN artifacts a ON a.digest = n.digest {_SEGMENT_OF_A}"
+            f"SELECT {NODE_COLUMNS}, a.content, s.digest FROM nodes n JOIN ids i USING (nid)"
+            f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
             " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
             (list(ids), seq_bound(as_of)),
         )
-        return {
-            row[0]: (
-                NodeRecord(*row[:8]),
-                None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
-            )
-            for row in rows
-        }
+        return self._with_content(rows)
 
     def find_nodes(
         self,
@@ -440,17 +422,15 @@ class PostgresStore(Store):
         offset: int = 0,
         as_of: int | None = None,
     ) -> list[NodeRecord]:
-        clauses: list[str] = ["n.seq <= %s"]
-        params: list[object] = [seq_bound(as_of)]
-        for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
-            if value is not None:
-                clauses.append(f"n.{column} = %s")
-                params.append(value)
-        if text:
-            clauses.append("(strpos(i.id, %s) > 0 OR strpos(coalesce(n.name, ''), %s) > 0)")
-            params += [text, text]
+        where, params = node_filters(
+            {"kind": kind, "type": type, "namespace": namespace, "name": name},
+            text,
+            as_of,
+            mark="%s",
+            contains="strpos",
+        )
         rows = self._rows(
-            f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {' AND '.join(clauses)}"
+            f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {where}"
             " ORDER BY n.seq DESC, n.nid DESC LIMIT %s OFFSET %s",
             (*params, limit, offset),
         )
@@ -529,7 +509,7 @@ class PostgresStore(Store):
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self._rows(
-            f"SELECT a.digest, a.content, s.digest FROM artifacts a {_SEGMENT_OF_A}"
+            f"SELECT a.digest, a.content, s.digest FROM artifacts a {SEGMENT_OF_ARTIFACT}"
             " WHERE a.digest = ANY(%s::text[]) ORDER BY a.digest",
             (list(digests),),
         )
@@ -540,7 +520,7 @@ class PostgresStore(Store):
     ) -> list[StoredEvent]:
         query = (
             "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
-            f" FROM events e {_SEGMENT_OF_E} WHERE e.seq > %s"
+            f" FROM events e {SEGMENT_OF_EVENT} WHERE e.seq > %s"
         )
         params: list[object] = [after]
         if run_id is not None:
@@ -568,14 +548,15 @@ class PostgresStore(Store):
         self, *, after: int = 0, limit: int = 1000
     ) -> list[tuple[int, bytes, bytes, str | None]]:
         return self._rows(
-            f"SELECT e.seq, e.digest, e.body, s.digest FROM events e {_SEGMENT_OF_E}"
+            f"SELECT e.seq, e.digest, e.body, s.digest FROM events e {SEGMENT_OF_EVENT}"
             " WHERE e.seq > %s ORDER BY e.seq LIMIT %s",
             (after, limit),
         )
 
     def artifact(self, digest: str) -> bytes:
         rows = self._rows(
-            f"SELECT a.content, s.digest FROM artifacts a {_SEGMENT_OF_A} WHERE a.digest = %s", (digest,)
+            f"SELECT a.content, s.digest FROM artifacts a {SEGMENT_OF_ARTIFACT} WHERE a.digest = %s",
+            (digest,),
         )
         if not rows:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
@@ -625,11 +606,7 @@ class PostgresStore(Store):
                     f" WHERE {key} = ANY(%s::{sql_type}[]) AND segment IS NULL",
                     (row[0], keys),
                 ).rowcount
-                if changed != len(keys):
-                    raise StoreError(
-                        f"{len(keys) - changed} of the {table} for segment {segment.digest} are no longer hot"
-                        " (is another `opslineage archive` running?)"
-                    )
+                check_archived(table, changed, len(keys), segment.digest)
 
         self._write(work)
 
@@ -666,7 +643,7 @@ class PostgresStore(Store):
             digest = hashlib.sha256()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                for table, query in _STATE_QUERIES:
+                for table, query in STATE_QUERIES:
                     with conn.cursor(name="state_digest", binary=True) as cursor:
                         cursor.itersize = 10_000
                         cursor.execute(query)
@@ -710,7 +687,7 @@ def _log_node(conn: _Conn, level: int, index: int) -> bytes:
 
 def _nodes(conn: _Conn, ids: list[str], as_of: int | None) -> dict[str, NodeRecord]:
     rows = conn.execute(
-        f"SELECT {_NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
+        f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
         " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
         (ids, seq_bound(as_of)),
         binary=True,

@@ -34,15 +34,23 @@ import msgspec
 from opslineage.ledger.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
-from opslineage.store._rules import check_versions, edge_ends, seq_bound
+from opslineage.store._rules import (
+    NODE_COLUMNS,
+    SEGMENT_OF_ARTIFACT,
+    SEGMENT_OF_EVENT,
+    STATE_QUERIES,
+    check_archived,
+    check_versions,
+    edge_ends,
+    node_filters,
+    seq_bound,
+)
 from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
-_NODE_SELECT = "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq FROM nodes n JOIN ids i USING (nid)"
-_SEGMENT_OF_E = "LEFT JOIN segments s ON s.sid = e.segment"
-_SEGMENT_OF_A = "LEFT JOIN segments s ON s.sid = a.segment"
+_NODE_SELECT = f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
 _CHUNK = 900
 _CACHE_LIMIT = 500_000
 _encode = msgspec.json.encode
@@ -292,18 +300,12 @@ class SQLiteStore(Store):
         self, ids: Iterable[str], as_of: int | None = None
     ) -> dict[str, tuple[NodeRecord, bytes | None]]:
         rows = self.db.execute(
-            "SELECT i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq, CAST(a.content AS BLOB),"
-            f" s.digest FROM nodes n JOIN ids i USING (nid) LEFT JOIN artifacts a ON a.digest = n.digest {_SEGMENT_OF_A}"
+            f"SELECT {NODE_COLUMNS}, CAST(a.content AS BLOB), s.digest FROM nodes n JOIN ids i USING (nid)"
+            f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
             " WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
             (_json_list(ids), seq_bound(as_of)),
         )
-        return {
-            row[0]: (
-                NodeRecord(*row[:8]),
-                None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
-            )
-            for row in rows
-        }
+        return self._with_content(rows)
 
     def find_nodes(
         self,
@@ -317,17 +319,15 @@ class SQLiteStore(Store):
         offset: int = 0,
         as_of: int | None = None,
     ) -> list[NodeRecord]:
-        clauses: list[str] = ["n.seq <= ?"]
-        params: list[object] = [seq_bound(as_of)]
-        for column, value in (("kind", kind), ("type", type), ("namespace", namespace), ("name", name)):
-            if value is not None:
-                clauses.append(f"n.{column} = ?")
-                params.append(value)
-        if text:
-            clauses.append("(instr(i.id, ?) > 0 OR instr(coalesce(n.name, ''), ?) > 0)")
-            params += [text, text]
+        where, params = node_filters(
+            {"kind": kind, "type": type, "namespace": namespace, "name": name},
+            text,
+            as_of,
+            mark="?",
+            contains="instr",
+        )
         rows = self.db.execute(
-            f"{_NODE_SELECT} WHERE {' AND '.join(clauses)} ORDER BY n.seq DESC, n.nid DESC LIMIT ? OFFSET ?",
+            f"{_NODE_SELECT} WHERE {where} ORDER BY n.seq DESC, n.nid DESC LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
         return [NodeRecord(*row) for row in rows]
@@ -391,7 +391,7 @@ class SQLiteStore(Store):
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self.db.execute(
-            f"SELECT a.digest, CAST(a.content AS BLOB), s.digest FROM artifacts a {_SEGMENT_OF_A}"
+            f"SELECT a.digest, CAST(a.content AS BLOB), s.digest FROM artifacts a {SEGMENT_OF_ARTIFACT}"
             " WHERE a.digest IN (SELECT value FROM json_each(?))",
             (_json_list(digests),),
         )
@@ -402,7 +402,7 @@ class SQLiteStore(Store):
     ) -> list[StoredEvent]:
         query = (
             "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
-            f" FROM events e {_SEGMENT_OF_E} WHERE e.seq > ?"
+            f" FROM events e {SEGMENT_OF_EVENT} WHERE e.seq > ?"
         )
         params: list[object] = [after]
         if run_id is not None:
@@ -427,7 +427,7 @@ class SQLiteStore(Store):
         self, *, after: int = 0, limit: int = 1000
     ) -> list[tuple[int, bytes, bytes, str | None]]:
         rows = self.db.execute(
-            f"SELECT e.seq, CAST(e.digest AS BLOB), CAST(e.body AS BLOB), s.digest FROM events e {_SEGMENT_OF_E}"
+            f"SELECT e.seq, CAST(e.digest AS BLOB), CAST(e.body AS BLOB), s.digest FROM events e {SEGMENT_OF_EVENT}"
             " WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after, limit),
         )
@@ -435,7 +435,7 @@ class SQLiteStore(Store):
 
     def artifact(self, digest: str) -> bytes:
         row = self.db.execute(
-            f"SELECT CAST(a.content AS BLOB), s.digest FROM artifacts a {_SEGMENT_OF_A} WHERE a.digest = ?",
+            f"SELECT CAST(a.content AS BLOB), s.digest FROM artifacts a {SEGMENT_OF_ARTIFACT} WHERE a.digest = ?",
             (digest,),
         ).fetchone()
         if row is None:
@@ -482,11 +482,7 @@ class SQLiteStore(Store):
                         f" WHERE {key} IN (SELECT value FROM json_each(?)) AND segment IS NULL",
                         (sid, _json_list(keys)),
                     ).rowcount
-                    if changed != len(keys):
-                        raise StoreError(
-                            f"{len(keys) - changed} of the {table} for segment {segment.digest} are no longer hot"
-                            " (is another `opslineage archive` running?)"
-                        )
+                    check_archived(table, changed, len(keys), segment.digest)
         except sqlite3.IntegrityError as error:
             raise StoreError(f"cannot record segment {segment.digest}: {error}") from None
 
@@ -518,23 +514,7 @@ class SQLiteStore(Store):
 
     def state_digest(self) -> str:
         digest = hashlib.sha256()
-        for table, query in (
-            (
-                "events",
-                "SELECT e.seq, e.digest, e.run_id, e.event_type, e.event_time, e.body, s.digest"
-                f" FROM events e {_SEGMENT_OF_E} ORDER BY e.seq",
-            ),
-            (
-                "artifacts",
-                f"SELECT a.digest, a.type, a.content, a.seq, s.digest FROM artifacts a {_SEGMENT_OF_A} ORDER BY a.digest",
-            ),
-            ("nodes", f"{_NODE_SELECT} ORDER BY i.id"),
-            (
-                "edges",
-                "SELECT s.id, d.id, e.kind, e.role, e.seq FROM edges e JOIN ids s ON s.nid = e.src"
-                " JOIN ids d ON d.nid = e.dst ORDER BY 1, 2, 3",
-            ),
-        ):
+        for table, query in STATE_QUERIES:
             for row in self.db.execute(query):
                 digest.update(_encode(self._state_row(table, row)))
         return digest.hexdigest()
