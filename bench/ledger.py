@@ -22,8 +22,8 @@ from pathlib import Path
 import msgspec
 
 from corpus import demo_shaped_events, emit
-from opslineage.ledger.merkle import CompactRange, inclusion_proof, leaf_hash
 from opslineage.ledger.verify import verify_store
+from opslineage.merkle import CompactRange, inclusion_proof, leaf_hash
 from opslineage.model import ParsedEvent, parse_event
 from opslineage.store.sqlite import SQLiteStore
 

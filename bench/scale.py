@@ -37,9 +37,9 @@ import psycopg
 from psycopg import sql
 
 from corpus import demo_shaped_events, emit
+from opslineage.bus import NatsTransport
 from opslineage.model import parse_event
 from opslineage.query import list_nodes, why
-from opslineage.sdk.nats import NatsTransport
 from opslineage.store import Store, open_store
 from opslineage.store.archive import archive_store
 

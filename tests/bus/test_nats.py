@@ -32,14 +32,20 @@ import pytest
 
 from helpers import CHAIN_EVENTS, record_chain
 from opslineage import Tracer, open_store
+from opslineage.bus import NatsTransport, event_subject
+from opslineage.bus.worker import (
+    DEADLETTER_SUBJECT,
+    DEFAULT_DURABLE,
+    WorkerStats,
+    ensure_consumer,
+    run_worker,
+)
 from opslineage.cli.main import main
 from opslineage.ledger.verify import verify_store
 from opslineage.model import parse_event
 from opslineage.query import why
 from opslineage.sdk import MemoryTransport
-from opslineage.sdk.nats import NatsTransport, event_subject
 from opslineage.store import Store
-from opslineage.worker import DEADLETTER_SUBJECT, DEFAULT_DURABLE, WorkerStats, ensure_consumer, run_worker
 
 NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 ROOT = Path(__file__).parents[2]

@@ -30,8 +30,8 @@ from opslineage.ledger.log import (
     maybe_checkpoint,
     root,
 )
-from opslineage.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from opslineage.ledger.verify import verify_against, verify_store
+from opslineage.merkle import leaf_hash, verify_consistency, verify_inclusion
 from opslineage.model import parse_event
 from opslineage.store import Store
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from opslineage.bus import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport
 from opslineage.cli.common import UsageError, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.demo import DemoConfig, DemoResult, run_demo
 from opslineage.query import why
-from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport
 from opslineage.store import Store, default_store_url
 
 __all__ = ["add_parser"]

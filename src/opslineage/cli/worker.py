@@ -9,10 +9,10 @@ from pathlib import Path
 
 from nats.errors import Error as NatsError
 
+from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe
+from opslineage.bus.worker import DEFAULT_DURABLE, run_worker
 from opslineage.cli.common import UsageError, print_json
-from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe
 from opslineage.store import default_store_url
-from opslineage.worker import DEFAULT_DURABLE, run_worker
 
 __all__ = ["add_parser"]
 

@@ -294,7 +294,7 @@ def run_demo(
 ) -> DemoResult:
     """Run the pipeline over the simulated fleet, or over ``config.telemetry_csv``, into ``store``.
 
-    With a ``transport`` instead of a store (say a :class:`~opslineage.sdk.nats.NatsTransport`),
+    With a ``transport`` instead of a store (say a :class:`~opslineage.bus.NatsTransport`),
     the lineage goes there and is closed with it; ``counts`` then holds only ``events`` (handed to
     the transport) and ``kinds`` is empty.
 

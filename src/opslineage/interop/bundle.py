@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, key_id, parse_note
 from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signature
 from opslineage.ledger.log import checkpoint, inclusion, latest_checkpoint
-from opslineage.ledger.merkle import ProofError, leaf_hash, verify_inclusion
+from opslineage.merkle import ProofError, leaf_hash, verify_inclusion
 from opslineage.model import InvalidEvent, canonical_json, parse_event
 from opslineage.query import NotFound, WhyChain, why
 from opslineage.store import Store, open_store

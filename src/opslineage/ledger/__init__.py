@@ -1,6 +1,9 @@
-"""The transparency log: Merkle tree, proofs, checkpoints, signatures."""
+"""The transparency log: checkpoints, signatures, proofs from the store, and ``verify``.
 
-from opslineage.ledger.merkle import (
+The Merkle math itself is :mod:`opslineage.merkle`; its names are re-exported here.
+"""
+
+from opslineage.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     CompactRange,

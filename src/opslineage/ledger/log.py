@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opslineage.ledger.checkpoint import Checkpoint, parse_note, sign
 from opslineage.ledger.keys import LogKeyError, create_key, key_path, load_private_key, public_key_b64
-from opslineage.ledger.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, root_at
+from opslineage.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, root_at
 from opslineage.store import Store
 
 __all__ = [

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.log import consistency, root
-from opslineage.ledger.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
+from opslineage.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
 from opslineage.model import canonical_event
 from opslineage.store import Store, StoreError
 

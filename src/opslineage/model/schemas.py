@@ -7,6 +7,7 @@ convention: the facet extends the spec's ``DatasetFacet`` or ``RunFacet``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -23,11 +24,29 @@ _OPENLINEAGE = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/"
 _RUN_FACETS = (AgentsRunFacet,)
 
 
+def _clean_descriptions(node: Any) -> Any:
+    """Every ``description`` as ``inspect.cleandoc`` makes it, whatever a msgspec release did to it.
+
+    msgspec before 0.23 copied docstrings verbatim; 0.23 dedents them. Normalising here keeps
+    the generated files identical across releases.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
+
+
 def facet_schema(key: str) -> dict[str, Any]:
     """The JSON Schema document of the facet stored under ``key`` (e.g. ``aiops_snapshot``)."""
     cls = ALL_FACETS[key]
     name = cls.__name__
-    generated_schema = msgspec.json.schema(cls)
+    generated_schema = _clean_descriptions(msgspec.json.schema(cls))
     definitions = generated_schema["$defs"]
     base = "RunFacet" if cls in _RUN_FACETS else "DatasetFacet"
     definitions[name] = {"allOf": [{"$ref": _OPENLINEAGE + base}, definitions[name]]}

@@ -41,7 +41,7 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from opslineage.ledger.merkle import CompactRange, leaf_hash
+from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import (

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from opslineage.ledger.merkle import CompactRange, leaf_hash
+from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import (

@@ -1,15 +1,16 @@
-"""Capture through NATS JetStream: :class:`NatsTransport`, and the stream both ends of the bus share.
+"""Capture through NATS JetStream: :class:`NatsTransport`, the producer side of the bus.
 
 This module owns the producer side of the bus: how an event becomes a JetStream message (its
-subject ``<subject>.<namespace>`` and its ``Nats-Msg-Id``, the event's digest), the stream's
-definition (:func:`ensure_stream`), and what happens while NATS is away. Events are published
-with a JetStream acknowledgement awaited for each; until it arrives an event stays pending. While
+subject ``<subject>.<namespace>`` and its ``Nats-Msg-Id``, the event's digest), and what
+happens while NATS is away. Events are published with a JetStream acknowledgement awaited for
+each; until it arrives an event stays pending. While
 NATS is unreachable, pending events wait in a bounded in-memory buffer that spills to
 append-only OpenLineage JSON-lines files, which are replayed in order (and then deleted) once
 NATS is back, by this transport or, after the process ended, by the next one for the same
 stream. An outage is buffering, not refusal: nothing raises into the pipeline.
 
-The consumer side, which stores what the stream holds, is :mod:`opslineage.worker`.
+The stream's definition is :mod:`opslineage.bus.streams`; the consumer side, which stores what
+the stream holds, is :mod:`opslineage.bus.worker`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,144 +31,33 @@ from typing import IO, Any
 import msgspec
 import nats
 from nats.aio.client import Client
-from nats.errors import BadHeaderError, BadSubjectError, MaxPayloadError, NoRespondersError
+from nats.errors import BadHeaderError, BadSubjectError, MaxPayloadError
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 
+from opslineage.bus.streams import (
+    _UNSAFE,
+    DEFAULT_STREAM,
+    DEFAULT_SUBJECT,
+    DEFAULT_URL,
+    MSG_ID_HEADER,
+    StreamMismatch,
+    _check_prefix,
+    connect_options,
+    describe,
+    ensure_stream,
+    event_subject,
+)
 from opslineage.model import digest_of
 from opslineage.sdk.transports import TransportError
 
-__all__ = [
-    "DEFAULT_STREAM",
-    "DEFAULT_SUBJECT",
-    "DEFAULT_URL",
-    "MSG_ID_HEADER",
-    "NatsStats",
-    "NatsTransport",
-    "StreamMismatch",
-    "connect_options",
-    "default_spill_dir",
-    "describe",
-    "ensure_stream",
-    "event_subject",
-]
-
-DEFAULT_URL = "nats://127.0.0.1:4222"
-DEFAULT_STREAM = "OPSLINEAGE"
-DEFAULT_SUBJECT = "opslineage.events"
-MSG_ID_HEADER = "Nats-Msg-Id"
+__all__ = ["NatsStats", "NatsTransport", "default_spill_dir"]
 
 _CHUNK = 500  # messages in flight before their acknowledgements are awaited
-_RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS
 _RETRY_AFTER = 1.0  # seconds before publishing again after NATS stopped answering
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 log = logging.getLogger("opslineage")
-
-
-class StreamMismatch(Exception):
-    """The stream exists but does not take the subjects this end publishes or consumes."""
-
-
-def _check_prefix(subject: str) -> str:
-    tokens = subject.split(".")
-    if not subject or any(not token or _UNSAFE.search(token) for token in tokens):
-        raise ValueError(f"subject prefix {subject!r} must be dot-separated tokens of [A-Za-z0-9_-]")
-    return subject
-
-
-def _tokens(text: str) -> str:
-    """``text`` as subject-safe tokens: split at dots, every other unsafe character made ``_``."""
-    return ".".join(_UNSAFE.sub("_", part) or "_" for part in text.split("."))
-
-
-def event_subject(event: dict[str, Any], prefix: str = DEFAULT_SUBJECT, namespace: str | None = None) -> str:
-    """The subject an event is published on: ``<prefix>.<namespace>``.
-
-    Args:
-        event: an OpenLineage event.
-        prefix: the stream's subject prefix.
-        namespace: the namespace to use; default, the event's job namespace (its dataset's for a
-            DatasetEvent), sanitised to subject-safe tokens (``aiops.demo`` stays two tokens,
-            ``postgres://db:5432`` becomes ``postgres___db_5432``).
-    """
-    if namespace is None:
-        holder = event.get("job") or event.get("dataset")
-        found = holder.get("namespace") if isinstance(holder, dict) else None
-        namespace = found if isinstance(found, str) else ""
-    return f"{prefix}.{_tokens(namespace)}"
-
-
-def _covers(pattern: str, subject: str) -> bool:
-    """Whether the stream subject ``pattern`` (with ``*`` and ``>``) takes every subject under ``subject``."""
-    wanted = [*subject.split("."), ">"]
-    have = pattern.split(".")
-    for index, token in enumerate(have):
-        if token == ">":
-            return True
-        if index >= len(wanted) or wanted[index] == ">" or token not in ("*", wanted[index]):
-            return False
-    return False
-
-
-async def ensure_stream(js: JetStreamContext, stream: str, subject: str = DEFAULT_SUBJECT) -> api.StreamInfo:
-    """The stream, created when missing: subjects ``<subject>.>``, file storage.
-
-    An existing stream is used as it is, provided it takes ``<subject>.>``.
-
-    Raises:
-        StreamMismatch: the stream exists and does not take those subjects.
-        nats.errors.Error: JetStream refused or did not answer.
-    """
-    try:
-        info = await js.stream_info(stream)
-    except NotFoundError:
-        config = api.StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=api.StorageType.FILE)
-        try:
-            return await js.add_stream(config)
-        except BadRequestError:  # made meanwhile by another process, or the subjects overlap another stream
-            info = await js.stream_info(stream)
-    subjects = info.config.subjects or []
-    if not any(_covers(pattern, subject) for pattern in subjects):
-        raise StreamMismatch(f"stream {stream} takes {subjects}, not {subject}.>")
-    return info
-
-
-def connect_options(
-    url: str, on_first_error: Callable[[Exception], None], **callbacks: Any
-) -> dict[str, Any]:
-    """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly.
-
-    nats-py logs every failed attempt with a traceback at ERROR unless given an ``error_cb``;
-    this one reports the first error (which may come before or after the connection was made)
-    to ``on_first_error`` and every error at DEBUG.
-    """
-    seen = False
-
-    async def error_cb(error: Exception) -> None:
-        nonlocal seen
-        if not seen:
-            seen = True
-            on_first_error(error)
-        log.debug("NATS at %s: %s: %s", url, type(error).__name__, error)
-
-    return {
-        "servers": [url],
-        "allow_reconnect": True,
-        "max_reconnect_attempts": -1,
-        "reconnect_time_wait": _RECONNECT_WAIT,
-        "connect_timeout": 2,
-        "error_cb": error_cb,
-        **callbacks,
-    }
-
-
-def describe(error: BaseException) -> str:
-    """A one-line reason for a NATS failure (nats-py's own text can be ``description='None'``)."""
-    if isinstance(error, ServiceUnavailableError | NoRespondersError):
-        return "JetStream is not available on that server (nats-server needs -js)"
-    return str(error) or type(error).__name__
 
 
 def default_spill_dir() -> Path:

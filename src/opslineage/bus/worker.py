@@ -1,7 +1,7 @@
 """Ingestion workers: from a JetStream stream into a store, losing nothing and storing nothing twice.
 
 This module owns the consumer side of the bus (the producer side is
-:mod:`opslineage.sdk.nats`). :func:`run_worker` pulls batches from a durable JetStream consumer,
+:mod:`opslineage.bus.transport`). :func:`run_worker` pulls batches from a durable JetStream consumer,
 parses every message with :func:`~opslineage.model.parse_event`, ingests the valid ones in one
 all-or-nothing ``store.ingest`` call and acknowledges each message only after that call returned.
 Delivery is at least once (a worker that dies before acknowledging has its messages redelivered
@@ -37,9 +37,9 @@ from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
+from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, connect_options, ensure_stream
 from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, ParsedEvent, parse_event
-from opslineage.sdk.nats import DEFAULT_STREAM, DEFAULT_SUBJECT, connect_options, ensure_stream
 from opslineage.store import Store, StoreError, open_store
 
 __all__ = [

@@ -1,0 +1,144 @@
+"""The JetStream stream both ends of the bus share: its name, subjects and how to reach it.
+
+This module owns what producers (:mod:`opslineage.bus.transport`) and ingestion workers
+(:mod:`opslineage.bus.worker`) must agree on: the default stream and subject prefix, the subject
+an event is published on (``<subject>.<namespace>``), the stream's definition
+(:func:`ensure_stream`) and the connection options that retry quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nats.errors import NoRespondersError
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "DEFAULT_SUBJECT",
+    "DEFAULT_URL",
+    "MSG_ID_HEADER",
+    "StreamMismatch",
+    "connect_options",
+    "describe",
+    "ensure_stream",
+    "event_subject",
+]
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+DEFAULT_STREAM = "OPSLINEAGE"
+DEFAULT_SUBJECT = "opslineage.events"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+_RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+log = logging.getLogger("opslineage")
+
+
+class StreamMismatch(Exception):
+    """The stream exists but does not take the subjects this end publishes or consumes."""
+
+
+def _check_prefix(subject: str) -> str:
+    tokens = subject.split(".")
+    if not subject or any(not token or _UNSAFE.search(token) for token in tokens):
+        raise ValueError(f"subject prefix {subject!r} must be dot-separated tokens of [A-Za-z0-9_-]")
+    return subject
+
+
+def _tokens(text: str) -> str:
+    """``text`` as subject-safe tokens: split at dots, every other unsafe character made ``_``."""
+    return ".".join(_UNSAFE.sub("_", part) or "_" for part in text.split("."))
+
+
+def event_subject(event: dict[str, Any], prefix: str = DEFAULT_SUBJECT, namespace: str | None = None) -> str:
+    """The subject an event is published on: ``<prefix>.<namespace>``.
+
+    Args:
+        event: an OpenLineage event.
+        prefix: the stream's subject prefix.
+        namespace: the namespace to use; default, the event's job namespace (its dataset's for a
+            DatasetEvent), sanitised to subject-safe tokens (``aiops.demo`` stays two tokens,
+            ``postgres://db:5432`` becomes ``postgres___db_5432``).
+    """
+    if namespace is None:
+        holder = event.get("job") or event.get("dataset")
+        found = holder.get("namespace") if isinstance(holder, dict) else None
+        namespace = found if isinstance(found, str) else ""
+    return f"{prefix}.{_tokens(namespace)}"
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether the stream subject ``pattern`` (with ``*`` and ``>``) takes every subject under ``subject``."""
+    wanted = [*subject.split("."), ">"]
+    have = pattern.split(".")
+    for index, token in enumerate(have):
+        if token == ">":
+            return True
+        if index >= len(wanted) or wanted[index] == ">" or token not in ("*", wanted[index]):
+            return False
+    return False
+
+
+async def ensure_stream(js: JetStreamContext, stream: str, subject: str = DEFAULT_SUBJECT) -> api.StreamInfo:
+    """The stream, created when missing: subjects ``<subject>.>``, file storage.
+
+    An existing stream is used as it is, provided it takes ``<subject>.>``.
+
+    Raises:
+        StreamMismatch: the stream exists and does not take those subjects.
+        nats.errors.Error: JetStream refused or did not answer.
+    """
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        config = api.StreamConfig(name=stream, subjects=[f"{subject}.>"], storage=api.StorageType.FILE)
+        try:
+            return await js.add_stream(config)
+        except BadRequestError:  # made meanwhile by another process, or the subjects overlap another stream
+            info = await js.stream_info(stream)
+    subjects = info.config.subjects or []
+    if not any(_covers(pattern, subject) for pattern in subjects):
+        raise StreamMismatch(f"stream {stream} takes {subjects}, not {subject}.>")
+    return info
+
+
+def connect_options(
+    url: str, on_first_error: Callable[[Exception], None], **callbacks: Any
+) -> dict[str, Any]:
+    """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly.
+
+    nats-py logs every failed attempt with a traceback at ERROR unless given an ``error_cb``;
+    this one reports the first error (which may come before or after the connection was made)
+    to ``on_first_error`` and every error at DEBUG.
+    """
+    seen = False
+
+    async def error_cb(error: Exception) -> None:
+        nonlocal seen
+        if not seen:
+            seen = True
+            on_first_error(error)
+        log.debug("NATS at %s: %s: %s", url, type(error).__name__, error)
+
+    return {
+        "servers": [url],
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": _RECONNECT_WAIT,
+        "connect_timeout": 2,
+        "error_cb": error_cb,
+        **callbacks,
+    }
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a NATS failure (nats-py's own text can be ``description='None'``)."""
+    if isinstance(error, ServiceUnavailableError | NoRespondersError):
+        return "JetStream is not available on that server (nats-server needs -js)"
+    return str(error) or type(error).__name__
