@@ -83,6 +83,9 @@ def progress(description: str, total: float | None, *, enabled: bool = True) -> 
         transient=True,
         disable=not (enabled and console.is_terminal),
     )
+    bar.add_task(description, total=total)
+    if bar.disable:  # not started at all: rich before 15 writes a blank line when a disabled bar stops
+        yield bar
+        return
     with bar:
-        bar.add_task(description, total=total)
         yield bar
