@@ -22,7 +22,7 @@ missing ones in one transaction.
 Text columns that name nodes use the ``C`` collation, so ids sort byte by byte as in SQLite and
 :meth:`PostgresStore.state_digest` of the same content is the same on both backends. PostgreSQL
 text cannot hold NUL characters: an event with one in a name or id is refused with a
-:class:`~opslineage.store.base.StoreError`.
+:class:`~opslineage.store.records.StoreError`.
 """
 
 from __future__ import annotations
