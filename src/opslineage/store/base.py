@@ -80,8 +80,8 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Sett
         """Stored events with their bodies as stored (artifact references in place), archived
         bodies read from their segments."""
         return [
-            RawEvent(row.seq, row.digest, self.thaw_body(row.seq, row.body, row.segment))
-            for row in self.stored_events(after=after, limit=limit)
+            RawEvent(seq, digest, self.thaw_body(seq, body, segment))
+            for seq, digest, body, segment in self.stored_events(after=after, limit=limit)
         ]
 
     def as_of_seq(self, when: datetime) -> int:
