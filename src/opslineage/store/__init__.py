@@ -1,5 +1,7 @@
 """The lineage store: the interface every backend implements, and :func:`open_store` to pick one.
 
+The interface is a few protocols, one per concern (:mod:`opslineage.store.interfaces`), that
+:class:`Store` combines; its answers are the plain records of :mod:`opslineage.store.records`.
 Backends keep SQL dialect details to themselves. ``sqlite:///PATH`` is the embedded default;
 ``postgresql://…`` (or ``postgres://…``) names a PostgreSQL database.
 """
@@ -8,12 +10,26 @@ from __future__ import annotations
 
 import os
 
-from opslineage.store.base import (
-    ARCHIVE_DIR_ENV,
+from opslineage.store.base import ARCHIVE_DIR_ENV, Store
+from opslineage.store.interfaces import (
+    ArchiveTier,
+    ArtifactReader,
+    EventLog,
+    GraphReader,
+    LogStorage,
+    Settings,
+)
+from opslineage.store.records import (
+    ArtifactRow,
+    CheckpointRow,
+    EdgeRow,
+    EventRow,
+    HotRows,
     IngestResult,
+    NodeContent,
     NodeRecord,
+    RawEvent,
     SegmentInfo,
-    Store,
     StoredEvent,
     StoreError,
     Walk,
@@ -23,9 +39,22 @@ from opslineage.store.sqlite import SQLiteStore
 __all__ = [
     "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
+    "ArchiveTier",
+    "ArtifactReader",
+    "ArtifactRow",
+    "CheckpointRow",
+    "EdgeRow",
+    "EventLog",
+    "EventRow",
+    "GraphReader",
+    "HotRows",
     "IngestResult",
+    "LogStorage",
+    "NodeContent",
     "NodeRecord",
+    "RawEvent",
     "SegmentInfo",
+    "Settings",
     "Store",
     "StoreError",
     "StoredEvent",

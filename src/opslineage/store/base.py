@@ -1,19 +1,39 @@
-"""The store interface: what the query, ledger and interop layers may ask of any backend."""
+"""The store both backends subclass: every protocol of :mod:`opslineage.store.interfaces` in one
+class, with what the backends share written once here, so that they keep only their SQL."""
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opslineage.model import ParsedEvent
+import msgspec
 
-if TYPE_CHECKING:
-    from opslineage.store.archive import Archive
+from opslineage.model import ParsedEvent, join_event
+from opslineage.store.interfaces import (
+    ArchiveTier,
+    ArtifactReader,
+    EventLog,
+    GraphReader,
+    LogStorage,
+    Settings,
+)
+from opslineage.store.records import (
+    IngestResult,
+    NodeContent,
+    NodeRecord,
+    RawEvent,
+    SegmentInfo,
+    StoredEvent,
+    StoreError,
+    Walk,
+)
+from opslineage.store.segments import Archive
 
 __all__ = [
     "ARCHIVE_DIR_ENV",
@@ -28,80 +48,16 @@ __all__ = [
 
 ARCHIVE_DIR_ENV = "OPSLINEAGE_ARCHIVE_DIR"
 _ARCHIVE_DIR_META = "archive.dir"
+_ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
+_encode = msgspec.json.encode
 
 
-class StoreError(Exception):
-    """The store cannot do what was asked: missing, unreadable, or a conflicting write."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    """What one all-or-nothing ingest call did."""
-
-    accepted: int
-    duplicates: int
-    first_seq: int | None = None
-    last_seq: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
-    """A node as stored: its naming columns and the sequence number of the event that added it."""
-
-    id: str
-    kind: str
-    type: str
-    namespace: str | None
-    name: str | None
-    version: str | None
-    digest: str | None
-    seq: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, leaving out empty columns."""
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One accepted event: its sequence number, digest (hex) and the full event."""
-
-    seq: int
-    digest: str
-    run_id: str | None
-    event_type: str
-    event_time: str
-    event: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentInfo:
-    """One archive segment: its digest, the events and artifacts it holds, and their sizes
-    (``raw_bytes`` as stored hot, ``stored_bytes`` compressed)."""
-
-    digest: str
-    first_seq: int
-    last_seq: int
-    events: int
-    artifacts: int
-    raw_bytes: int
-    stored_bytes: int
-
-
-@dataclass(slots=True)
-class Walk:
-    """The result of a graph walk: node ids with their distance, and the edges between them."""
-
-    depths: dict[str, int] = field(default_factory=dict)
-    edges: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-
-
-class Store(abc.ABC):
+class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, abc.ABC):
     """A lineage store. Accepted events are immutable; ingest is idempotent on event digest.
 
     Payloads may live in two tiers: hot, in the store, or archived, in segment files (see
     :mod:`opslineage.store.archive`). Every read method returns archived payloads as if they
-    were hot; only :meth:`hot_rows`, :meth:`add_segment` and :meth:`segments` see the tiers.
+    were hot; only the :class:`~opslineage.store.interfaces.ArchiveTier` methods see the tiers.
     """
 
     url: str
@@ -116,132 +72,30 @@ class Store(abc.ABC):
         """
         return self.ingest_many([events])
 
-    @abc.abstractmethod
-    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
-        """Like :meth:`ingest`, for a stream of chunks committed as one transaction: an error
-        raised while ``chunks`` is iterated (say, an invalid event in a file) writes nothing."""
-
-    @abc.abstractmethod
     def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
         """The node with this id, as the store stood at sequence ``as_of``."""
+        return self.nodes([node_id], as_of).get(node_id)
 
-    @abc.abstractmethod
-    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
-        """Several nodes by id, in one round trip."""
-
-    @abc.abstractmethod
-    def nodes_with_content(
-        self, ids: Iterable[str], as_of: int | None = None
-    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
-        """Nodes by id together with their artifact content (None when they have none stored)."""
-
-    @abc.abstractmethod
-    def find_nodes(
-        self,
-        *,
-        kind: str | None = None,
-        type: str | None = None,
-        namespace: str | None = None,
-        name: str | None = None,
-        text: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        as_of: int | None = None,
-    ) -> list[NodeRecord]:
-        """Nodes matching all given filters, newest first."""
-
-    @abc.abstractmethod
-    def walk(
-        self,
-        start: str,
-        *,
-        direction: str,
-        depth: int,
-        as_of: int | None = None,
-        stop_kinds: Sequence[str] = (),
-    ) -> Walk:
-        """All nodes within ``depth`` edges of ``start`` going ``up`` (to what it came from) or
-        ``down`` (to what came from it), as one set-based query. Nodes whose kind is in
-        ``stop_kinds`` are reached but not expanded."""
-
-    @abc.abstractmethod
-    def edges(
-        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
-    ) -> list[tuple[str, str, str, str | None]]:
-        """Edges leaving (``up``) or entering (``down``) any of ``ids``: (src, dst, kind, role)."""
-
-    @abc.abstractmethod
-    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
-        """Sequence numbers of the newest events that added an edge to or from ``node_id``."""
-
-    @abc.abstractmethod
-    def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
-        """Canonical content bytes of artifacts by digest."""
-
-    @abc.abstractmethod
-    def events(
-        self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
-    ) -> list[StoredEvent]:
-        """Stored events in sequence order, optionally of one run."""
-
-    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, bytes, bytes]]:
-        """Stored events: (sequence number, digest, body with artifact references), archived
+    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[RawEvent]:
+        """Stored events with their bodies as stored (artifact references in place), archived
         bodies read from their segments."""
         return [
-            (seq, digest, self.thaw_body(seq, body, segment))
+            RawEvent(seq, digest, self.thaw_body(seq, body, segment))
             for seq, digest, body, segment in self.stored_events(after=after, limit=limit)
         ]
 
-    @abc.abstractmethod
-    def stored_events(
-        self, *, after: int = 0, limit: int = 1000
-    ) -> list[tuple[int, bytes, bytes, str | None]]:
-        """Stored rows as they are: (sequence number, digest, body with artifact references, the
-        digest of the segment it is archived in); an archived row's body is empty."""
-
-    @abc.abstractmethod
-    def artifact(self, digest: str) -> bytes:
-        """One artifact's content bytes.
-
-        Raises:
-            StoreError: no such artifact.
-        """
-
-    @abc.abstractmethod
     def as_of_seq(self, when: datetime) -> int:
-        """The last sequence number the store held at ``when`` (0 when it was empty)."""
+        """The last sequence number the store held at ``when`` (0 when it was empty); a naive
+        ``when`` is taken as UTC."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return self._last_seq_at(when.astimezone(UTC))
 
     @abc.abstractmethod
-    def counts(self) -> dict[str, int]:
-        """Row counts: events, artifacts, nodes, edges, and nodes per ``<kind>:<type>``."""
-
-    @abc.abstractmethod
-    def state_digest(self) -> str:
-        """A digest over every stored row, archived payloads read as if hot, for checking that
-        content is byte-for-byte unchanged (archiving leaves it the same)."""
+    def _last_seq_at(self, when: datetime) -> int:
+        """The last sequence number of the batches committed at or before ``when`` (in UTC)."""
 
     # The archive tier (see opslineage.store.archive).
-
-    @abc.abstractmethod
-    def hot_rows(
-        self, *, after: int, through_seq: int, limit: int
-    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
-        """The next hot events with ``after < seq <= through_seq``, at most ``limit``, as (seq, digest,
-        body), and the hot artifacts those events first stored, as (digest, content)."""
-
-    @abc.abstractmethod
-    def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
-        """Record a written segment and blank the payloads of the events and artifacts it holds, in
-        one transaction.
-
-        Raises:
-            StoreError: one of those rows is no longer hot (another process archived it); nothing
-                is changed.
-        """
-
-    @abc.abstractmethod
-    def segments(self) -> list[SegmentInfo]:
-        """Every archive segment, oldest first."""
 
     def default_archive_dir(self) -> Path | None:
         """Where segments go when no directory is given or remembered; None: there is no default."""
@@ -254,8 +108,6 @@ class Store(abc.ABC):
         Raises:
             StoreError: none of those names a directory.
         """
-        from opslineage.store.archive import Archive  # noqa: PLC0415 (the archive module imports this one)
-
         if directory is not None:
             resolved = str(Path(directory).resolve())
             if resolved != self.get_meta(_ARCHIVE_DIR_META):
@@ -288,6 +140,8 @@ class Store(abc.ABC):
         except KeyError:
             raise StoreError(f"archive segment {segment} does not hold event {seq}") from None
 
+    # Turning rows of the backends' queries into answers.
+
     def _thaw_content(self, digest: str, content: bytes, segment: str | None) -> bytes:
         """An artifact's content, from its segment when it is archived."""
         if segment is None:
@@ -297,20 +151,50 @@ class Store(abc.ABC):
         except KeyError:
             raise StoreError(f"archive segment {segment} does not hold artifact {digest}") from None
 
-    def _with_content(self, rows: Iterable[Sequence[Any]]) -> dict[str, tuple[NodeRecord, bytes | None]]:
+    def _contents(self, rows: Iterable[Sequence[Any]]) -> dict[str, bytes]:
+        """The answer of :meth:`artifacts` from rows of (digest, content, segment digest)."""
+        return {digest: self._thaw_content(digest, content, segment) for digest, content, segment in rows}
+
+    def _with_content(self, rows: Iterable[Sequence[Any]]) -> dict[str, NodeContent]:
         """The answer of :meth:`nodes_with_content` from rows of the node columns, the artifact's
         content and the digest of the segment it is archived in."""
         return {
-            row[0]: (
+            row[0]: NodeContent(
                 NodeRecord(*row[:8]),
                 None if row[8] is None else self._thaw_content(row[6], row[8], row[9]),
             )
             for row in rows
         }
 
+    def _stored(self, rows: Iterable[Sequence[Any]]) -> list[StoredEvent]:
+        """The answer of :meth:`events` from rows of (seq, digest, run id, event type, event time,
+        body, segment digest); the artifacts the bodies refer to are read in one call."""
+        thawed = [
+            (seq, digest, run, kind, time, self.thaw_body(seq, body, segment))
+            for seq, digest, run, kind, time, body, segment in rows
+        ]
+        refs = {ref.decode() for row in thawed for ref in _ARTIFACT_REF.findall(row[5])}
+        fetched = self.artifacts(refs) if refs else {}
+
+        def artifact(digest: str) -> bytes:
+            return fetched[digest] if digest in fetched else self.artifact(digest)
+
+        return [
+            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, artifact))
+            for seq, digest, run, kind, time, body in thawed
+        ]
+
+    def _state_digest(self, tables: Iterable[tuple[str, Iterable[Sequence[Any]]]]) -> str:
+        """The answer of :meth:`state_digest` from the rows of each query of
+        :data:`~opslineage.store._rules.STATE_QUERIES`, in order: events and artifacts rows come
+        with their segment's digest last, which is dropped after their payload is thawed."""
+        digest = hashlib.sha256()
+        for table, rows in tables:
+            for row in rows:
+                digest.update(_encode(self._state_row(table, row)))
+        return digest.hexdigest()
+
     def _state_row(self, table: str, row: Sequence[Any]) -> tuple[Any, ...]:
-        """A row of :meth:`state_digest`: events and artifacts rows come with their segment's
-        digest last, which is dropped after their payload is thawed."""
         if table == "events":
             seq, digest, run_id, event_type, event_time, body, segment = row
             return (seq, digest, run_id, event_type, event_time, self.thaw_body(seq, body, segment))
@@ -318,44 +202,6 @@ class Store(abc.ABC):
             digest, kind, content, seq, segment = row
             return (digest, kind, self._thaw_content(digest, content, segment), seq)
         return tuple(row)
-
-    # The transparency log (see opslineage.ledger): leaf i is the event of sequence i + 1.
-
-    @abc.abstractmethod
-    def log_size(self) -> int:
-        """How many leaves the log has (the last sequence number)."""
-
-    @abc.abstractmethod
-    def log_node(self, level: int, index: int) -> bytes:
-        """The stored hash of the perfect subtree over leaves [index * 2**level, (index + 1) * 2**level).
-
-        Raises:
-            StoreError: no such node (the tree is smaller).
-        """
-
-    @abc.abstractmethod
-    def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
-        """Stored hashes of the perfect subtrees at ``level`` with index in [start, end)."""
-
-    @abc.abstractmethod
-    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        """Keep a signed checkpoint (its signed-note text); one per tree size."""
-
-    @abc.abstractmethod
-    def checkpoints(self) -> list[tuple[int, bytes, str]]:
-        """Every stored checkpoint as (tree size, root hash, signed note), smallest first."""
-
-    @abc.abstractmethod
-    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
-        """The checkpoint of the largest tree size as (tree size, root hash, signed note), if any."""
-
-    @abc.abstractmethod
-    def get_meta(self, key: str) -> str | None:
-        """A store setting (the log's origin, public key, checkpoint policy …)."""
-
-    @abc.abstractmethod
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a store setting."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -22,27 +22,24 @@ missing ones in one transaction.
 Text columns that name nodes use the ``C`` collation, so ids sort byte by byte as in SQLite and
 :meth:`PostgresStore.state_digest` of the same content is the same on both backends. PostgreSQL
 text cannot hold NUL characters: an event with one in a name or id is refused with a
-:class:`~opslineage.store.base.StoreError`.
+:class:`~opslineage.store.records.StoreError`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import astuple
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from opslineage.merkle import CompactRange, leaf_hash
-from opslineage.model import ParsedEvent, join_event
+from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import (
     NODE_COLUMNS,
@@ -55,8 +52,23 @@ from opslineage.store._rules import (
     node_filters,
     seq_bound,
 )
-from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
+from opslineage.store.base import Store
 from opslineage.store.postgres_schema import MIGRATIONS
+from opslineage.store.records import (
+    ArtifactRow,
+    CheckpointRow,
+    EdgeRow,
+    EventRow,
+    HotRows,
+    IngestResult,
+    NodeContent,
+    NodeRecord,
+    RawEvent,
+    SegmentInfo,
+    StoredEvent,
+    StoreError,
+    Walk,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -65,10 +77,8 @@ _Conn = psycopg.Connection[Any]
 
 _WRITER_LOCK = int.from_bytes(b"opslinea", "big")  # the advisory lock every write transaction takes
 _CACHE_LIMIT = 500_000
-_ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 # Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
 _TIES = {"up": ("src", "dst", "kind"), "down": ("dst", "kind", "src")}
-_encode = msgspec.json.encode
 
 
 class PostgresStore(Store):
@@ -379,12 +389,13 @@ class PostgresStore(Store):
         )
         return dict(rows)
 
-    def checkpoints(self) -> list[tuple[int, bytes, str]]:
-        return self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
+    def checkpoints(self) -> list[CheckpointRow]:
+        rows = self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
+        return list(map(CheckpointRow._make, rows))
 
-    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+    def latest_checkpoint(self) -> CheckpointRow | None:
         rows = self._rows("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
-        return (rows[0][0], bytes(rows[0][1]), rows[0][2]) if rows else None
+        return CheckpointRow._make(rows[0]) if rows else None
 
     def get_meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM meta WHERE key = %s", (key,))
@@ -392,16 +403,11 @@ class PostgresStore(Store):
 
     # Reading the graph.
 
-    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
-        return self.nodes([node_id], as_of).get(node_id)
-
     def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
         wanted = list(ids)
         return self._read(lambda conn: _nodes(conn, wanted, as_of))
 
-    def nodes_with_content(
-        self, ids: Iterable[str], as_of: int | None = None
-    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
+    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
         rows = self._rows(
             f"SELECT {NODE_COLUMNS}, a.content, s.digest FROM nodes n JOIN ids i USING (nid)"
             f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
@@ -477,12 +483,12 @@ class PostgresStore(Store):
             if seq is None:
                 result.depths[node_id] = distance
             else:
-                result.edges.append((node_id, dst, kind, role))
+                result.edges.append(EdgeRow(node_id, dst, kind, role))
         return result
 
     def edges(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
-    ) -> list[tuple[str, str, str, str | None]]:
+    ) -> list[EdgeRow]:
         near, _ = edge_ends(direction)
         kind_clause = "AND e.kind = ANY(%s::text[])" if kinds else ""
         ties = ", ".join(f"e.{column}" for column in _TIES[direction])
@@ -493,7 +499,7 @@ class PostgresStore(Store):
                 AND e.seq <= %s {kind_clause} ORDER BY e.seq, {ties}""",
             (list(ids), seq_bound(as_of), *([list(kinds)] if kinds else [])),
         )
-        return rows
+        return list(map(EdgeRow._make, rows))
 
     def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
         rows = self._rows(
@@ -513,7 +519,7 @@ class PostgresStore(Store):
             " WHERE a.digest = ANY(%s::text[]) ORDER BY a.digest",
             (list(digests),),
         )
-        return {digest: self._thaw_content(digest, content, segment) for digest, content, segment in rows}
+        return self._contents(rows)
 
     def events(
         self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
@@ -526,32 +532,15 @@ class PostgresStore(Store):
         if run_id is not None:
             query += " AND e.run = (SELECT nid FROM ids WHERE id = %s)"
             params.append(run_node_id(run_id))
-        rows = [
-            (seq, digest, run, kind, time, self.thaw_body(seq, body, segment))
-            for seq, digest, run, kind, time, body, segment in self._rows(
-                query + " ORDER BY e.seq LIMIT %s", (*params, limit)
-            )
-        ]
-        # Fetch the artifacts the bodies reference in one round trip rather than one each.
-        refs = {ref.decode() for row in rows for ref in _ARTIFACT_REF.findall(row[5])}
-        fetched = self.artifacts(refs) if refs else {}
+        return self._stored(self._rows(query + " ORDER BY e.seq LIMIT %s", (*params, limit)))
 
-        def artifact(digest: str) -> bytes:
-            return fetched[digest] if digest in fetched else self.artifact(digest)
-
-        return [
-            StoredEvent(seq, digest.hex(), run, kind, time, join_event(body, artifact))
-            for seq, digest, run, kind, time, body in rows
-        ]
-
-    def stored_events(
-        self, *, after: int = 0, limit: int = 1000
-    ) -> list[tuple[int, bytes, bytes, str | None]]:
-        return self._rows(
+    def stored_events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        rows = self._rows(
             f"SELECT e.seq, e.digest, e.body, s.digest FROM events e {SEGMENT_OF_EVENT}"
             " WHERE e.seq > %s ORDER BY e.seq LIMIT %s",
             (after, limit),
         )
+        return list(map(EventRow._make, rows))
 
     def artifact(self, digest: str) -> bytes:
         rows = self._rows(
@@ -564,10 +553,8 @@ class PostgresStore(Store):
 
     # The archive tier.
 
-    def hot_rows(
-        self, *, after: int, through_seq: int, limit: int
-    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
-        def work(conn: _Conn) -> tuple[list[Any], list[Any]]:
+    def hot_rows(self, *, after: int, through_seq: int, limit: int) -> HotRows:
+        def work(conn: _Conn) -> HotRows:
             events = conn.execute(
                 "SELECT seq, digest, body FROM events WHERE seq > %s AND seq <= %s AND segment IS NULL"
                 " ORDER BY seq LIMIT %s",
@@ -575,14 +562,14 @@ class PostgresStore(Store):
                 binary=True,
             ).fetchall()
             if not events:
-                return [], []
+                return HotRows([], [])
             artifacts = conn.execute(
                 "SELECT digest, content FROM artifacts WHERE seq BETWEEN %s AND %s AND segment IS NULL"
                 " ORDER BY seq, digest",
                 (events[0][0], events[-1][0]),
                 binary=True,
-            ).fetchall()
-            return events, artifacts
+            )
+            return HotRows(list(map(RawEvent._make, events)), list(map(ArtifactRow._make, artifacts)))
 
         return self._read(work)
 
@@ -616,9 +603,7 @@ class PostgresStore(Store):
         )
         return [SegmentInfo(*row) for row in rows]
 
-    def as_of_seq(self, when: datetime) -> int:
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+    def _last_seq_at(self, when: datetime) -> int:
         rows = self._rows("SELECT coalesce(max(last_seq), 0) FROM batches WHERE recorded_at <= %s", (when,))
         return int(rows[0][0])
 
@@ -639,17 +624,17 @@ class PostgresStore(Store):
     def state_digest(self) -> str:
         """The SQLite backend's digest: the same rows, encoded the same way, in the same order."""
 
+        def tables(conn: _Conn) -> Iterator[tuple[str, Iterable[tuple[Any, ...]]]]:
+            for table, query in STATE_QUERIES:
+                with conn.cursor(name="state_digest", binary=True) as cursor:
+                    cursor.itersize = 10_000
+                    cursor.execute(query)
+                    yield table, cursor
+
         def work(conn: _Conn) -> str:
-            digest = hashlib.sha256()
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                for table, query in STATE_QUERIES:
-                    with conn.cursor(name="state_digest", binary=True) as cursor:
-                        cursor.itersize = 10_000
-                        cursor.execute(query)
-                        for row in cursor:
-                            digest.update(_encode(self._state_row(table, row)))
-            return digest.hexdigest()
+                return self._state_digest(tables(conn))
 
         return self._read(work)
 

@@ -20,7 +20,6 @@ order, with only their digests in a random-keyed index.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,7 +31,7 @@ from pathlib import Path
 import msgspec
 
 from opslineage.merkle import CompactRange, leaf_hash
-from opslineage.model import ParsedEvent, join_event
+from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._rules import (
     NODE_COLUMNS,
@@ -45,7 +44,22 @@ from opslineage.store._rules import (
     node_filters,
     seq_bound,
 )
-from opslineage.store.base import IngestResult, NodeRecord, SegmentInfo, Store, StoredEvent, StoreError, Walk
+from opslineage.store.base import Store
+from opslineage.store.records import (
+    ArtifactRow,
+    CheckpointRow,
+    EdgeRow,
+    EventRow,
+    HotRows,
+    IngestResult,
+    NodeContent,
+    NodeRecord,
+    RawEvent,
+    SegmentInfo,
+    StoredEvent,
+    StoreError,
+    Walk,
+)
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -238,17 +252,15 @@ class SQLiteStore(Store):
         with self._transaction():
             self.db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?)", (size, root, note))
 
-    def checkpoints(self) -> list[tuple[int, bytes, str]]:
-        return [
-            (size, bytes(root), note)
-            for size, root, note in self.db.execute("SELECT size, root, note FROM checkpoints ORDER BY size")
-        ]
+    def checkpoints(self) -> list[CheckpointRow]:
+        rows = self.db.execute("SELECT size, CAST(root AS BLOB), note FROM checkpoints ORDER BY size")
+        return list(map(CheckpointRow._make, rows))
 
-    def latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+    def latest_checkpoint(self) -> CheckpointRow | None:
         row = self.db.execute(
-            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            "SELECT size, CAST(root AS BLOB), note FROM checkpoints ORDER BY size DESC LIMIT 1"
         ).fetchone()
-        return None if row is None else (row[0], bytes(row[1]), row[2])
+        return None if row is None else CheckpointRow._make(row)
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -286,9 +298,6 @@ class SQLiteStore(Store):
             known.update(row[0] for row in rows)
         return known
 
-    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
-        return self.nodes([node_id], as_of).get(node_id)
-
     def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
         rows = self.db.execute(
             f"{_NODE_SELECT} WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
@@ -296,9 +305,7 @@ class SQLiteStore(Store):
         )
         return {row[0]: NodeRecord(*row) for row in rows}
 
-    def nodes_with_content(
-        self, ids: Iterable[str], as_of: int | None = None
-    ) -> dict[str, tuple[NodeRecord, bytes | None]]:
+    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
         rows = self.db.execute(
             f"SELECT {NODE_COLUMNS}, CAST(a.content AS BLOB), s.digest FROM nodes n JOIN ids i USING (nid)"
             f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
@@ -367,7 +374,7 @@ class SQLiteStore(Store):
 
     def edges(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
-    ) -> list[tuple[str, str, str, str | None]]:
+    ) -> list[EdgeRow]:
         near, _ = edge_ends(direction)
         kind_clause = "AND e.kind IN (SELECT value FROM json_each(?))" if kinds else ""
         rows = self.db.execute(
@@ -377,7 +384,7 @@ class SQLiteStore(Store):
                 AND e.seq <= ? {kind_clause} ORDER BY e.seq""",
             (_json_list(ids), seq_bound(as_of), *([_json_list(kinds)] if kinds else [])),
         )
-        return rows.fetchall()
+        return list(map(EdgeRow._make, rows))
 
     def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
         rows = self.db.execute(
@@ -395,7 +402,7 @@ class SQLiteStore(Store):
             " WHERE a.digest IN (SELECT value FROM json_each(?))",
             (_json_list(digests),),
         )
-        return {digest: self._thaw_content(digest, content, segment) for digest, content, segment in rows}
+        return self._contents(rows)
 
     def events(
         self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
@@ -410,28 +417,15 @@ class SQLiteStore(Store):
             params.append(run_node_id(run_id))
         query += " ORDER BY e.seq LIMIT ?"
         params.append(-1 if limit is None else limit)
-        rows = self.db.execute(query, params).fetchall()
-        return [
-            StoredEvent(
-                seq,
-                digest.hex(),
-                run,
-                kind,
-                time,
-                join_event(self.thaw_body(seq, body, segment), self.artifact),
-            )
-            for seq, digest, run, kind, time, body, segment in rows
-        ]
+        return self._stored(self.db.execute(query, params).fetchall())
 
-    def stored_events(
-        self, *, after: int = 0, limit: int = 1000
-    ) -> list[tuple[int, bytes, bytes, str | None]]:
+    def stored_events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
         rows = self.db.execute(
             f"SELECT e.seq, CAST(e.digest AS BLOB), CAST(e.body AS BLOB), s.digest FROM events e {SEGMENT_OF_EVENT}"
             " WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after, limit),
         )
-        return rows.fetchall()
+        return list(map(EventRow._make, rows))
 
     def artifact(self, digest: str) -> bytes:
         row = self.db.execute(
@@ -448,22 +442,20 @@ class SQLiteStore(Store):
         """``<store file>.archive``, beside the store."""
         return self.path.resolve().with_name(self.path.name + ".archive")
 
-    def hot_rows(
-        self, *, after: int, through_seq: int, limit: int
-    ) -> tuple[list[tuple[int, bytes, bytes]], list[tuple[str, bytes]]]:
+    def hot_rows(self, *, after: int, through_seq: int, limit: int) -> HotRows:
         events = self.db.execute(
             "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events"
             " WHERE seq > ? AND seq <= ? AND segment IS NULL ORDER BY seq LIMIT ?",
             (after, through_seq, limit),
         ).fetchall()
         if not events:
-            return [], []
+            return HotRows([], [])
         artifacts = self.db.execute(
             "SELECT digest, CAST(content AS BLOB) FROM artifacts WHERE seq >= ? AND seq <= ? AND segment IS NULL"
             " ORDER BY aid",
             (events[0][0], events[-1][0]),
-        ).fetchall()
-        return events, artifacts
+        )
+        return HotRows(list(map(RawEvent._make, events)), list(map(ArtifactRow._make, artifacts)))
 
     def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
         try:
@@ -492,12 +484,10 @@ class SQLiteStore(Store):
         )
         return [SegmentInfo(*row) for row in rows]
 
-    def as_of_seq(self, when: datetime) -> int:
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+    def _last_seq_at(self, when: datetime) -> int:
         row = self.db.execute(
             "SELECT max(last_seq) FROM batches WHERE recorded_at <= ?",
-            (when.astimezone(UTC).isoformat(timespec="microseconds"),),
+            (when.isoformat(timespec="microseconds"),),
         ).fetchone()
         return int(row[0] or 0)
 
@@ -513,11 +503,7 @@ class SQLiteStore(Store):
         return counts
 
     def state_digest(self) -> str:
-        digest = hashlib.sha256()
-        for table, query in STATE_QUERIES:
-            for row in self.db.execute(query):
-                digest.update(_encode(self._state_row(table, row)))
-        return digest.hexdigest()
+        return self._state_digest((table, self.db.execute(query)) for table, query in STATE_QUERIES)
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,242 @@
+"""What a store offers, one concern per protocol: graph reads, the event log, artifacts, the
+transparency log's storage, the archive tier and settings.
+
+A caller that needs one concern can ask for that protocol alone (``archive_store`` takes an
+:class:`ArchiveTier`); :class:`~opslineage.store.base.Store`, the class both backends subclass,
+combines them all. Every method is abstract here, so a backend that misses one cannot be made.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from opslineage.model import ParsedEvent
+from opslineage.store.records import (
+    CheckpointRow,
+    EdgeRow,
+    EventRow,
+    HotRows,
+    IngestResult,
+    NodeContent,
+    NodeRecord,
+    RawEvent,
+    SegmentInfo,
+    StoredEvent,
+    Walk,
+)
+from opslineage.store.segments import Archive
+
+__all__ = ["ArchiveTier", "ArtifactReader", "EventLog", "GraphReader", "LogStorage", "Settings"]
+
+
+class GraphReader(Protocol):
+    """The graph index: nodes and edges, each exact as of a sequence number."""
+
+    @abc.abstractmethod
+    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
+        """The node with this id, as the store stood at sequence ``as_of``."""
+
+    @abc.abstractmethod
+    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+        """Several nodes by id, in one round trip."""
+
+    @abc.abstractmethod
+    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
+        """Nodes by id together with their artifact content (None when they have none stored)."""
+
+    @abc.abstractmethod
+    def find_nodes(
+        self,
+        *,
+        kind: str | None = None,
+        type: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        as_of: int | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes matching all given filters, newest first."""
+
+    @abc.abstractmethod
+    def walk(
+        self,
+        start: str,
+        *,
+        direction: str,
+        depth: int,
+        as_of: int | None = None,
+        stop_kinds: Sequence[str] = (),
+    ) -> Walk:
+        """All nodes within ``depth`` edges of ``start`` going ``up`` (to what it came from) or
+        ``down`` (to what came from it), as one set-based query. Nodes whose kind is in
+        ``stop_kinds`` are reached but not expanded."""
+
+    @abc.abstractmethod
+    def edges(
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+    ) -> list[EdgeRow]:
+        """Edges leaving (``up``) or entering (``down``) any of ``ids``, oldest first."""
+
+    @abc.abstractmethod
+    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+        """Sequence numbers of the newest events that added an edge to or from ``node_id``."""
+
+
+class EventLog(Protocol):
+    """Accepted events: written all-or-nothing, idempotent on their digest, never changed."""
+
+    @abc.abstractmethod
+    def ingest(self, events: Sequence[ParsedEvent]) -> IngestResult:
+        """Store validated events all-or-nothing; events already stored are counted as duplicates.
+
+        Raises:
+            StoreError: the batch conflicts with what is stored (e.g. a policy version re-registered
+                with different content); nothing of the batch is written.
+        """
+
+    @abc.abstractmethod
+    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
+        """Like :meth:`ingest`, for a stream of chunks committed as one transaction: an error
+        raised while ``chunks`` is iterated (say, an invalid event in a file) writes nothing."""
+
+    @abc.abstractmethod
+    def events(
+        self, *, run_id: str | None = None, after: int = 0, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """Stored events in sequence order, optionally of one run."""
+
+    @abc.abstractmethod
+    def raw_events(self, *, after: int = 0, limit: int = 1000) -> list[RawEvent]:
+        """Stored events with their bodies as stored (artifact references in place), archived
+        bodies read from their segments."""
+
+    @abc.abstractmethod
+    def stored_events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        """Stored rows as they are: an archived row's body is empty, its segment named."""
+
+    @abc.abstractmethod
+    def as_of_seq(self, when: datetime) -> int:
+        """The last sequence number the store held at ``when`` (0 when it was empty)."""
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Row counts: events, artifacts, nodes, edges, and nodes per ``<kind>:<type>``."""
+
+    @abc.abstractmethod
+    def state_digest(self) -> str:
+        """A digest over every stored row, archived payloads read as if hot, for checking that
+        content is byte-for-byte unchanged (archiving leaves it the same)."""
+
+
+class ArtifactReader(Protocol):
+    """Content-addressed artifacts, stored once, by digest (``sha256:<hex>``)."""
+
+    @abc.abstractmethod
+    def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
+        """Canonical content bytes of artifacts by digest; unknown digests are left out."""
+
+    @abc.abstractmethod
+    def artifact(self, digest: str) -> bytes:
+        """One artifact's content bytes.
+
+        Raises:
+            StoreError: no such artifact.
+        """
+
+
+class LogStorage(Protocol):
+    """The transparency log's stored tree and checkpoints (see :mod:`opslineage.ledger`): leaf i
+    is the event of sequence i + 1."""
+
+    @abc.abstractmethod
+    def log_size(self) -> int:
+        """How many leaves the log has (the last sequence number)."""
+
+    @abc.abstractmethod
+    def log_node(self, level: int, index: int) -> bytes:
+        """The stored hash of the perfect subtree over leaves [index * 2**level, (index + 1) * 2**level).
+
+        Raises:
+            StoreError: no such node (the tree is smaller).
+        """
+
+    @abc.abstractmethod
+    def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """Stored hashes of the perfect subtrees at ``level`` with index in [start, end)."""
+
+    @abc.abstractmethod
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        """Keep a signed checkpoint (its signed-note text); one per tree size."""
+
+    @abc.abstractmethod
+    def checkpoints(self) -> list[CheckpointRow]:
+        """Every stored checkpoint, smallest tree size first."""
+
+    @abc.abstractmethod
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        """The checkpoint of the largest tree size, if any."""
+
+
+class ArchiveTier(Protocol):
+    """Payloads in two tiers: hot, in the store, or archived, in segment files. Only these
+    methods see the tiers; every other read returns archived payloads as if they were hot."""
+
+    @abc.abstractmethod
+    def hot_rows(self, *, after: int, through_seq: int, limit: int) -> HotRows:
+        """The next hot events with ``after < seq <= through_seq``, at most ``limit``, and the hot
+        artifacts those events first stored."""
+
+    @abc.abstractmethod
+    def add_segment(self, segment: SegmentInfo, seqs: Sequence[int], artifacts: Sequence[str]) -> None:
+        """Record a written segment and blank the payloads of the events and artifacts it holds, in
+        one transaction.
+
+        Raises:
+            StoreError: one of those rows is no longer hot (another process archived it); nothing
+                is changed.
+        """
+
+    @abc.abstractmethod
+    def segments(self) -> list[SegmentInfo]:
+        """Every archive segment, oldest first."""
+
+    @abc.abstractmethod
+    def default_archive_dir(self) -> Path | None:
+        """Where segments go when no directory is given or remembered; None: there is no default."""
+
+    @abc.abstractmethod
+    def archive(self, directory: str | os.PathLike[str] | None = None) -> Archive:
+        """The store's archive: ``directory`` if given (and remembered for later reads), else
+        ``$OPSLINEAGE_ARCHIVE_DIR``, else the directory remembered, else the default.
+
+        Raises:
+            StoreError: none of those names a directory.
+        """
+
+    @abc.abstractmethod
+    def thaw_body(self, seq: int, body: bytes, segment: str | None) -> bytes:
+        """An event's body as :meth:`EventLog.stored_events` gave it, from its segment when it is
+        archived.
+
+        Raises:
+            StoreError: the segment is missing, altered, or does not hold the event.
+        """
+
+
+class Settings(Protocol):
+    """Named store settings (the log's origin, public key, checkpoint policy, archive directory …)."""
+
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A store setting, None when it is not set."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store setting."""

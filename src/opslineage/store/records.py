@@ -1,0 +1,150 @@
+"""The plain values the store speaks in: its error, the records its reads return, and the rows of
+its log and archive tier.
+
+This module imports nothing else of the store, so the interface, the backends and the archive
+tier all build on it without importing one another. Rows that were plain tuples are named
+tuples now: they unpack and compare as the tuples they replace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+__all__ = [
+    "ArtifactRow",
+    "CheckpointRow",
+    "EdgeRow",
+    "EventRow",
+    "HotRows",
+    "IngestResult",
+    "NodeContent",
+    "NodeRecord",
+    "RawEvent",
+    "SegmentInfo",
+    "StoreError",
+    "StoredEvent",
+    "Walk",
+]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked: missing, unreadable, or a conflicting write."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one all-or-nothing ingest call did."""
+
+    accepted: int
+    duplicates: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """A node as stored: its naming columns and the sequence number of the event that added it."""
+
+    id: str
+    kind: str
+    type: str
+    namespace: str | None
+    name: str | None
+    version: str | None
+    digest: str | None
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, leaving out empty columns."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+class NodeContent(NamedTuple):
+    """A node with its artifact's content bytes (None when it has none stored)."""
+
+    node: NodeRecord
+    content: bytes | None
+
+
+class EdgeRow(NamedTuple):
+    """One edge of the graph index: ``src`` *kind* ``dst``, with the role it was recorded with."""
+
+    src: str
+    dst: str
+    kind: str
+    role: str | None
+
+
+@dataclass(slots=True)
+class Walk:
+    """The result of a graph walk: node ids with their distance, and the edges between them."""
+
+    depths: dict[str, int] = field(default_factory=dict)
+    edges: list[EdgeRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One accepted event: its sequence number, digest (hex) and the full event."""
+
+    seq: int
+    digest: str
+    run_id: str | None
+    event_type: str
+    event_time: str
+    event: dict[str, Any]
+
+
+class EventRow(NamedTuple):
+    """An event's row as stored: its body has artifact references, and is empty when the event is
+    archived in the segment ``segment`` names."""
+
+    seq: int
+    digest: bytes
+    body: bytes
+    segment: str | None
+
+
+class RawEvent(NamedTuple):
+    """An event's sequence number, digest and body with artifact references, wherever it lives."""
+
+    seq: int
+    digest: bytes
+    body: bytes
+
+
+class ArtifactRow(NamedTuple):
+    """An artifact's digest (``sha256:<hex>``) and canonical content bytes."""
+
+    digest: str
+    content: bytes
+
+
+class HotRows(NamedTuple):
+    """Payloads still in the hot store: events, and the artifacts those events first stored."""
+
+    events: list[RawEvent]
+    artifacts: list[ArtifactRow]
+
+
+class CheckpointRow(NamedTuple):
+    """A stored checkpoint: the tree size it commits to, its root hash and its signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One archive segment: its digest, the events and artifacts it holds, and their sizes
+    (``raw_bytes`` as stored hot, ``stored_bytes`` compressed)."""
+
+    digest: str
+    first_seq: int
+    last_seq: int
+    events: int
+    artifacts: int
+    raw_bytes: int
+    stored_bytes: int
