@@ -9,10 +9,10 @@ import argparse
 from pathlib import Path
 
 from opslineage.bus import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport
-from opslineage.cli.common import UsageError, print_json, progress, store_from
+from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.demo import DemoConfig, DemoResult, run_demo
-from opslineage.query import why
+from opslineage.query import why_view
 from opslineage.store import Store, default_store_url
 
 __all__ = ["add_parser"]
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     with store_from(args, create=True) as store:
         result = _run(args, config, store)
         example = _example(result)
-        chain = why(store, "run:" + example) if example else None
+        chain = local_reader(store).why("run:" + example) if example else None
     if args.json:
         print_json(
             {
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if chain is not None:
         console = wide_console()
         console.print(f"\n[bold]Why did run:{example} happen, and did it help?[/]")
-        console.print(why_tree(chain))
+        console.print(why_tree(why_view(chain)))
         console.print(f"\nExplore: opslineage why run:{example}   ·   opslineage ls --kind action")
     return 0
 
