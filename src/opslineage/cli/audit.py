@@ -21,14 +21,6 @@ from opslineage.cli.common import (
     store_from,
 )
 from opslineage.cli.render import why_tree, wide_console
-from opslineage.interop import (
-    BundleError,
-    export_openlineage,
-    export_prov_json,
-    make_bundle,
-    make_intoto,
-    verify_bundle,
-)
 from opslineage.ledger.keys import LogKeyError, key_path, load_private_key
 from opslineage.query import Reader, why_view
 
@@ -96,6 +88,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} needs the ACTION_ID of an action (run:<uuid>)")
     if args.output is None:
         raise UsageError(f"--format {args.format} needs -o FILE")
+    from opslineage.interop import BundleError, make_bundle, make_intoto  # noqa: PLC0415 (interop loads prov)
+
     path = key_path(args.key)
     with store_from(args) as store:
         reader = local_reader(store)
@@ -158,6 +152,8 @@ def _export_store(args: argparse.Namespace) -> int:
 
 def _write_store(reader: Reader, output_format: str, out: BinaryIO) -> dict[str, Any]:
     """Write the store in ``output_format`` to ``out``; what was written, for the summary."""
+    from opslineage.interop import export_openlineage, export_prov_json  # noqa: PLC0415 (interop loads prov)
+
     if output_format == "openlineage":
         with progress("export", reader.log_length()) as bar:
             task = bar.task_ids[0]
@@ -172,6 +168,8 @@ def _write_store(reader: Reader, output_format: str, out: BinaryIO) -> dict[str,
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
     """Verify offline; print the proven chain."""
+    from opslineage.interop import verify_bundle  # noqa: PLC0415 (interop loads prov)
+
     try:
         document = msgspec.json.decode(args.file.read_bytes())
     except OSError as error:
