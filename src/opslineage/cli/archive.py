@@ -6,7 +6,7 @@ import argparse
 import re
 from datetime import UTC, datetime, timedelta
 
-from opslineage.cli.common import UsageError, print_json, progress, store_from
+from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
 from opslineage.store import ARCHIVE_DIR_ENV
 from opslineage.store.archive import SEGMENT_EVENTS, archive_store
 
@@ -67,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
     if args.through_seq is not None and args.through_seq < 0:
         raise UsageError("--through-seq must not be negative")
     with store_from(args) as store:
+        reader = local_reader(store)
         through = args.through_seq
         if through is None:
-            through = store.as_of_seq(datetime.now(UTC) - args.older_than)
-        archived = max((segment.last_seq for segment in store.segments()), default=0)
+            through = reader.sequence_at(datetime.now(UTC) - args.older_than)
+        archived = reader.archived_through()
         with progress("archive", max(0, through - archived), enabled=not args.json) as bar:
             report = archive_store(
                 store,

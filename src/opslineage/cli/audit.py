@@ -12,18 +12,17 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from opslineage.cli.common import EXIT_CHECK_FAILED, UsageError, print_json, progress, store_from
-from opslineage.cli.render import why_tree, wide_console
-from opslineage.interop import (
-    BundleError,
-    export_openlineage,
-    export_prov_json,
-    make_bundle,
-    make_intoto,
-    verify_bundle,
+from opslineage.cli.common import (
+    EXIT_CHECK_FAILED,
+    UsageError,
+    local_reader,
+    print_json,
+    progress,
+    store_from,
 )
+from opslineage.cli.render import why_tree, wide_console
 from opslineage.ledger.keys import LogKeyError, key_path, load_private_key
-from opslineage.store import Store
+from opslineage.query import Reader, why_view
 
 __all__ = ["add_parsers"]
 
@@ -89,14 +88,17 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} needs the ACTION_ID of an action (run:<uuid>)")
     if args.output is None:
         raise UsageError(f"--format {args.format} needs -o FILE")
+    from opslineage.interop import BundleError, make_bundle, make_intoto  # noqa: PLC0415 (interop loads prov)
+
     path = key_path(args.key)
     with store_from(args) as store:
+        reader = local_reader(store)
         try:
             key = load_private_key(path) if path.exists() or args.format == "intoto" else None
             document = (
-                make_intoto(store, args.action, key)
+                make_intoto(reader, args.action, key)
                 if args.format == "intoto" and key
-                else make_bundle(store, args.action, key)
+                else make_bundle(reader, args.action, key)
             )
         except (BundleError, LogKeyError) as error:
             raise UsageError(str(error)) from None
@@ -117,7 +119,7 @@ def _export_store(args: argparse.Namespace) -> int:
         if args.output is None:
             sys.stdout.flush()
             try:
-                _write_store(store, args.format, sys.stdout.buffer)
+                _write_store(local_reader(store), args.format, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             except BrokenPipeError:  # the reader stopped early (`| head`): quietly, as SIGPIPE would
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -126,7 +128,7 @@ def _export_store(args: argparse.Namespace) -> int:
         partial = args.output.with_name(args.output.name + ".partial")
         try:
             with partial.open("wb") as out:
-                summary = _write_store(store, args.format, out)
+                summary = _write_store(local_reader(store), args.format, out)
             partial.replace(args.output)  # never leave a half-written export under the asked name
         except OSError as error:
             raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
@@ -148,22 +150,26 @@ def _export_store(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_store(store: Store, output_format: str, out: BinaryIO) -> dict[str, Any]:
+def _write_store(reader: Reader, output_format: str, out: BinaryIO) -> dict[str, Any]:
     """Write the store in ``output_format`` to ``out``; what was written, for the summary."""
+    from opslineage.interop import export_openlineage, export_prov_json  # noqa: PLC0415 (interop loads prov)
+
     if output_format == "openlineage":
-        with progress("export", store.log_size()) as bar:
+        with progress("export", reader.log_length()) as bar:
             task = bar.task_ids[0]
-            events = export_openlineage(store, out, lambda done: bar.update(task, completed=done))
+            events = export_openlineage(reader, out, lambda done: bar.update(task, completed=done))
         return {"events": events}
     text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
     try:
-        return {"records": export_prov_json(store, text)}
+        return {"records": export_prov_json(reader, text)}
     finally:
         text.detach()  # flushes, and leaves ``out`` open for its owner
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
     """Verify offline; print the proven chain."""
+    from opslineage.interop import verify_bundle  # noqa: PLC0415 (interop loads prov)
+
     try:
         document = msgspec.json.decode(args.file.read_bytes())
     except OSError as error:
@@ -197,5 +203,5 @@ def run_verify_bundle(args: argparse.Namespace) -> int:
         for finding in report.findings:
             print(f"FAILED: {finding}", file=sys.stdout)
         if report.chain is not None:
-            wide_console().print(why_tree(report.chain))
+            wide_console().print(why_tree(why_view(report.chain)))
     return 0 if report.ok else EXIT_CHECK_FAILED

@@ -1,4 +1,4 @@
-"""What every command shares: ``--store``/``--json``, time parsing, output, progress bars."""
+"""What every command shares: ``--store``/``--json``, the local reader, time parsing, output, progress bars."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from opslineage.query import Principal, Reader
 from opslineage.store import Store, default_store_url, open_store
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "UsageError",
     "as_of",
     "common_options",
+    "local_reader",
     "print_json",
     "progress",
     "store_from",
@@ -52,7 +54,12 @@ def store_from(args: argparse.Namespace, *, create: bool = False) -> Store:
     return open_store(args.store or default_store_url(), create=create)
 
 
-def as_of(store: Store, text: str | None) -> int | None:
+def local_reader(store: Store) -> Reader:
+    """The store as the local user reads it: a user who can open a store is its administrator."""
+    return Reader(store, Principal.local_admin())
+
+
+def as_of(reader: Reader, text: str | None) -> int | None:
     """The sequence number ``--as-of TIME`` names (ISO 8601; a date alone means its midnight UTC)."""
     if text is None:
         return None
@@ -62,7 +69,7 @@ def as_of(store: Store, text: str | None) -> int | None:
         raise UsageError(f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-01-05T14:30:00Z)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return store.as_of_seq(when)
+    return reader.sequence_at(when)
 
 
 def print_json(value: Any) -> None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opslineage.bus import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport
-from opslineage.cli.common import UsageError, print_json, progress, store_from
+from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
-from opslineage.demo import DemoConfig, DemoResult, run_demo
-from opslineage.query import why
+from opslineage.query import why_view
 from opslineage.store import Store, default_store_url
+
+if TYPE_CHECKING:
+    from opslineage.bus import NatsTransport
+    from opslineage.demo import DemoConfig, DemoResult
 
 __all__ = ["add_parser"]
 
@@ -57,19 +60,17 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="send the lineage to this NATS JetStream server (nats://HOST:PORT) instead of a store; "
         "`opslineage worker` stores it",
     )
+    parser.add_argument("--stream", help="with --bus: the stream (default: the bus's, OPSLINEAGE)")
     parser.add_argument(
-        "--stream", default=DEFAULT_STREAM, help=f"with --bus: the stream (default {DEFAULT_STREAM})"
-    )
-    parser.add_argument(
-        "--subject",
-        default=DEFAULT_SUBJECT,
-        help=f"with --bus: the subject prefix (default {DEFAULT_SUBJECT})",
+        "--subject", help="with --bus: the subject prefix (default: the bus's, opslineage.events)"
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print what it did."""
+    from opslineage.demo import DemoConfig  # noqa: PLC0415 (numpy loads only when the demo runs)
+
     if args.services < 1 or args.hours < 2:
         raise UsageError("--services must be at least 1 and --hours at least 2")
     config = DemoConfig(
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     with store_from(args, create=True) as store:
         result = _run(args, config, store)
         example = _example(result)
-        chain = why(store, "run:" + example) if example else None
+        chain = local_reader(store).why("run:" + example) if example else None
     if args.json:
         print_json(
             {
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if chain is not None:
         console = wide_console()
         console.print(f"\n[bold]Why did run:{example} happen, and did it help?[/]")
-        console.print(why_tree(chain))
+        console.print(why_tree(why_view(chain)))
         console.print(f"\nExplore: opslineage why run:{example}   ·   opslineage ls --kind action")
     return 0
 
@@ -123,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(
     args: argparse.Namespace, config: DemoConfig, store: Store | None, transport: NatsTransport | None = None
 ) -> DemoResult:
+    from opslineage.demo import run_demo  # noqa: PLC0415 (numpy loads only when the demo runs)
+
     with progress("demo", None, enabled=not args.json) as bar:
         try:
             return run_demo(
@@ -137,6 +140,10 @@ def _run(
 
 def _run_on_bus(args: argparse.Namespace, config: DemoConfig) -> int:
     """Send the demo's lineage through NATS; the worker stores it, so there is no why-chain to print here."""
+    from opslineage.bus import DEFAULT_STREAM, DEFAULT_SUBJECT, NatsTransport  # noqa: PLC0415 (nats-py)
+
+    args.stream = args.stream or DEFAULT_STREAM
+    args.subject = args.subject or DEFAULT_SUBJECT
     try:
         transport = NatsTransport(args.bus, stream=args.stream, subject=args.subject)
     except ValueError as error:

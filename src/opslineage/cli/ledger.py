@@ -7,18 +7,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from opslineage.cli.common import EXIT_CHECK_FAILED, UsageError, print_json, progress, store_from
+from opslineage.cli.common import (
+    EXIT_CHECK_FAILED,
+    UsageError,
+    local_reader,
+    print_json,
+    progress,
+    store_from,
+)
 from opslineage.ledger.checkpoint import CheckpointError, parse_note
 from opslineage.ledger.keys import LogKeyError, key_path, load_private_key, load_public_key
-from opslineage.ledger.log import (
-    CHECKPOINT_EVERY,
-    CHECKPOINT_SECONDS,
-    checkpoint,
-    consistency,
-    inclusion,
-    init_log,
-)
-from opslineage.ledger.verify import verify_against, verify_store
+from opslineage.ledger.log import CHECKPOINT_EVERY, CHECKPOINT_SECONDS, checkpoint, init_log
+from opslineage.query import ConsistencyProof, InclusionProof
 
 __all__ = ["add_parsers"]
 
@@ -69,11 +69,15 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     sub = kinds.add_parser("inclusion", parents=[common], help="prove an event is in the log")
     sub.add_argument("seq", type=int, metavar="SEQ", help="the event's sequence number")
     sub.add_argument("--tree-size", type=int, help="against the tree of this size (default: now)")
-    sub.set_defaults(run=run_proof, prove=lambda store, args: inclusion(store, args.seq, args.tree_size))
+    sub.set_defaults(
+        run=run_proof, prove=lambda reader, args: reader.inclusion_proof(args.seq, args.tree_size)
+    )
     sub = kinds.add_parser("consistency", parents=[common], help="prove a larger log extends a smaller one")
     sub.add_argument("first", type=int, metavar="OLD")
     sub.add_argument("second", type=int, metavar="NEW")
-    sub.set_defaults(run=run_proof, prove=lambda store, args: consistency(store, args.first, args.second))
+    sub.set_defaults(
+        run=run_proof, prove=lambda reader, args: reader.consistency_proof(args.first, args.second)
+    )
 
     parser = commands.add_parser(
         "verify",
@@ -107,7 +111,7 @@ def run_init(args: argparse.Namespace) -> int:
             )
         except LogKeyError as error:
             raise UsageError(str(error)) from None
-        public = store.get_meta("log_public_key")
+        public = local_reader(store).log_public_key()
     if args.json:
         print_json({"key": str(path), "public_key": public, "origin": origin})
     else:
@@ -135,18 +139,18 @@ def run_proof(args: argparse.Namespace) -> int:
     """Print the inclusion or consistency proof the subcommand asked for."""
     with store_from(args) as store:
         try:
-            proof = args.prove(store, args)
+            proof = args.prove(local_reader(store), args)
         except ValueError as error:
             raise UsageError(str(error)) from None
     _print_proof(args, proof)
     return 0
 
 
-def _print_proof(args: argparse.Namespace, proof: dict[str, object]) -> None:
+def _print_proof(args: argparse.Namespace, proof: InclusionProof | ConsistencyProof) -> None:
     if args.json:
         print_json(proof)
         return
-    for name, value in proof.items():
+    for name, value in proof.to_dict().items():
         if isinstance(value, list):
             print(f"{name}:")
             for item in value:
@@ -158,17 +162,16 @@ def _print_proof(args: argparse.Namespace, proof: dict[str, object]) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the whole log; exit 1 with findings when anything differs."""
     with store_from(args) as store:
+        reader = local_reader(store)
         try:
-            public = _public_key(args, store.get_meta("log_public_key"))
+            public = _public_key(args, reader.log_public_key())
             kept = parse_note(args.checkpoint.read_text()) if args.checkpoint else None
         except (LogKeyError, CheckpointError, OSError) as error:
             raise UsageError(str(error)) from None
-        with progress("verify", store.log_size(), enabled=not args.json) as bar:
-            report = verify_store(
-                store, public, lambda done, total: bar.update(bar.task_ids[0], completed=done)
-            )
+        with progress("verify", reader.log_length(), enabled=not args.json) as bar:
+            report = reader.verify(public, lambda done, total: bar.update(bar.task_ids[0], completed=done))
         if kept is not None and public is not None:
-            report.findings.extend(verify_against(store, kept, public))
+            report.findings.extend(reader.verify_extends(kept, public))
     if args.json:
         print_json(report.to_dict())
     elif report.ok:

@@ -7,9 +7,9 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from opslineage.cli.common import as_of, print_json, store_from
+from opslineage.cli.common import as_of, local_reader, print_json, store_from
 from opslineage.cli.render import why_tree, wide_console
-from opslineage.query import LS_KINDS, downstream, list_nodes, upstream, why
+from opslineage.query import LS_KINDS, why_view
 
 __all__ = ["add_parsers"]
 
@@ -53,19 +53,21 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def run_why(args: argparse.Namespace) -> int:
     """Print the why-chain; exit 1 when it is incomplete."""
     with store_from(args) as store:
-        chain = why(store, args.action, as_of(store, args.as_of))
+        reader = local_reader(store)
+        chain = reader.why(args.action, as_of(reader, args.as_of))
     if args.json:
         print_json(chain.to_dict())
     else:
-        wide_console().print(why_tree(chain))
+        wide_console().print(why_tree(why_view(chain)))
     return 0 if chain.complete else 1
 
 
 def run_walk(args: argparse.Namespace) -> int:
     """Print an upstream or downstream walk."""
-    walk = upstream if args.direction == "upstream" else downstream
     with store_from(args) as store:
-        graph = walk(store, args.node, args.depth, as_of(store, args.as_of))
+        reader = local_reader(store)
+        walk = reader.upstream if args.direction == "upstream" else reader.downstream
+        graph = walk(args.node, args.depth, as_of(reader, args.as_of))
     if args.json:
         print_json(graph.to_dict())
         return 0
@@ -80,13 +82,9 @@ def run_walk(args: argparse.Namespace) -> int:
 def run_ls(args: argparse.Namespace) -> int:
     """Print nodes of a kind."""
     with store_from(args) as store:
-        nodes = list_nodes(
-            store,
-            args.kind,
-            text=args.search,
-            limit=args.limit,
-            offset=args.offset,
-            as_of=as_of(store, args.as_of),
+        reader = local_reader(store)
+        nodes = reader.list_kind(
+            args.kind, text=args.search, limit=args.limit, offset=args.offset, as_of=as_of(reader, args.as_of)
         )
     if args.json:
         print_json([node.to_dict() for node in nodes])

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import uvicorn
-
 from opslineage.cli.common import store_from
-from opslineage.server import ServerSettings, create_app
 from opslineage.store import default_store_url
 
 __all__ = ["add_parser"]
@@ -43,6 +40,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    import uvicorn  # noqa: PLC0415 (the server's dependencies load only when it runs)
+
+    from opslineage.server import ServerSettings, create_app  # noqa: PLC0415
+
     url = args.store or default_store_url()
     store_from(args, create=True).close()
     app = create_app(ServerSettings(store=url, token=args.token, max_body=args.max_body, key=args.key))

@@ -7,10 +7,6 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from nats.errors import Error as NatsError
-
-from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe
-from opslineage.bus.worker import DEFAULT_DURABLE, run_worker
 from opslineage.cli.common import UsageError, print_json
 from opslineage.store import default_store_url
 
@@ -31,20 +27,19 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument(
         "--bus", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
     )
-    parser.add_argument("--stream", default=DEFAULT_STREAM, help=f"the stream (default {DEFAULT_STREAM})")
+    parser.add_argument("--stream", help="the stream (default: the bus's, OPSLINEAGE)")
     parser.add_argument(
         "--durable",
-        default=DEFAULT_DURABLE,
         metavar="NAME",
-        help=f"the durable consumer; workers with the same name share the work (default {DEFAULT_DURABLE})",
+        help="the durable consumer; workers with the same name share the work (default: the bus's, "
+        "opslineage-worker)",
     )
     parser.add_argument(
         "--batch", type=int, default=500, metavar="N", help="events per fetch and transaction (default 500)"
     )
     parser.add_argument(
         "--subject",
-        default=DEFAULT_SUBJECT,
-        help=f"the subject prefix of a stream created here (default {DEFAULT_SUBJECT})",
+        help="the subject prefix of a stream created here (default: the bus's, opslineage.events)",
     )
     parser.add_argument(
         "--deadletter",
@@ -58,6 +53,11 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Store events until stopped; print what was done."""
+    from nats.errors import Error as NatsError  # noqa: PLC0415 (nats-py loads only when a worker runs)
+
+    from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe  # noqa: PLC0415
+    from opslineage.bus.worker import DEFAULT_DURABLE, run_worker  # noqa: PLC0415
+
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     if not logging.getLogger().handlers and not logging.getLogger("opslineage").handlers:
@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
         stats = run_worker(
             args.bus,
             args.store or default_store_url(),
-            stream=args.stream,
-            durable=args.durable,
+            stream=args.stream or DEFAULT_STREAM,
+            durable=args.durable or DEFAULT_DURABLE,
             batch=args.batch,
-            subject=args.subject,
+            subject=args.subject or DEFAULT_SUBJECT,
             deadletter=args.deadletter,
         )
     except (NatsError, StreamMismatch, ValueError) as error:

@@ -22,10 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, key_id, parse_note
 from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signature
-from opslineage.ledger.log import checkpoint, inclusion, latest_checkpoint
 from opslineage.merkle import ProofError, leaf_hash, verify_inclusion
 from opslineage.model import InvalidEvent, canonical_json, parse_event
-from opslineage.query import NotFound, WhyChain, why
+from opslineage.query import NotFound, Reader, WhyChain, as_reader
 from opslineage.store import Store, open_store
 
 __all__ = [
@@ -68,49 +67,56 @@ def _chain_runs(chain: WhyChain) -> set[str]:
     return {link["run"].removeprefix("run:") for link in links if link and link.get("run")}
 
 
-def make_bundle(store: Store, action_id: str, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+def make_bundle(
+    source: Reader | Store, action_id: str, key: Ed25519PrivateKey | None = None
+) -> dict[str, Any]:
     """The bundle of ``action_id``'s why-chain. Signs a new checkpoint when none covers its events
     and ``key`` is given.
+
+    Args:
+        source: what to read: a reader, or a store (read as its local administrator).
+        action_id: the action's run id (or record).
+        key: the log key, to sign a checkpoint when none covers the chain.
 
     Raises:
         BundleError: the chain is incomplete, or no checkpoint covers it and there is no key.
     """
-    chain = why(store, action_id)
+    reader = as_reader(source)
+    chain = reader.why(action_id)
     if not chain.complete:
         raise BundleError(f"the why-chain of {action_id} is incomplete (missing {', '.join(chain.missing)})")
-    events = sorted((e for run in _chain_runs(chain) for e in store.events(run_id=run)), key=lambda e: e.seq)
+    events = sorted((e for run in _chain_runs(chain) for e in reader.run_events(run)), key=lambda e: e.seq)
     needed = events[-1].seq
-    signed = latest_checkpoint(store)
-    if signed is None or signed.tree_size < needed:
-        if key is None:
-            raise BundleError(
-                f"no signed checkpoint covers sequence {needed}: run `opslineage checkpoint` first"
-            )
-        signed = checkpoint(store, key)
+    signed = reader.covering_checkpoint(needed, key)
+    if signed is None:
+        raise BundleError(f"no signed checkpoint covers sequence {needed}: run `opslineage checkpoint` first")
     return {
         "format": BUNDLE_FORMAT,
         "action": action_id,
         "checkpoint": signed.note,
-        "public_key": signed.public_key or store.get_meta("log_public_key"),
+        "public_key": signed.public_key or reader.log_public_key(),
         "events": [
-            {"seq": e.seq, "event": e.event, "proof": _proof(store, e.seq, signed.tree_size)} for e in events
+            {"seq": e.seq, "event": e.event, "proof": _proof(reader, e.seq, signed.tree_size)} for e in events
         ],
     }
 
 
-def _proof(store: Store, seq: int, size: int) -> dict[str, Any]:
-    proof = inclusion(store, seq, size)
-    return {
-        "leaf_index": proof["leaf_index"],
-        "tree_size": proof["tree_size"],
-        "audit_path": proof["audit_path"],
-    }
+def _proof(reader: Reader, seq: int, size: int) -> dict[str, Any]:
+    proof = reader.inclusion_proof(seq, size)
+    return {"leaf_index": proof.leaf_index, "tree_size": proof.tree_size, "audit_path": proof.audit_path}
 
 
-def make_intoto(store: Store, action_id: str, key: Ed25519PrivateKey) -> dict[str, Any]:
-    """The bundle as an in-toto Statement v1 in a DSSE envelope signed with the log key."""
-    bundle = make_bundle(store, action_id, key)
-    chain = why(store, action_id)
+def make_intoto(source: Reader | Store, action_id: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The bundle as an in-toto Statement v1 in a DSSE envelope signed with the log key.
+
+    Args:
+        source: what to read: a reader, or a store (read as its local administrator).
+        action_id: the action's run id (or record).
+        key: the log key: it signs the envelope (and a checkpoint, when none covers the chain).
+    """
+    reader = as_reader(source)
+    bundle = make_bundle(reader, action_id, key)
+    chain = reader.why(action_id)
     subjects = [
         {"name": link["id"], "digest": {"sha256": link["digest"].removeprefix("sha256:")}}
         for link in [
@@ -190,7 +196,7 @@ def verify_bundle(document: dict[str, Any], public_key: str | None = None) -> Bu
     with tempfile.TemporaryDirectory() as scratch, open_store(f"sqlite:///{Path(scratch) / 'b.db'}") as store:
         store.ingest(parsed)
         try:
-            report.chain = why(store, bundle["action"])
+            report.chain = as_reader(store).why(bundle["action"])
         except (NotFound, InvalidEvent) as error:
             report.findings.append(f"the proven events do not make a complete why-chain: {error}")
             return report

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from opslineage.query import Reader, as_reader
 from opslineage.store import Store
 
 __all__ = ["export_openlineage"]
@@ -22,24 +23,27 @@ CHUNK = 1_000
 _encode = msgspec.json.Encoder().encode
 
 
-def export_openlineage(store: Store, out: BinaryIO, on_progress: Callable[[int], None] | None = None) -> int:
+def export_openlineage(
+    source: Reader | Store, out: BinaryIO, on_progress: Callable[[int], None] | None = None
+) -> int:
     """Write every event the store holds when called, one JSON object per line.
 
     Events appended while the export runs are left for the next one, so the file is the store
     as it stood at one sequence number.
 
     Args:
-        store: the store to read.
+        source: what to read: a reader, or a store (read as its local administrator).
         out: a binary stream to write the lines to.
         on_progress: called after each chunk with the number of events written so far.
 
     Returns:
         The number of events written.
     """
-    last = store.log_size()
+    reader = as_reader(source)
+    last = reader.log_length()
     after = written = 0
     while after < last:
-        chunk = store.events(after=after, limit=min(CHUNK, last - after))
+        chunk = reader.event_page(after=after, limit=min(CHUNK, last - after))
         if not chunk:
             break
         out.write(b"".join(_encode(stored.event) + b"\n" for stored in chunk))

@@ -1,6 +1,6 @@
 """W3C PROV export: the provenance graph as a PROV document, written as PROV-JSON.
 
-Built with the ``prov`` package from what the store interface gives (nodes, edges, events):
+Built with the ``prov`` package from what the read path gives (nodes, edges, events):
 
 - every run is a ``prov:Activity``, with start and end times from its events when known and
   its last event type as ``opslineage:state``;
@@ -30,14 +30,14 @@ from urllib.parse import quote
 
 from prov.model import PROV, PROV_N_MAP, PROV_ROLE, PROV_TYPE, Namespace, ProvDocument, QualifiedName
 
-from opslineage.store import NodeRecord, Store
+from opslineage.query import Edge, Reader, as_reader
+from opslineage.store import Store
 
 __all__ = ["NODE_NS", "OPSLINEAGE_NS", "export_prov_json", "to_prov"]
 
 OPSLINEAGE_NS = "https://opslineage.dev/ns#"
 NODE_NS = "https://opslineage.dev/node/"
 CHUNK = 1_000
-_ALL = 1 << 62
 _ENDS = frozenset({"COMPLETE", "FAIL", "ABORT"})
 _PROV_ROLE_KINDS = frozenset({"used", "wasGeneratedBy", "wasAssociatedWith"})  # where PROV-DM has prov:role
 
@@ -51,16 +51,17 @@ class _Times:
     state: str | None = None
 
 
-def to_prov(store: Store) -> ProvDocument:
+def to_prov(source: Reader | Store) -> ProvDocument:
     """The whole graph, as the store stands when called, as a PROV document.
 
     Args:
-        store: the store to read, through its interface only.
+        source: what to read: a reader, or a store (read as its local administrator).
 
     Returns:
         A document with one element per node and one relation per edge.
     """
-    as_of = store.log_size()
+    reader = as_reader(source)
+    as_of = reader.log_length()
     document = ProvDocument()
     ours = document.add_namespace("opslineage", OPSLINEAGE_NS)
     nodes = document.add_namespace("node", NODE_NS)
@@ -68,8 +69,8 @@ def to_prov(store: Store) -> ProvDocument:
     def name(node_id: str) -> QualifiedName:
         return nodes[quote(node_id, safe="")]
 
-    times = _run_times(store, as_of)
-    records = _all_nodes(store, as_of)
+    times = _run_times(reader, as_of)
+    records = reader.every_node(as_of)
     jobs: dict[str, QualifiedName] = {}
     for record in records:
         attributes: dict[Any, Any] = {
@@ -89,16 +90,16 @@ def to_prov(store: Store) -> ProvDocument:
             document.entity(name(record.id), attributes)
     for start in range(0, len(records), CHUNK):
         ids = [record.id for record in records[start : start + CHUNK]]
-        for src, dst, kind, role in store.edges(ids, direction="up", as_of=as_of):
-            _add_relation(document, ours, name, (src, dst, kind, role), jobs.get(src))
+        for edge in reader.neighbours(ids, direction="up", as_of=as_of):
+            _add_relation(document, ours, name, edge, jobs.get(edge.src))
     return document
 
 
-def export_prov_json(store: Store, out: TextIO) -> dict[str, int]:
+def export_prov_json(source: Reader | Store, out: TextIO) -> dict[str, int]:
     """Write the graph as one PROV-JSON document.
 
     Args:
-        store: the store to read.
+        source: what to read: a reader, or a store (read as its local administrator).
         out: a text stream to write the document to.
 
     Returns:
@@ -106,22 +107,17 @@ def export_prov_json(store: Store, out: TextIO) -> dict[str, int]:
         ``agent``, ``used``, ``wasGeneratedBy``, ``wasAssociatedWith``, ``wasDerivedFrom``,
         ``wasInformedBy``, ``wasInfluencedBy``); kinds with no record are left out.
     """
-    document = to_prov(store)
+    document = to_prov(source)
     document.serialize(out, format="json")
     out.write("\n")
     return dict(sorted(Counter(PROV_N_MAP[record.get_type()] for record in document.get_records()).items()))
 
 
-def _all_nodes(store: Store, as_of: int) -> list[NodeRecord]:
-    """Every node at ``as_of``, oldest first, in one query (paging by offset would be quadratic)."""
-    return store.find_nodes(limit=_ALL, as_of=as_of)[::-1]
-
-
-def _run_times(store: Store, as_of: int) -> dict[str, _Times]:
+def _run_times(reader: Reader, as_of: int) -> dict[str, _Times]:
     """Each run's first START time, last COMPLETE/FAIL/ABORT time and last event type."""
     runs: dict[str, _Times] = {}
     after = 0
-    while after < as_of and (chunk := store.events(after=after, limit=min(CHUNK, as_of - after))):
+    while after < as_of and (chunk := reader.event_page(after=after, limit=min(CHUNK, as_of - after))):
         for stored in chunk:
             if stored.run_id is None:  # a DatasetEvent or JobEvent
                 continue
@@ -140,11 +136,11 @@ def _add_relation(
     document: ProvDocument,
     ours: Namespace,
     name: Callable[[str], QualifiedName],
-    edge: tuple[str, str, str, str | None],
+    edge: Edge,
     plan: QualifiedName | None,
 ) -> None:
-    """Add one edge (src, dst, kind, role) as its PROV relation, tagged with our edge kind."""
-    src, dst, kind, role = edge
+    """Add one edge as its PROV relation, tagged with our edge kind."""
+    src, dst, kind, role = edge.src, edge.dst, edge.kind, edge.role
     attributes: dict[Any, Any] = {ours["kind"]: kind}
     if role is not None:
         attributes[PROV_ROLE if kind in _PROV_ROLE_KINDS else ours["role"]] = role

@@ -1,7 +1,10 @@
-"""Questions asked of the graph: upstream, downstream, listing by kind, and ``why`` an action happened.
+"""The read path: who reads (:class:`Principal`), through what (:class:`Reader`), and the questions asked.
 
-Every function takes an ``as_of`` sequence number (see :meth:`Store.as_of_seq`) and then answers
-as the store stood when that event was the last one committed.
+The questions: upstream, downstream, listing by kind, one node's detail, ``why`` an action happened
+(and its tree view), the events and the transparency log. Every function takes an ``as_of``
+sequence number (see :meth:`Reader.sequence_at`) and then answers as the store stood when that
+event was the last one committed. The HTTP API, the CLI and the exports read only through a
+:class:`Reader`; the functions taking a store are for the layers beside this one.
 """
 
 from opslineage.query.lineage import (
@@ -14,17 +17,35 @@ from opslineage.query.lineage import (
     resolve_node,
     upstream,
 )
+from opslineage.query.nodes import Edge, NodeDetail, NodeEdges, NodePage, node_detail
+from opslineage.query.principal import Principal
+from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
 from opslineage.query.why import WhyChain, why
+from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
 
 __all__ = [
     "LS_KINDS",
+    "ConsistencyProof",
+    "Edge",
+    "InclusionProof",
     "LineageGraph",
+    "NodeDetail",
+    "NodeEdges",
+    "NodePage",
     "NotFound",
+    "Principal",
+    "Reader",
+    "Span",
     "WhyChain",
+    "WhyNode",
+    "WhyView",
+    "as_reader",
     "count_kinds",
     "downstream",
     "list_nodes",
+    "node_detail",
     "resolve_node",
     "upstream",
     "why",
+    "why_view",
 ]

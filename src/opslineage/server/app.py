@@ -1,12 +1,14 @@
 """The FastAPI application behind ``opslineage serve``.
 
 It shares the store (and the log) with the CLI: what one writes, the other reads. Each worker
-thread has its own store connection. Every error is a JSON body ``{"error", "detail"}`` (plus
+thread has its own store connection; every read route reads through a
+:class:`~opslineage.query.Reader` for the caller's :class:`~opslineage.query.Principal`. Every error is a JSON body ``{"error", "detail"}`` (plus
 ``field`` when one field is at fault) with a 4xx status; nothing of a rejected request is stored.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 import zlib
@@ -21,9 +23,9 @@ from fastapi.responses import JSONResponse, Response
 from opslineage._version import __version__
 from opslineage.interop import BundleError, make_bundle
 from opslineage.ledger.keys import key_path, load_private_key
-from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, maybe_checkpoint
+from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, parse_event
-from opslineage.query import LS_KINDS, NotFound, downstream, list_nodes, resolve_node, upstream, why
+from opslineage.query import LS_KINDS, NotFound, Principal, Reader, why_view
 from opslineage.server.marquez import marquez_lineage
 from opslineage.store import Store, StoreError, open_store
 
@@ -100,6 +102,14 @@ class _Context:
             raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported")
         return data
 
+    def reader(self, request: Request) -> Reader:
+        """This thread's store as the caller of ``request`` reads it: the bearer of the server's
+        token, or an anonymous caller."""
+        token = self.settings.token
+        shown = request.headers.get("authorization", "")
+        bearer = token is not None and hmac.compare_digest(shown.encode(), f"Bearer {token}".encode())
+        return Reader(self.store(), Principal.bearer() if bearer else Principal.anonymous())
+
     def authorize(self, request: Request) -> None:
         token = self.settings.token
         if token and request.headers.get("authorization") != f"Bearer {token}":
@@ -149,10 +159,10 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
-    def readyz() -> JSONResponse:
+    def readyz(request: Request) -> JSONResponse:
         """The store answers."""
         try:
-            events = context.store().log_size()
+            events = context.reader(request).log_length()
         except Exception as error:
             return JSONResponse({"status": "unavailable", "detail": str(error)}, status_code=503)
         return JSONResponse({"status": "ready", "events": events})
@@ -217,20 +227,27 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
 
 def _query_routes(app: FastAPI, context: _Context) -> None:
     @app.get("/api/v1/lineage", tags=["query"])
-    def lineage(nodeId: str, depth: int = 20) -> Response:  # noqa: N803 - Marquez's parameter name
+    def lineage(request: Request, nodeId: str, depth: int = 20) -> Response:  # noqa: N803 - Marquez's name
         """The job/dataset graph around a node, in the shape Marquez answers."""
         if depth < 0:
             raise ApiError(400, "invalid_request", "depth must be 0 or more", "depth")
-        return _json(marquez_lineage(context.store(), nodeId, depth))
+        return _json(marquez_lineage(context.reader(request), nodeId, depth))
 
     @app.get("/api/v1/why/{node_id:path}", tags=["query"])
-    def why_chain(node_id: str, as_of: datetime | None = None) -> Response:
+    def why_chain(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
         """Why an action happened and what it did: the structured chain back to its sources."""
-        target = context.store()
-        return _json(why(target, node_id, _as_of(target, as_of)).to_dict())
+        reader = context.reader(request)
+        return _json(reader.why(node_id, reader.sequence_at(as_of)).to_dict())
+
+    @app.get("/api/v1/why-tree/{node_id:path}", tags=["query"])
+    def why_tree(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
+        """The why-chain as the tree of lines ``opslineage why`` draws (spans with a style each)."""
+        reader = context.reader(request)
+        return _json(why_view(reader.why(node_id, reader.sequence_at(as_of))))
 
     @app.get("/api/v1/nodes", tags=["query"])
     def nodes(
+        request: Request,
         kind: str | None = None,
         q: str | None = None,
         limit: int = 50,
@@ -244,84 +261,65 @@ def _query_routes(app: FastAPI, context: _Context) -> None:
             raise ApiError(
                 400, "invalid_request", f"unknown kind {kind!r}; one of {', '.join(LS_KINDS)}", "kind"
             )
-        target = context.store()
-        bound = _as_of(target, as_of)
-        found = (
-            list_nodes(target, kind, text=q, limit=limit + 1, offset=offset, as_of=bound)
-            if kind
-            else target.find_nodes(text=q, limit=limit + 1, offset=offset, as_of=bound)
-        )
-        return _json(
-            {
-                "nodes": [n.to_dict() for n in found[:limit]],
-                "limit": limit,
-                "offset": offset,
-                "next_offset": offset + limit if len(found) > limit else None,
-            }
-        )
+        reader = context.reader(request)
+        page = reader.page(kind, text=q, limit=limit, offset=offset, as_of=reader.sequence_at(as_of))
+        return _json(page.to_dict())
 
     @app.get("/api/v1/nodes/{node_id:path}", tags=["query"])
-    def node(node_id: str, as_of: datetime | None = None) -> Response:
+    def node(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
         """One node: its columns, its content or facets, and its edges."""
-        target = context.store()
-        bound = _as_of(target, as_of)
-        record = resolve_node(target, node_id, bound)
-        answer = record.to_dict()
-        found = target.nodes_with_content([record.id], bound).get(record.id)
-        if found and found[1] is not None:
-            answer["content"] = msgspec.json.decode(found[1])
-        answer["facets"] = _facets(target, record.id, bound)
-        answer["edges"] = {
-            "out": [_edge(e) for e in target.edges([record.id], direction="up", as_of=bound)],
-            "in": [_edge(e) for e in target.edges([record.id], direction="down", as_of=bound)],
-        }
-        return _json(answer)
+        reader = context.reader(request)
+        return _json(reader.detail(node_id, reader.sequence_at(as_of)))
 
     @app.get("/api/v1/upstream/{node_id:path}", tags=["query"])
-    def upstream_of(node_id: str, depth: int = 10, as_of: datetime | None = None) -> Response:
+    def upstream_of(
+        request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
+    ) -> Response:
         """Everything a node came from."""
-        target = context.store()
-        return _json(upstream(target, node_id, depth, _as_of(target, as_of)).to_dict())
+        reader = context.reader(request)
+        return _json(reader.upstream(node_id, depth, reader.sequence_at(as_of)).to_dict())
 
     @app.get("/api/v1/downstream/{node_id:path}", tags=["query"])
-    def downstream_of(node_id: str, depth: int = 10, as_of: datetime | None = None) -> Response:
+    def downstream_of(
+        request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
+    ) -> Response:
         """Everything that came from a node."""
-        target = context.store()
-        return _json(downstream(target, node_id, depth, _as_of(target, as_of)).to_dict())
+        reader = context.reader(request)
+        return _json(reader.downstream(node_id, depth, reader.sequence_at(as_of)).to_dict())
 
 
 def _log_routes(app: FastAPI, context: _Context) -> None:
     @app.get("/api/v1/log/checkpoint", tags=["log"])
-    def log_checkpoint() -> dict[str, Any]:
+    def log_checkpoint(request: Request) -> dict[str, Any]:
         """The latest signed checkpoint, as ``opslineage checkpoint --json`` prints it."""
-        found = latest_checkpoint(context.store())
+        found = context.reader(request).signed_checkpoint()
         if found is None:
             raise ApiError(404, "not_found", "no checkpoint has been signed yet (opslineage checkpoint)")
         return {**found.to_dict(), "note": found.note}
 
     @app.get("/api/v1/log/proof/inclusion", tags=["log"])
-    def proof_inclusion(seq: int, tree_size: int | None = None) -> dict[str, Any]:
+    def proof_inclusion(request: Request, seq: int, tree_size: int | None = None) -> dict[str, Any]:
         """The RFC 9162 inclusion proof of an event."""
         try:
-            return inclusion(context.store(), seq, tree_size)
+            return context.reader(request).inclusion_proof(seq, tree_size).to_dict()
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "seq") from None
 
     @app.get("/api/v1/log/proof/consistency", tags=["log"])
-    def proof_consistency(first: int, second: int) -> dict[str, Any]:
+    def proof_consistency(request: Request, first: int, second: int) -> dict[str, Any]:
         """The RFC 9162 consistency proof between two tree sizes."""
         try:
-            return consistency(context.store(), first, second)
+            return context.reader(request).consistency_proof(first, second).to_dict()
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "first") from None
 
     @app.get("/api/v1/bundle/{action_id:path}", tags=["log"])
-    def bundle(action_id: str) -> Response:
+    def bundle(request: Request, action_id: str) -> Response:
         """The audit bundle of an action (see ``opslineage export --format bundle``)."""
         path = key_path(context.settings.key)
         try:
             document = make_bundle(
-                context.store(), action_id, load_private_key(path) if path.exists() else None
+                context.reader(request), action_id, load_private_key(path) if path.exists() else None
             )
         except BundleError as error:
             raise ApiError(409, "no_checkpoint", str(error)) from None
@@ -342,42 +340,3 @@ def _batch_items(data: bytes) -> list[Any]:
             raise ApiError(400, "invalid_request", f"malformed JSON array: {error}") from None
         return list(items)
     return [line for line in data.split(b"\n") if line.strip()]
-
-
-def _as_of(target: Store, when: datetime | None) -> int | None:
-    return None if when is None else target.as_of_seq(when)
-
-
-def _edge(edge: tuple[str, str, str, str | None]) -> dict[str, Any]:
-    src, dst, kind, role = edge
-    return {"src": src, "dst": dst, "kind": kind, **({"role": role} if role else {})}
-
-
-def _facets(target: Store, node_id: str, as_of: int | None, recent: int = 20) -> dict[str, Any]:
-    """The facets recorded on a node (a run's, a job's or a dataset's), the newest value per name."""
-    record = resolve_node(target, node_id, as_of)
-    if record.kind == "run":
-        events = target.events(run_id=record.id.partition(":")[2])
-    elif record.kind == "job":
-        runs = target.find_nodes(
-            kind="run", namespace=record.namespace, name=record.name, limit=recent, as_of=as_of
-        )
-        events = sorted(
-            (e for run in runs for e in target.events(run_id=run.id.partition(":")[2])), key=lambda e: e.seq
-        )
-    else:
-        seqs = sorted(target.touching_seqs(record.id, recent, as_of))
-        events = [e for seq in seqs for e in target.events(after=seq - 1, limit=1)]
-    merged: dict[str, Any] = {}
-    for stored in events:
-        event = stored.event
-        if record.kind in ("run", "job"):
-            merged.update((event.get(record.kind) or {}).get("facets") or {})
-            continue
-        datasets = [*(event.get("inputs") or []), *(event.get("outputs") or [])]
-        if isinstance(event.get("dataset"), dict):
-            datasets.append(event["dataset"])
-        for dataset in datasets:
-            if (dataset.get("namespace"), dataset.get("name")) == (record.namespace, record.name):
-                merged.update(dataset.get("facets") or {})
-    return merged

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from opslineage.model import parse_node_id
-from opslineage.query import resolve_node
-from opslineage.store import NodeRecord, Store
+from opslineage.query import Reader
+from opslineage.store import NodeRecord
 
 __all__ = ["marquez_lineage"]
 
@@ -23,13 +23,13 @@ def _dataset_id(record: NodeRecord) -> str:
     return f"dataset:{record.namespace}:{record.name}"
 
 
-def marquez_lineage(store: Store, node_id: str, depth: int = 20) -> dict[str, Any]:
+def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> dict[str, Any]:
     """The job/dataset graph around ``node_id`` (a Marquez id, or any of ours), ``depth`` hops away.
 
     Raises:
         InvalidEvent: a malformed id. NotFound: no such node.
     """
-    start = resolve_node(store, node_id)
+    start = reader.resolve(node_id)
     first = f"job:{start.namespace}:{start.name}" if start.kind in ("run", "job") else _dataset_id(start)
     graph: dict[str, dict[str, Any]] = {}
     frontier = [first]
@@ -38,7 +38,7 @@ def marquez_lineage(store: Store, node_id: str, depth: int = 20) -> dict[str, An
         for node in frontier:
             if node in graph:
                 continue
-            graph[node] = _expand(store, node)
+            graph[node] = _expand(reader, node)
             nxt += [edge["destination"] for edge in graph[node]["outEdges"]]
             nxt += [edge["origin"] for edge in graph[node]["inEdges"]]
         frontier = nxt
@@ -48,29 +48,25 @@ def marquez_lineage(store: Store, node_id: str, depth: int = 20) -> dict[str, An
     return {"graph": list(graph.values())}
 
 
-def _expand(store: Store, node: str) -> dict[str, Any]:
+def _expand(reader: Reader, node: str) -> dict[str, Any]:
     parsed = parse_node_id(node)
     kind, namespace, name = parsed.kind, parsed.namespace, parsed.name
     if kind == "job":
-        members = store.find_nodes(kind="run", namespace=namespace, name=name, limit=_MAX_RUNS)
-        members += store.find_nodes(kind="job", namespace=namespace, name=name, limit=1)
+        members = reader.search(kind="run", namespace=namespace, name=name, limit=_MAX_RUNS)
+        members += reader.search(kind="job", namespace=namespace, name=name, limit=1)
     else:
         members = [
             m
-            for m in store.find_nodes(namespace=namespace, name=name, limit=_MAX_RUNS)
+            for m in reader.search(namespace=namespace, name=name, limit=_MAX_RUNS)
             if m.kind in _DATASET_KINDS
         ]
     ids = [m.id for m in members]
-    up = store.edges(ids, direction="up", kinds=["used", "wasGeneratedBy"])
-    down = store.edges(ids, direction="down", kinds=["used", "wasGeneratedBy"])
-    others = store.nodes({dst for _, dst, _, _ in up} | {src for src, _, _, _ in down})
+    up = reader.neighbours(ids, direction="up", kinds=["used", "wasGeneratedBy"])
+    down = reader.neighbours(ids, direction="down", kinds=["used", "wasGeneratedBy"])
+    others = reader.records({edge.dst for edge in up} | {edge.src for edge in down})
     reads, writes = ("used", "wasGeneratedBy") if kind == "job" else ("wasGeneratedBy", "used")
-    in_edges = {
-        (_fold(others[dst]), node) for _, dst, relation, _ in up if dst in others and relation == reads
-    }
-    out_edges = {
-        (node, _fold(others[src])) for src, _, relation, _ in down if src in others and relation == writes
-    }
+    in_edges = {(_fold(others[e.dst]), node) for e in up if e.dst in others and e.kind == reads}
+    out_edges = {(node, _fold(others[e.src])) for e in down if e.src in others and e.kind == writes}
     return {
         "id": node,
         "type": "JOB" if kind == "job" else "DATASET",

@@ -1,0 +1,234 @@
+"""The read path: every read that the HTTP API, the CLI and the exports make, for a :class:`Principal`.
+
+A :class:`Reader` binds a store to the principal reading it. The graph (nodes, walks, why-chains,
+one node's detail), the events and the transparency log (checkpoints, proofs, ``verify``) are read
+through it and nothing else: ``tests/test_read_path.py`` fails when ``server/``, ``cli/`` or
+``interop/`` call a store read method or a store-taking query or ledger read themselves. Roles,
+record-level access control and the audit of reads are enforced here, and only here.
+
+Every answer is a typed value (a msgspec Struct or a dataclass). Method names differ from the
+store's read methods on purpose, so that a call can be told from its name alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from opslineage.ledger.checkpoint import Checkpoint
+from opslineage.ledger.log import checkpoint, consistency, inclusion, latest_checkpoint
+from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
+from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resolve_node, upstream
+from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
+from opslineage.query.principal import Principal
+from opslineage.query.why import WhyChain, why
+from opslineage.store import NodeRecord, Store, StoredEvent
+
+__all__ = ["ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
+
+
+class InclusionProof(msgspec.Struct, frozen=True):
+    """RFC 9162 proof that the event of sequence ``leaf_index + 1`` is in the tree of ``tree_size``."""
+
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    root_hash: str
+    audit_path: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, in field order."""
+        return msgspec.structs.asdict(self)
+
+
+class ConsistencyProof(msgspec.Struct, frozen=True):
+    """RFC 9162 proof that the tree of ``second`` leaves extends the tree of ``first`` leaves."""
+
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, in field order."""
+        return msgspec.structs.asdict(self)
+
+
+class Reader:
+    """A store as one principal reads it.
+
+    Args:
+        store: the store to read (its owner keeps it open and closes it).
+        principal: who is reading.
+    """
+
+    def __init__(self, store: Store, principal: Principal) -> None:
+        self._store = store
+        self.principal = principal
+
+    # Time.
+
+    def sequence_at(self, when: datetime | None) -> int | None:
+        """The last sequence number committed at ``when`` (None for None: now)."""
+        return None if when is None else self._store.as_of_seq(when)
+
+    # The graph.
+
+    def resolve(self, node_id: str, as_of: int | None = None) -> NodeRecord:
+        """The node any id form names (see :func:`~opslineage.query.resolve_node`).
+
+        Raises:
+            InvalidEvent: a malformed id. NotFound: no such node.
+        """
+        return resolve_node(self._store, node_id, as_of)
+
+    def records(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+        """Nodes by exact id; ids with no node are left out."""
+        return self._store.nodes(ids, as_of)
+
+    def search(
+        self,
+        *,
+        kind: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+        as_of: int | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes of an id kind (``run``, ``job`` …) and naming columns, newest first."""
+        return self._store.find_nodes(kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of)
+
+    def every_node(self, as_of: int) -> list[NodeRecord]:
+        """Every node at ``as_of``, oldest first, in one query."""
+        return self._store.find_nodes(limit=1 << 62, as_of=as_of)[::-1]
+
+    def list_kind(
+        self,
+        kind: str,
+        *,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        as_of: int | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes of one ``ls`` kind, newest first (see :func:`~opslineage.query.list_nodes`).
+
+        Raises:
+            InvalidEvent: not an ``ls`` kind.
+        """
+        return list_nodes(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+
+    def page(
+        self,
+        kind: str | None = None,
+        *,
+        text: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        as_of: int | None = None,
+    ) -> NodePage:
+        """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts."""
+        return node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+
+    def detail(self, node_id: str, as_of: int | None = None) -> NodeDetail:
+        """One node with its content, facets and edges.
+
+        Raises:
+            InvalidEvent: a malformed id. NotFound: no such node.
+        """
+        return node_detail(self._store, node_id, as_of)
+
+    def neighbours(
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+    ) -> list[Edge]:
+        """Edges leaving (``up``) or entering (``down``) any of ``ids``, of ``kinds`` when given."""
+        return edges_of(self._store.edges(ids, direction=direction, kinds=kinds, as_of=as_of))
+
+    def upstream(self, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+        """Everything ``node_id`` came from, up to ``depth`` edges away."""
+        return upstream(self._store, node_id, depth, as_of)
+
+    def downstream(self, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+        """Everything that came from ``node_id``, up to ``depth`` edges away."""
+        return downstream(self._store, node_id, depth, as_of)
+
+    def why(self, node_id: str, as_of: int | None = None) -> WhyChain:
+        """The causal chain behind an action or a decision.
+
+        Raises:
+            NotFound: no such node, or neither an action nor a decision.
+        """
+        return why(self._store, node_id, as_of)
+
+    # The events.
+
+    def log_length(self) -> int:
+        """How many events the store holds (the last sequence number)."""
+        return self._store.log_size()
+
+    def event_page(self, *, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Stored events with sequence numbers after ``after``, at most ``limit``, in order."""
+        return self._store.events(after=after, limit=limit)
+
+    def run_events(self, run_id: str) -> list[StoredEvent]:
+        """Every event of one run (its UUID), in sequence order."""
+        return self._store.events(run_id=run_id)
+
+    # The transparency log.
+
+    def log_public_key(self) -> str | None:
+        """The log's public key (base64) as the store recorded it, if the log was initialised."""
+        return self._store.get_meta("log_public_key")
+
+    def signed_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint of the largest tree size kept, if any."""
+        return latest_checkpoint(self._store)
+
+    def covering_checkpoint(self, seq: int, key: Ed25519PrivateKey | None) -> Checkpoint | None:
+        """The newest checkpoint if it covers ``seq``; else one signed now with ``key``; else None."""
+        signed = latest_checkpoint(self._store)
+        if signed is not None and signed.tree_size >= seq:
+            return signed
+        return None if key is None else checkpoint(self._store, key)
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """The inclusion proof of event ``seq`` in the tree of ``tree_size`` (default: now).
+
+        Raises:
+            ValueError: ``seq`` or ``tree_size`` outside the log.
+        """
+        return msgspec.convert(inclusion(self._store, seq, tree_size), InclusionProof)
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """The proof that the tree of ``second`` leaves extends the tree of ``first`` leaves.
+
+        Raises:
+            ValueError: sizes outside the log, or ``first`` > ``second``.
+        """
+        return msgspec.convert(consistency(self._store, first, second), ConsistencyProof)
+
+    def verify(
+        self, public_key: Ed25519PublicKey | None, on_progress: Callable[[int, int], None] | None = None
+    ) -> VerifyReport:
+        """Rebuild the log from the stored events and check every leaf, node and checkpoint."""
+        return verify_store(self._store, public_key, on_progress)
+
+    def verify_extends(self, kept: Checkpoint, public_key: Ed25519PublicKey) -> list[Finding]:
+        """What does not hold in the claim that today's log extends the checkpoint ``kept``."""
+        return verify_against(self._store, kept, public_key)
+
+    # The archive tier.
+
+    def archived_through(self) -> int:
+        """The last sequence number whose event is archived (0 when none is)."""
+        return max((segment.last_seq for segment in self._store.segments()), default=0)
+
+
+def as_reader(source: Reader | Store) -> Reader:
+    """``source`` itself when it is a reader; a store given directly is read by its local administrator
+    (whoever holds an open store could read it anyway)."""
+    return source if isinstance(source, Reader) else Reader(source, Principal.local_admin())

@@ -1,0 +1,205 @@
+"""The why-chain as a tree a responder can follow at 3 a.m., independent of how it is drawn.
+
+:func:`why_view` turns a :class:`~opslineage.query.WhyChain` into a :class:`WhyView`: a tree of
+lines, each a run of :class:`Span` texts with a semantic style (``strong``, ``warning``, ``error``).
+The CLI draws it with rich, the HTTP API serialises it, and the web pages will lay it out: all
+three say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from opslineage.query.why import WhyChain
+
+__all__ = ["ERROR", "STRONG", "WARNING", "Span", "WhyNode", "WhyView", "short", "when", "why_view"]
+
+STRONG = "strong"
+WARNING = "warning"
+ERROR = "error"
+
+
+class Span(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A piece of a line's text and how to stress it (None: plainly)."""
+
+    text: str
+    style: str | None = None
+
+
+class WhyNode(msgspec.Struct):
+    """One line of the tree (it may hold line breaks) and the lines under it."""
+
+    spans: list[Span]
+    children: list[WhyNode] = msgspec.field(default_factory=list)
+
+    def add(self, *spans: Span) -> WhyNode:
+        """Append a child line made of ``spans``; returns it."""
+        child = WhyNode(list(spans))
+        self.children.append(child)
+        return child
+
+
+class WhyView(msgspec.Struct):
+    """The tree of a why-chain: action and effects at the root, sources at the leaves."""
+
+    complete: bool
+    root: WhyNode
+
+
+def short(digest: str | None) -> str:
+    """A digest cut to 12 hex digits for reading (the chain itself holds it whole)."""
+    if not digest:
+        return "?"
+    algo, _, hexdigest = digest.removeprefix("entity:").partition(":")
+    return f"{algo}:{hexdigest[:12]}" if hexdigest else digest[:19]
+
+
+def when(stamp: str | None) -> str:
+    """``2026-01-05T14:35:00.000Z`` → ``2026-01-05 14:35:00Z``."""
+    return (stamp or "?").replace("T", " ").replace(".000Z", "Z")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def why_view(chain: WhyChain) -> WhyView:
+    """The chain as a tree of lines."""
+    root = _action(chain)
+    decision = chain.decision
+    if decision is None:
+        root.add(Span("decision: missing from the store", ERROR))
+        return _missing(root, chain)
+    node = _decision(root, decision, chain.policy)
+    prediction = chain.prediction
+    if prediction is not None:
+        node = node.add(
+            Span("prediction", STRONG),
+            Span(
+                f" {short(prediction['digest'])} — score {_number(prediction['score'])} ({prediction['label']})"
+            ),
+        )
+        if chain.model is not None:
+            model = chain.model
+            node.add(
+                Span("model", STRONG),
+                Span(
+                    f" {model['name']}@{model['version']} artifact {short(model['artifact_digest'])}"
+                    f" ({model['framework']})"
+                ),
+            )
+        if chain.features is not None:
+            _features(node, chain.features, chain)
+    return _missing(root, chain)
+
+
+def _action(chain: WhyChain) -> WhyNode:
+    action = chain.action
+    if action is None:
+        return WhyNode([Span("no action", STRONG), Span(": the decision below did not fire")])
+    status = action["status"] + (f" ({action['reason']})" if action.get("reason") else "")
+    root = WhyNode(
+        [
+            Span(f"action {action['type']} → {action['target']}", STRONG),
+            Span(
+                f"  {status}\n{action.get('run', '?')}  {when(action['started_at'])} → {when(action['ended_at'])}\n"
+                f"executor {action['executor']}"
+                + (f" · approver {action['approver']}" if action.get("approver") else "")
+                + f" · params {msgspec.json.encode(action.get('params', {})).decode()}"
+            ),
+        ]
+    )
+    if not chain.effects:
+        root.add(Span("effect: not observed yet", WARNING))
+    for effect in chain.effects:
+        change = (
+            f"{effect['metric']} {_number(effect['before'])} → {_number(effect['after'])}"
+            if effect.get("metric")
+            else "no metric covers the target"
+        )
+        root.add(
+            Span(f"effect: {effect['outcome']}", STRONG),
+            Span(
+                f" — {change} over {when(effect['window_start'])} → {when(effect['window_end'])} "
+                f"({effect['samples_before']} samples before, {effect['samples_after']} after)"
+            ),
+        )
+    return root
+
+
+def _decision(root: WhyNode, decision: dict[str, Any], policy: dict[str, Any] | None) -> WhyNode:
+    breaches = "; ".join(
+        f"{b['input']} {_number(b['value'])} {b['op']} {_number(b['threshold'])}"
+        for b in decision.get("breaches", [])
+    )
+    node = root.add(
+        Span("decision", STRONG),
+        Span(
+            f" {short(decision['digest'])} — {'fired' if decision['fired'] else 'did not fire'} "
+            f"at {when(decision['decided_at'])}"
+            + (f"\nbreach: {breaches}" if breaches else "")
+            + f"\nrationale: {decision['rationale']}"
+        ),
+    )
+    if policy is not None:
+        node.add(
+            Span("policy", STRONG),
+            Span(
+                f" {policy['name']}@{policy['version']} ({short(policy['digest'])}) risk {policy['risk_class']}"
+                f"\nrule: {_filled(policy['rule'], policy['thresholds'])}"
+            ),
+        )
+    return node
+
+
+def _features(parent: WhyNode, features: dict[str, Any], chain: WhyChain) -> None:
+    transform = features["transform"]
+    node = parent.add(
+        Span("features", STRONG),
+        Span(
+            f" {short(features['digest'])} — {transform['name']} code {transform['code_version']}"
+            f"{'' if transform.get('deterministic', True) else ' (stochastic)'}, "
+            f"window {when(features['window_start'])} → {when(features['window_end'])}"
+        ),
+    )
+    shown, hidden = _notable(chain.snapshots), 0
+    for index, snapshot in enumerate(chain.snapshots):
+        if index not in shown:
+            hidden += 1
+            continue
+        if hidden:
+            node.add(Span(f"… {hidden} more snapshot(s), same schema (all of them: --json)"))
+            hidden = 0
+        line = [
+            Span(
+                f"snapshot {short(snapshot['digest'])} {snapshot['source']} "
+                f"{when(snapshot['window_start'])} → {when(snapshot['window_end'])}, "
+                f"{snapshot['row_count']} row(s), schema {short(snapshot['schema_fingerprint'])}"
+            )
+        ]
+        if snapshot.get("schema_change_from"):
+            line.append(
+                Span(f" schema changed from {short(snapshot['previous_schema_fingerprint'])}", WARNING)
+            )
+        node.add(*line)
+    for source in chain.sources:
+        node.add(Span("source", STRONG), Span(f" {source['id']}"))
+
+
+def _filled(rule: str, thresholds: dict[str, float]) -> str:
+    """A rule with its threshold names replaced by their values."""
+    return re.sub(r"\{(\w+)\}", lambda m: _number(thresholds.get(m.group(1), m.group(0))), rule)
+
+
+def _notable(snapshots: list[dict[str, Any]]) -> set[int]:
+    """Which snapshots to show: the first, the last, and every one where the schema changed."""
+    return {0, len(snapshots) - 1} | {i for i, s in enumerate(snapshots) if s.get("schema_change_from")}
+
+
+def _missing(root: WhyNode, chain: WhyChain) -> WhyView:
+    for node_id in chain.missing:
+        root.add(Span(f"missing from the store: {node_id}", ERROR))
+    return WhyView(chain.complete, root)
