@@ -7,23 +7,63 @@ under a dataset name, models, policies, sources) into ``dataset:<namespace>:<nam
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
 from opslineage.model import parse_node_id
 from opslineage.query import Reader
 from opslineage.store import NodeRecord
 
-__all__ = ["marquez_lineage"]
+__all__ = ["MarquezData", "MarquezEdge", "MarquezGraph", "MarquezName", "MarquezNode", "marquez_lineage"]
 
 _DATASET_KINDS = ("dataset", "entity", "model", "policy", "source")
 _MAX_RUNS = 500  # runs of one job folded into it, newest first
+
+
+class MarquezEdge(msgspec.Struct, frozen=True):
+    """An edge between two jobs or datasets."""
+
+    origin: str
+    destination: str
+
+
+class MarquezName(msgspec.Struct, frozen=True):
+    """A job's or dataset's name in its namespace."""
+
+    namespace: str | None
+    name: str | None
+
+
+class MarquezData(msgspec.Struct, frozen=True):
+    """What Marquez says of a node: its name, its type and how many versions (runs) it folds."""
+
+    id: MarquezName
+    namespace: str | None
+    name: str | None
+    type: str
+    versions: int
+
+
+class MarquezNode(msgspec.Struct):
+    """One job or dataset of the graph with the edges into and out of it."""
+
+    id: str
+    type: str
+    data: MarquezData
+    in_edges: list[MarquezEdge] = msgspec.field(name="inEdges")
+    out_edges: list[MarquezEdge] = msgspec.field(name="outEdges")
+
+
+class MarquezGraph(msgspec.Struct):
+    """The answer of ``GET /api/v1/lineage``."""
+
+    graph: list[MarquezNode]
 
 
 def _dataset_id(record: NodeRecord) -> str:
     return f"dataset:{record.namespace}:{record.name}"
 
 
-def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> dict[str, Any]:
+def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> MarquezGraph:
     """The job/dataset graph around ``node_id`` (a Marquez id, or any of ours), ``depth`` hops away.
 
     Raises:
@@ -31,7 +71,7 @@ def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> dict[str, 
     """
     start = reader.resolve(node_id)
     first = f"job:{start.namespace}:{start.name}" if start.kind in ("run", "job") else _dataset_id(start)
-    graph: dict[str, dict[str, Any]] = {}
+    graph: dict[str, MarquezNode] = {}
     frontier = [first]
     for _ in range(depth + 1):
         nxt = []
@@ -39,16 +79,16 @@ def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> dict[str, 
             if node in graph:
                 continue
             graph[node] = _expand(reader, node)
-            nxt += [edge["destination"] for edge in graph[node]["outEdges"]]
-            nxt += [edge["origin"] for edge in graph[node]["inEdges"]]
+            nxt += [edge.destination for edge in graph[node].out_edges]
+            nxt += [edge.origin for edge in graph[node].in_edges]
         frontier = nxt
     for entry in graph.values():  # keep only edges whose both ends are in the answer
-        entry["inEdges"] = [e for e in entry["inEdges"] if e["origin"] in graph]
-        entry["outEdges"] = [e for e in entry["outEdges"] if e["destination"] in graph]
-    return {"graph": list(graph.values())}
+        entry.in_edges = [e for e in entry.in_edges if e.origin in graph]
+        entry.out_edges = [e for e in entry.out_edges if e.destination in graph]
+    return MarquezGraph(list(graph.values()))
 
 
-def _expand(reader: Reader, node: str) -> dict[str, Any]:
+def _expand(reader: Reader, node: str) -> MarquezNode:
     parsed = parse_node_id(node)
     kind, namespace, name = parsed.kind, parsed.namespace, parsed.name
     if kind == "job":
@@ -67,19 +107,20 @@ def _expand(reader: Reader, node: str) -> dict[str, Any]:
     reads, writes = ("used", "wasGeneratedBy") if kind == "job" else ("wasGeneratedBy", "used")
     in_edges = {(_fold(others[e.dst]), node) for e in up if e.dst in others and e.kind == reads}
     out_edges = {(node, _fold(others[e.src])) for e in down if e.src in others and e.kind == writes}
-    return {
-        "id": node,
-        "type": "JOB" if kind == "job" else "DATASET",
-        "data": {
-            "id": {"namespace": namespace, "name": name},
-            "namespace": namespace,
-            "name": name,
-            "type": "JOB" if kind == "job" else "DATASET",
-            "versions": len(members) - (1 if kind == "job" else 0),
-        },
-        "inEdges": [{"origin": o, "destination": d} for o, d in sorted(in_edges)],
-        "outEdges": [{"origin": o, "destination": d} for o, d in sorted(out_edges)],
-    }
+    kind_name = "JOB" if kind == "job" else "DATASET"
+    return MarquezNode(
+        node,
+        kind_name,
+        MarquezData(
+            MarquezName(namespace, name),
+            namespace,
+            name,
+            kind_name,
+            len(members) - (1 if kind == "job" else 0),
+        ),
+        [MarquezEdge(o, d) for o, d in sorted(in_edges)],
+        [MarquezEdge(o, d) for o, d in sorted(out_edges)],
+    )
 
 
 def _fold(record: NodeRecord) -> str:
