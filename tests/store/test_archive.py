@@ -124,6 +124,21 @@ def test_a_missing_segment_is_named_with_where_it_was_looked_for(
     assert "OPSLINEAGE_ARCHIVE_DIR" in capsys.readouterr().err
 
 
+def test_a_state_digest_over_a_missing_segment_fails_cleanly_and_the_store_goes_on(
+    store: Store, chain: Chain, tmp_path: Path
+) -> None:
+    archive_store(store, store.log_size(), tmp_path / "archive", segment_events=5)
+    with open_store(_plain(store)) as fresh:
+        state = fresh.state_digest()
+        shutil.move(tmp_path / "archive", tmp_path / "moved")
+        fresh.archive().segment.cache_clear()  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="is missing"):
+            fresh.state_digest()
+        assert fresh.counts()["events"] == CHAIN_EVENTS
+        shutil.move(tmp_path / "moved", tmp_path / "archive")
+        assert fresh.state_digest() == state
+
+
 def test_the_archive_directory_can_be_pointed_at_where_it_moved(
     store: Store, chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

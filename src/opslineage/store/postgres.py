@@ -28,7 +28,8 @@ text cannot hold NUL characters: an event with one in a name or id is refused wi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import closing
 from dataclasses import astuple
 from datetime import datetime
 from typing import Any, TypeVar
@@ -624,7 +625,7 @@ class PostgresStore(Store):
     def state_digest(self) -> str:
         """The SQLite backend's digest: the same rows, encoded the same way, in the same order."""
 
-        def tables(conn: _Conn) -> Iterator[tuple[str, Iterable[tuple[Any, ...]]]]:
+        def tables(conn: _Conn) -> Generator[tuple[str, Iterable[tuple[Any, ...]]], None, None]:
             for table, query in STATE_QUERIES:
                 with conn.cursor(name="state_digest", binary=True) as cursor:
                     cursor.itersize = 10_000
@@ -634,7 +635,8 @@ class PostgresStore(Store):
         def work(conn: _Conn) -> str:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                return self._state_digest(tables(conn))
+                with closing(tables(conn)) as rows:  # its cursor closes in this transaction, even on error
+                    return self._state_digest(rows)
 
         return self._read(work)
 
