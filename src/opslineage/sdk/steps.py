@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import traceback
 from dataclasses import replace
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,7 @@ class Step:
             replace(context, run_id=self.run_id, job_namespace=self.tracer.namespace, job_name=self.job)
         )
         self.started_at = self.tracer.clock()
-        self.tracer.emit(self._event("START", self.started_at))
+        self.tracer.emit(partial(self._event, "START", self.started_at))  # built on the writer
         inject_into_current_span()
         return self
 
@@ -92,7 +93,7 @@ class Step:
         if exc is not None and self.failure is None:
             self.failure = f"{exc_type.__name__ if exc_type else 'Error'}: {exc}"
         stack = "".join(traceback.format_exception(exc)) if exc is not None else None
-        self.tracer.emit(self._event("FAIL" if self.failure else "COMPLETE", ended, stack))
+        self.tracer.emit(partial(self._event, "FAIL" if self.failure else "COMPLETE", ended, stack))
 
     def _finish(self, exc: BaseException | None) -> None:
         """Hook for steps that build their output when the block ends."""
