@@ -29,6 +29,10 @@ log = logging.getLogger("opslineage")
 
 EventItem = dict[str, Any] | Callable[[], dict[str, Any]]
 
+_SLICE = 0.0001  # seconds of Python work the writer does before letting other threads run
+_LINGER = 0.05  # seconds the writer waits for a batch to fill before delivering what it has
+_BEHIND = 16  # batches buffered past which the writer delivers full batches, however long they take
+
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 _PASSWORD_PARAMETER = re.compile(r"(?i)(password=)[^&\s]*")
 
@@ -120,14 +124,17 @@ class Emitter:
         self._in_flight = 0
         self._cond = threading.Condition()
         self._idle = False
+        self._lingering = False
         self._waiters = 0
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._batch = batch_size
+        self._cost: float | None = None
         self._sync_lock = threading.Lock()
 
     def emit(self, item: EventItem) -> None:
         """Record one event (or a callable building it) without blocking on I/O."""
-        if len(self._buffer) >= self.queue_size and not self._make_room():
+        if len(self._buffer) + self._in_flight >= self.queue_size and not self._make_room():
             self.stats.dropped += 1
             return
         self._buffer.append(item)
@@ -136,7 +143,7 @@ class Emitter:
                 self._deliver_buffered(time.monotonic())
         elif self._thread is None:
             self._start()
-        elif self._idle:
+        elif self._idle or (self._lingering and len(self._buffer) >= self.batch_size):
             with self._cond:
                 self._cond.notify_all()
 
@@ -208,12 +215,15 @@ class Emitter:
         with self._cond:
             self._waiters += 1
             try:
-                while len(self._buffer) >= self.queue_size and self._available and not self._closing:
+                while self._full() and self._available and not self._closing:
                     self._cond.notify_all()
                     self._cond.wait(0.1)
             finally:
                 self._waiters -= 1
-        return len(self._buffer) < self.queue_size
+        return not self._full()
+
+    def _full(self) -> bool:
+        return len(self._buffer) + self._in_flight >= self.queue_size
 
     def _start(self) -> None:
         with self._cond:
@@ -224,10 +234,15 @@ class Emitter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._idle = True
-                while not self._buffer and not self._closing:
-                    self._cond.wait()
-                self._idle = False
+                if not self._buffer and not self._closing:
+                    self._idle = True
+                    while not self._buffer and not self._closing:
+                        self._cond.wait()
+                    self._idle = False
+                if not self._closing and not self._waiters and len(self._buffer) < self.batch_size:
+                    self._lingering = True  # gather a batch: one wake-up per batch, not per event
+                    self._cond.wait(_LINGER)
+                    self._lingering = False
                 if not self._buffer and self._closing:
                     self._cond.notify_all()
                     return
@@ -249,9 +264,10 @@ class Emitter:
         """Hand buffered events to the transport, a batch at a time, until it is empty or the
         transport is unavailable (then the next attempt waits for the backoff)."""
         while self._buffer and now >= self._retry_at:
-            self._in_flight = size = min(self.batch_size, len(self._buffer))
-            batch = [self._buffer.popleft() for _ in range(size)]
-            events = [item if isinstance(item, dict) else item() for item in batch]
+            behind = len(self._buffer) > _BEHIND * self.batch_size  # throughput first, latency second
+            self._in_flight = size = min(self.batch_size if behind else self._batch, len(self._buffer))
+            events = self._build([self._buffer.popleft() for _ in range(size)])
+            started = time.perf_counter()
             try:
                 self._send(events)
             except TransportUnavailable as error:
@@ -261,7 +277,30 @@ class Emitter:
                 return
             self._in_flight = 0
             if not self.sync:
+                self._size_batches((time.perf_counter() - started) / size)
                 time.sleep(0)  # let the pipeline's threads run between batches
+
+    def _build(self, items: list[EventItem]) -> list[dict[str, Any]]:
+        """Build the events of a batch, yielding the GIL every :data:`_SLICE` seconds of work."""
+        if self.sync:
+            return [item if isinstance(item, dict) else item() for item in items]
+        events = []
+        mark = time.perf_counter()
+        for item in items:
+            events.append(item if isinstance(item, dict) else item())
+            if time.perf_counter() - mark > _SLICE:
+                time.sleep(0)
+                mark = time.perf_counter()
+        return events
+
+    def _size_batches(self, per_event: float) -> None:
+        """Keep one batch's delivery near :data:`_SLICE` seconds while the writer keeps up, so a
+        transport that spends its time in Python (parsing, a store's bookkeeping) holds the GIL
+        from the pipeline briefly; past :data:`_BEHIND` batches buffered, batches are full."""
+        self._cost = per_event if self._cost is None else 0.8 * self._cost + 0.2 * per_event
+        self._batch = max(
+            1, min(self.batch_size, int(_SLICE / self._cost) if self._cost > 0 else self.batch_size)
+        )
 
     def _send(self, events: list[dict[str, Any]]) -> None:
         try:

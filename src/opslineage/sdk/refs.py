@@ -7,8 +7,9 @@ import inspect
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from opslineage._version import __version__
@@ -98,12 +99,17 @@ class SourceRef:
         """The node id."""
         return f"source:{self.namespace}:{self.name}"
 
+    @cached_property
+    def wire(self) -> dict[str, Any]:
+        """The facet as sent, built once (a reference does not change once made)."""
+        return self.facet.to_dict()
+
     def dataset(self) -> dict[str, Any]:
         """The source as an input dataset of an ingest run."""
         return {
             "namespace": self.namespace,
             "name": self.name,
-            "facets": {"aiops_source": self.facet.to_dict()},
+            "facets": {"aiops_source": self.wire},
         }
 
 
@@ -129,14 +135,19 @@ class _Versioned:
         """The node id, ``<kind>:<name>@<version>``."""
         return f"{self.kind}:{self.name}@{self.version}"
 
-    @property
+    @cached_property
+    def wire(self) -> dict[str, Any]:
+        """The facet as sent, built once (a version's content never changes)."""
+        return self.facet.to_dict()
+
+    @cached_property
     def digest(self) -> str:
         """Digest of the content: any change to it needs a new version."""
-        return content_digest(self.facet.to_dict())
+        return content_digest(self.wire)
 
     def dataset(self) -> dict[str, Any]:
         """The version as an OpenLineage dataset carrying its facet."""
-        wire = self.facet.to_dict()
+        wire = self.wire
         return {
             "namespace": self.namespace,
             "name": self.name,
@@ -163,9 +174,30 @@ class PolicyRef(_Versioned):
     kind = "policy"
 
 
+_CODE_VERSIONS: dict[CodeType, str] = {}
+_CODE_VERSIONS_MAX = 4096
+
+
 def code_version(fn: Callable[..., Any]) -> str:
     """The version of a transform's code: the SHA-256 of the function's source, prefixed by the
-    git commit of the checkout holding it when there is one, else by this package's version."""
+    git commit of the checkout holding it when there is one, else by this package's version.
+
+    Reading the source costs about a millisecond (and file system calls), so the answer is kept
+    per code object: a function redefined (or reloaded) has a new one and is read again.
+    """
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, CodeType):
+        return _read_code_version(fn)
+    known = _CODE_VERSIONS.get(code)
+    if known is None:
+        known = _read_code_version(fn)
+        if len(_CODE_VERSIONS) >= _CODE_VERSIONS_MAX:
+            _CODE_VERSIONS.clear()
+        _CODE_VERSIONS[code] = known
+    return known
+
+
+def _read_code_version(fn: Callable[..., Any]) -> str:
     try:
         source = inspect.getsource(fn)
         path = inspect.getsourcefile(fn)

@@ -13,6 +13,8 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from opslineage.model.canonical import canonical_json
 from opslineage.model.events import content_digest
 from opslineage.model.facets import (
@@ -28,7 +30,7 @@ from opslineage.model.facets import (
     SnapshotFacet,
     Transform,
 )
-from opslineage.sdk.context import _current, current
+from opslineage.sdk.context import LineageContext, _current, current
 from opslineage.sdk.propagation import inject_into_current_span
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef
 
@@ -77,7 +79,14 @@ class Step:
         if context.run_id is not None:
             self._parent = (context.run_id, context.job_namespace, context.job_name)
         self._token = _current.set(
-            replace(context, run_id=self.run_id, job_namespace=self.tracer.namespace, job_name=self.job)
+            LineageContext(
+                self.run_id,
+                self.tracer.namespace,
+                self.job,
+                context.features,
+                context.prediction,
+                context.decision,
+            )
         )
         self.started_at = self.tracer.clock()
         self.tracer.emit(partial(self._event, "START", self.started_at))  # built on the writer
@@ -99,7 +108,7 @@ class Step:
         """Hook for steps that build their output when the block ends."""
 
     def _produce(self, artifact_type: str, facet: Any, subject: str) -> Artifact:
-        wire = facet.to_dict()
+        wire = _wire(facet)
         artifact = Artifact(
             type=artifact_type,
             digest=content_digest(wire),
@@ -163,6 +172,25 @@ class Step:
             "inputs": self.inputs if final else [],
             "outputs": self.outputs if final else [],
         }
+
+
+def _wire(facet: Any) -> dict[str, Any]:
+    """``facet.to_dict()``, without walking telemetry rows in Python when they hold no objects to
+    strip nulls from and no null, NaN or infinity (checked by encoding them once, in C): the same
+    dict, in a fraction of the time."""
+    rows = getattr(facet, "rows", None)
+    if not rows:
+        return facet.to_dict()
+    encoded = msgspec.json.encode(rows)
+    if b"{" in encoded or b"null" in encoded:
+        return facet.to_dict()
+    facet.rows = []
+    try:
+        wire = facet.to_dict()
+    finally:
+        facet.rows = rows
+    wire["rows"] = msgspec.json.decode(encoded)
+    return wire
 
 
 class IngestStep(Step):

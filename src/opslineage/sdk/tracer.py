@@ -25,6 +25,8 @@ retried with backoff and reported by :meth:`Tracer.status`, never raised.
 from __future__ import annotations
 
 import functools
+import os
+import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -52,7 +54,7 @@ from opslineage.sdk.transports import MemoryTransport, NoopTransport, Transport
 if TYPE_CHECKING:
     from opslineage.store import Store
 
-__all__ = ["Tracer"]
+__all__ = ["Tracer", "new_run_id"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,7 +100,7 @@ class Tracer:
         self.agent = agent
         self.producer = PRODUCER
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.new_run_id = run_ids or (lambda: str(uuid.uuid4()))
+        self.new_run_id = run_ids or new_run_id
         self.transport = transport
         self.last_snapshot: dict[str, tuple[str, str]] = {}
         self._emitter = Emitter(transport, sync=sync, queue_size=queue_size, drop_when_full=drop_when_full)
@@ -334,6 +336,20 @@ class Tracer:
             return run  # type: ignore[return-value]
 
         return decorate
+
+
+_run_ids = random.Random()
+os.register_at_fork(after_in_child=_run_ids.seed)
+
+
+def new_run_id() -> str:
+    """A random (version 4) UUID for a run, as a string.
+
+    Drawn from a generator seeded from the OS once per process (and again in a forked child), not
+    from ``os.urandom`` per call: a system call on the pipeline's thread hands the GIL to the
+    writer thread, which can cost the caller milliseconds. Run ids need to be unique, not secret.
+    """
+    return str(uuid.UUID(int=_run_ids.getrandbits(128), version=4))
 
 
 def _store_transport(store: Store | str) -> Transport:
