@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opslineage.model import InvalidEvent, parse_event
-from opslineage.sdk._capture import pop_capture, push_capture
+from opslineage.sdk.context import pop_capture, push_capture
 from opslineage.sdk.tracer import Tracer
 from opslineage.sdk.transports import TransportError
 

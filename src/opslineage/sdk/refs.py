@@ -12,11 +12,13 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
+import msgspec
+
 from opslineage._version import __version__
 from opslineage.model.events import content_digest
 from opslineage.model.facets import FACET_VERSION, ModelFacet, PolicyFacet, SourceFacet
 
-__all__ = ["Artifact", "ModelRef", "PolicyRef", "SourceRef", "code_version"]
+__all__ = ["Artifact", "ModelRef", "PolicyRef", "SourceRef", "code_version", "facet_wire", "model_facet"]
 
 _META = ("_producer", "_schemaURL")
 _VERSION_FACET = "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet"
@@ -75,6 +77,25 @@ class Artifact:
         dataset = self.reference()
         dataset["facets"][self.facet_key] = self.facet
         return dataset
+
+
+def facet_wire(facet: Any) -> dict[str, Any]:
+    """``facet.to_dict()``, without walking telemetry rows in Python when they hold no objects to
+    strip nulls from and no null, NaN or infinity (checked by encoding them once, in C): the same
+    dict, in a fraction of the time."""
+    rows = getattr(facet, "rows", None)
+    if not rows:
+        return facet.to_dict()
+    encoded = msgspec.json.encode(rows)
+    if b"{" in encoded or b"null" in encoded:
+        return facet.to_dict()
+    facet.rows = []
+    try:
+        wire = facet.to_dict()
+    finally:
+        facet.rows = rows
+    wire["rows"] = msgspec.json.decode(encoded)
+    return wire
 
 
 def _entity_facet(entity_type: str, digest: str, producer: str) -> dict[str, Any]:
@@ -222,3 +243,22 @@ def _git_commit(directory: str) -> str | None:
         return None
     commit = result.stdout.strip()
     return commit or None
+
+
+def model_facet(
+    name: str,
+    version: str,
+    artifact: bytes,
+    framework: str,
+    parameters: dict[str, Any] | None,
+    trained_at: str | None,
+) -> ModelFacet:
+    """The facet of a model version whose artifact bytes are ``artifact``."""
+    return ModelFacet(
+        name=name,
+        version=version,
+        artifact_digest="sha256:" + hashlib.sha256(artifact).hexdigest(),
+        framework=framework,
+        parameters=parameters or {},
+        trained_at=trained_at,
+    )

@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
 from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
-from opslineage.sdk._capture import active_capture
 from opslineage.sdk._emitter import DeliveryStatus, Emitter, EmitterStats, EventItem
-from opslineage.sdk.context import current
-from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version
+from opslineage.sdk.context import active_capture, current
+from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version, model_facet
 from opslineage.sdk.steps import (
     ActionStep,
     EffectStep,
@@ -47,7 +46,6 @@ from opslineage.sdk.steps import (
     PolicyStep,
     Step,
     TrainStep,
-    model_facet,
 )
 from opslineage.sdk.transports import MemoryTransport, NoopTransport, Transport
 
