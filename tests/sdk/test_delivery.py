@@ -18,6 +18,7 @@ from psycopg import sql
 from conftest import POSTGRES_URL
 from helpers import CHAIN_EVENTS, record_chain
 from opslineage import Tracer, open_store
+from opslineage.sdk import MemoryTransport
 
 # Three ingests, features, registration, inference, evaluation, action, effect.
 STEPS_PER_CHAIN = CHAIN_EVENTS // 2
@@ -108,3 +109,19 @@ def test_events_buffered_while_the_database_is_missing_are_delivered_once_it_exi
             assert store.counts()["events"] == CHAIN_EVENTS
     finally:
         postgres_server.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["writer", "sync"])
+def test_an_event_that_cannot_be_built_is_counted_and_delivery_goes_on(sync: bool) -> None:
+    transport = MemoryTransport()
+    tracer = Tracer("builder", transport=transport, sync=sync)
+
+    def broken() -> dict[str, Any]:
+        raise KeyError("no such facet")
+
+    tracer.emit(broken)
+    record_chain(tracer)
+    assert tracer.flush(timeout=5)
+    tracer.close()
+    assert tracer.stats.errors == 1 and "no such facet" in (tracer.stats.last_error or "")
+    assert len(transport.events) == CHAIN_EVENTS and tracer.status().delivered == CHAIN_EVENTS

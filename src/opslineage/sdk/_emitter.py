@@ -164,15 +164,15 @@ class Emitter:
         if self.sync:
             while self._buffer:
                 now = time.monotonic()
-                if deadline is not None and now >= self._retry_at and now >= deadline:
-                    return False
-                wait = max(0.0, self._retry_at - now)
-                if deadline is not None and now + wait > deadline:
-                    time.sleep(max(0.0, deadline - now))
-                    return False
-                time.sleep(wait)
+                if now < self._retry_at:
+                    if deadline is not None and self._retry_at > deadline:
+                        time.sleep(max(0.0, deadline - now))
+                        return False
+                    time.sleep(self._retry_at - now)
                 with self._sync_lock:
                     self._deliver_buffered(time.monotonic())
+                if self._buffer and deadline is not None and time.monotonic() >= deadline:
+                    return False
             return True
         with self._cond:
             self._waiters += 1
@@ -269,7 +269,8 @@ class Emitter:
             events = self._build([self._buffer.popleft() for _ in range(size)])
             started = time.perf_counter()
             try:
-                self._send(events)
+                if events:
+                    self._send(events)
             except TransportUnavailable as error:
                 self._buffer.extendleft(reversed(events))
                 self._in_flight = 0
@@ -281,14 +282,18 @@ class Emitter:
                 time.sleep(0)  # let the pipeline's threads run between batches
 
     def _build(self, items: list[EventItem]) -> list[dict[str, Any]]:
-        """Build the events of a batch, yielding the GIL every :data:`_SLICE` seconds of work."""
-        if self.sync:
-            return [item if isinstance(item, dict) else item() for item in items]
+        """Build the events of a batch, yielding the GIL every :data:`_SLICE` seconds of work
+        (off the caller's thread). An event that cannot be built is counted as refused."""
         events = []
         mark = time.perf_counter()
         for item in items:
-            events.append(item if isinstance(item, dict) else item())
-            if time.perf_counter() - mark > _SLICE:
+            try:
+                events.append(item if isinstance(item, dict) else item())
+            except Exception as error:  # a probe never raises, and the writer never dies
+                self.stats.errors += 1
+                self.stats.last_error = redact_url(f"{type(error).__name__}: {error}")
+                log.warning("opslineage: an event could not be built: %s", self.stats.last_error)
+            if not self.sync and time.perf_counter() - mark > _SLICE:
                 time.sleep(0)
                 mark = time.perf_counter()
         return events
