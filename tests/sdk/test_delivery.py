@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import tracemalloc
 import uuid
@@ -125,3 +126,13 @@ def test_an_event_that_cannot_be_built_is_counted_and_delivery_goes_on(sync: boo
     tracer.close()
     assert tracer.stats.errors == 1 and "no such facet" in (tracer.stats.last_error or "")
     assert len(transport.events) == CHAIN_EVENTS and tracer.status().delivered == CHAIN_EVENTS
+
+
+def test_a_tracer_with_nothing_configured_starts_no_writer_and_builds_nothing() -> None:
+    writers = sum(thread.name == "opslineage-emitter" for thread in threading.enumerate())
+    tracer = Tracer("nowhere")
+    record_chain(tracer)
+    assert sum(thread.name == "opslineage-emitter" for thread in threading.enumerate()) == writers
+    assert tracer.flush(timeout=0) and tracer.status().delivered == CHAIN_EVENTS
+    assert tracer.status().pending == 0
+    tracer.close()

@@ -3,7 +3,8 @@
 It owns delivery: a bounded buffer, a background writer thread, retries with backoff while the
 transport is unavailable, and the counters behind ``tracer.stats`` and ``tracer.status()``.
 
-The caller's thread only appends to the buffer. An item is an event dict or a zero-argument
+The caller's thread only appends to the buffer (and with a :class:`NoopTransport`, the default
+when nothing is configured, not even that). An item is an event dict or a zero-argument
 callable that builds one; the writer builds it, so assembling an event's JSON costs the pipeline
 nothing. While the transport delivers, a full buffer makes the caller wait (or, with
 ``drop_when_full``, drops the newest event). While it is unavailable the caller never waits: the
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opslineage.sdk.transports import Transport, TransportError, TransportUnavailable
+from opslineage.sdk.transports import NoopTransport, Transport, TransportError, TransportUnavailable
 
 __all__ = ["DeliveryStatus", "Emitter", "EmitterStats", "EventItem", "redact_url"]
 
@@ -131,9 +132,13 @@ class Emitter:
         self._batch = batch_size
         self._cost: float | None = None
         self._sync_lock = threading.Lock()
+        self._discard = type(transport) is NoopTransport
 
     def emit(self, item: EventItem) -> None:
         """Record one event (or a callable building it) without blocking on I/O."""
+        if self._discard:
+            self.stats.emitted += 1  # nothing configured: delivered to nowhere, never built
+            return
         if len(self._buffer) + self._in_flight >= self.queue_size and not self._make_room():
             self.stats.dropped += 1
             return
