@@ -1,17 +1,22 @@
-"""Lineage context that flows through ``contextvars``: the current run and the artifacts it made.
+"""What is in scope: the lineage context and the active event capture.
 
-Code running inside a step (also in threads or tasks started with a copied context) sees the
-enclosing run as its parent and the latest decision, prediction and feature set as its inputs.
+The lineage context flows through ``contextvars``: code running inside a step (also in threads or
+tasks started with a copied context) sees the enclosing run as its parent and the latest
+decision, prediction and feature set as its inputs. The capture is process-wide: while
+:func:`opslineage.testing.capture_events` is active, every :class:`~opslineage.sdk.Tracer` made
+sends its events to it instead of its own transport.
 """
 
 from __future__ import annotations
 
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from opslineage.sdk.refs import Artifact
+from opslineage.sdk.transports import Transport
 
-__all__ = ["LineageContext", "current"]
+__all__ = ["LineageContext", "active_capture", "current", "pop_capture", "push_capture"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +38,24 @@ _current: ContextVar[LineageContext] = ContextVar("opslineage_lineage", default=
 def current() -> LineageContext:
     """The lineage context of the calling code."""
     return _current.get()
+
+
+_captures: list[Transport] = []
+_lock = threading.Lock()
+
+
+def push_capture(transport: Transport) -> None:
+    """Make ``transport`` receive the events of every tracer made from now on."""
+    with _lock:
+        _captures.append(transport)
+
+
+def pop_capture(transport: Transport) -> None:
+    """End the capture ``transport`` (captures may nest; the innermost wins)."""
+    with _lock:
+        _captures.remove(transport)
+
+
+def active_capture() -> Transport | None:
+    """The innermost active capture, or None."""
+    return _captures[-1] if _captures else None

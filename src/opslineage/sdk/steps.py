@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import traceback
 from dataclasses import replace
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +22,14 @@ from opslineage.model.facets import (
     EffectFacet,
     FeaturesFacet,
     Field,
-    ModelFacet,
     Outcome,
     PredictionFacet,
     SnapshotFacet,
     Transform,
 )
-from opslineage.sdk.context import _current, current
+from opslineage.sdk.context import LineageContext, _current, current
 from opslineage.sdk.propagation import inject_into_current_span
-from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef
+from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, facet_wire
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -76,10 +76,17 @@ class Step:
         if context.run_id is not None:
             self._parent = (context.run_id, context.job_namespace, context.job_name)
         self._token = _current.set(
-            replace(context, run_id=self.run_id, job_namespace=self.tracer.namespace, job_name=self.job)
+            LineageContext(
+                self.run_id,
+                self.tracer.namespace,
+                self.job,
+                context.features,
+                context.prediction,
+                context.decision,
+            )
         )
         self.started_at = self.tracer.clock()
-        self.tracer.emit(self._event("START", self.started_at))
+        self.tracer.emit(partial(self._event, "START", self.started_at))  # built on the writer
         inject_into_current_span()
         return self
 
@@ -92,13 +99,13 @@ class Step:
         if exc is not None and self.failure is None:
             self.failure = f"{exc_type.__name__ if exc_type else 'Error'}: {exc}"
         stack = "".join(traceback.format_exception(exc)) if exc is not None else None
-        self.tracer.emit(self._event("FAIL" if self.failure else "COMPLETE", ended, stack))
+        self.tracer.emit(partial(self._event, "FAIL" if self.failure else "COMPLETE", ended, stack))
 
     def _finish(self, exc: BaseException | None) -> None:
         """Hook for steps that build their output when the block ends."""
 
     def _produce(self, artifact_type: str, facet: Any, subject: str) -> Artifact:
-        wire = facet.to_dict()
+        wire = facet_wire(facet)
         artifact = Artifact(
             type=artifact_type,
             digest=content_digest(wire),
@@ -437,22 +444,3 @@ class EffectStep(Step):
             observed_at=self.tracer.timestamp(self.tracer.clock()),
         )
         return self._produce("effect", facet, str(self.action.content["target"]))
-
-
-def model_facet(
-    name: str,
-    version: str,
-    artifact: bytes,
-    framework: str,
-    parameters: dict[str, Any] | None,
-    trained_at: str | None,
-) -> ModelFacet:
-    """The facet of a model version whose artifact bytes are ``artifact``."""
-    return ModelFacet(
-        name=name,
-        version=version,
-        artifact_digest="sha256:" + hashlib.sha256(artifact).hexdigest(),
-        framework=framework,
-        parameters=parameters or {},
-        trained_at=trained_at,
-    )

@@ -17,21 +17,26 @@
         step.effect("resolved", start, end, metric="cpu", before=97.0, after=61.0)
 
 Recording never blocks on I/O and never raises into the pipeline: events go through a bounded
-queue to a background writer (``sync=True`` writes on the caller's thread, for tests).
+buffer to a background writer (``sync=True`` writes on the caller's thread, for tests). A store
+given by URL is opened by the writer, so a store that is down or a URL that is wrong is buffered,
+retried with backoff and reported by :meth:`Tracer.status`, never raised.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
 from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
-from opslineage.sdk.context import current
-from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version
+from opslineage.sdk._emitter import DeliveryStatus, Emitter, EmitterStats, EventItem
+from opslineage.sdk.context import active_capture, current
+from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version, model_facet
 from opslineage.sdk.steps import (
     ActionStep,
     EffectStep,
@@ -41,19 +46,13 @@ from opslineage.sdk.steps import (
     PolicyStep,
     Step,
     TrainStep,
-    model_facet,
 )
-from opslineage.sdk.transports import (
-    Emitter,
-    EmitterStats,
-    MemoryTransport,
-    NoopTransport,
-    StoreTransport,
-    Transport,
-)
-from opslineage.store import Store
+from opslineage.sdk.transports import MemoryTransport, NoopTransport, Transport
 
-__all__ = ["Tracer"]
+if TYPE_CHECKING:
+    from opslineage.store import Store
+
+__all__ = ["Tracer", "new_run_id"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,14 +62,16 @@ class Tracer:
 
     Args:
         namespace: the OpenLineage namespace of this pipeline's jobs and artifacts.
-        store: a store URL or :class:`Store` to write to directly.
+        store: a store URL or :class:`Store` to write to directly (a URL is opened by the
+            writer on first delivery; failing to open it is retried, never raised).
         transport: any transport instead (file, memory, your own); default: discard.
         agent: the name of the service running the pipeline (recorded as executor).
         sync: emit on the caller's thread instead of the background writer.
         clock: returns the current time (UTC); inject one for simulations.
         run_ids: returns a new run UUID string; inject one for reproducible runs.
-        queue_size: events buffered before the caller waits.
-        drop_when_full: drop (and count) events instead of waiting when the buffer is full.
+        queue_size: events buffered at most; when full, the caller waits while the transport
+            delivers, and the newest event is dropped (and counted) while it is unavailable.
+        drop_when_full: drop (and count) the newest event instead of waiting when the buffer is full.
     """
 
     def __init__(
@@ -88,13 +89,16 @@ class Tracer:
     ) -> None:
         if store is not None and transport is not None:
             raise ValueError("give a store or a transport, not both")
+        capture = active_capture()
+        if capture is not None and transport is not capture:
+            store, transport, sync = None, capture, True
         if transport is None:
-            transport = StoreTransport(store) if store is not None else NoopTransport()
+            transport = _store_transport(store) if store is not None else NoopTransport()
         self.namespace = namespace
         self.agent = agent
         self.producer = PRODUCER
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.new_run_id = run_ids or (lambda: str(uuid.uuid4()))
+        self.new_run_id = run_ids or new_run_id
         self.transport = transport
         self.last_snapshot: dict[str, tuple[str, str]] = {}
         self._emitter = Emitter(transport, sync=sync, queue_size=queue_size, drop_when_full=drop_when_full)
@@ -106,11 +110,16 @@ class Tracer:
 
     @property
     def stats(self) -> EmitterStats:
-        """How many events were emitted, refused or dropped."""
+        """How many events were emitted, refused, dropped or retried."""
         return self._emitter.stats
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Hand one OpenLineage event to the transport (non-blocking)."""
+    def status(self) -> DeliveryStatus:
+        """Where this tracer's events stand: delivered, pending, dropped, refused, the last error."""
+        return self._emitter.status()
+
+    def emit(self, event: EventItem) -> None:
+        """Hand one OpenLineage event (or a callable that builds it) to the transport, without
+        blocking on I/O; a callable is called on the writer thread."""
         self._emitter.emit(event)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -325,6 +334,26 @@ class Tracer:
             return run  # type: ignore[return-value]
 
         return decorate
+
+
+_run_ids = random.Random()
+os.register_at_fork(after_in_child=_run_ids.seed)
+
+
+def new_run_id() -> str:
+    """A random (version 4) UUID for a run, as a string.
+
+    Drawn from a generator seeded from the OS once per process (and again in a forked child), not
+    from ``os.urandom`` per call: a system call on the pipeline's thread hands the GIL to the
+    writer thread, which can cost the caller milliseconds. Run ids need to be unique, not secret.
+    """
+    return str(uuid.UUID(int=_run_ids.getrandbits(128), version=4))
+
+
+def _store_transport(store: Store | str) -> Transport:
+    from opslineage.sdk._store_transport import StoreTransport  # noqa: PLC0415 (loads the store only when used)
+
+    return StoreTransport(store)
 
 
 def _in_scope(name: str) -> Artifact:

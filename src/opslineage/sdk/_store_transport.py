@@ -1,0 +1,111 @@
+"""Writing events straight into a store: :class:`StoreTransport`, the embedded, in-process path.
+
+This is the one SDK module that uses the store and the transparency log, and it loads them on
+first delivery (on the emitter's writer thread), never when the transport is made. So a store
+URL that is unreachable or malformed, or a store whose extra (``opslineage[store]``) is not
+installed, surfaces as :class:`~opslineage.sdk.TransportUnavailable`: buffered and retried, never
+raised into the pipeline.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from opslineage.model import InvalidEvent, parse_event
+from opslineage.sdk._emitter import redact_url
+from opslineage.sdk.transports import TransportError, TransportUnavailable
+
+if TYPE_CHECKING:
+    from opslineage.store import Store
+
+__all__ = ["StoreTransport"]
+
+
+class StoreTransport:
+    """Validates and writes events straight into a store.
+
+    A batch is ingested all-or-nothing; when it is refused, each event is retried alone so that
+    one bad event costs only itself.
+
+    Args:
+        store: an open :class:`~opslineage.store.Store`, or a store URL opened on first delivery
+            (and closed by :meth:`close`).
+    """
+
+    def __init__(self, store: Store | str) -> None:
+        self._url = store if isinstance(store, str) else None
+        self._store = None if isinstance(store, str) else store
+        self._modules: Any = None
+
+    def _load(self) -> None:
+        """Import the store and the log, once (they need the ``opslineage[store]`` extra)."""
+        if self._modules is not None:
+            return
+        try:
+            from opslineage.ledger import log  # noqa: PLC0415 (loaded on the writer, on first use)
+            from opslineage.store import StoreError, open_store  # noqa: PLC0415
+        except ImportError as error:
+            raise TransportUnavailable(
+                f"writing to a store needs the opslineage[store] extra (pip install 'opslineage[store]'): {error}"
+            ) from None
+        self._modules = SimpleNamespace(
+            open_store=open_store, maybe_checkpoint=log.maybe_checkpoint, StoreError=StoreError
+        )
+
+    @property
+    def store(self) -> Store:
+        """The store, opened now if it was given as a URL.
+
+        Raises:
+            TransportUnavailable: the URL cannot be opened (the reason names no credentials).
+        """
+        self._load()
+        if self._store is None:
+            url = self._url or ""
+            if "://" not in url and not url.endswith(".db"):
+                raise TransportUnavailable(
+                    f"not a store URL: {redact_url(url)!r} (expected sqlite:///PATH,"
+                    " postgresql://HOST/DATABASE or a path ending in .db)"
+                )
+            try:
+                self._store = self._modules.open_store(url)
+            except Exception as error:  # malformed URL, unreachable server …
+                reason = redact_url(f"{type(error).__name__}: {error}")
+                raise TransportUnavailable(f"cannot open store {redact_url(url)!r}: {reason}") from None
+        return self._store
+
+    def emit(self, events: list[dict[str, Any]]) -> None:
+        """Parse and ingest the batch.
+
+        Raises:
+            TransportUnavailable: the store URL cannot be opened yet; nothing was written.
+            TransportError: some events were refused; the others are stored.
+        """
+        store = self.store
+        maybe_checkpoint, StoreError = self._modules.maybe_checkpoint, self._modules.StoreError  # noqa: N806
+
+        try:
+            store.ingest([parse_event(event) for event in events])
+            maybe_checkpoint(store)
+            return
+        except (InvalidEvent, StoreError) as error:
+            if len(events) == 1:
+                raise TransportError(str(error), refused=1) from error
+        refused: list[str] = []
+        for event in events:
+            try:
+                store.ingest([parse_event(event)])
+            except (InvalidEvent, StoreError) as error:
+                refused.append(str(error))
+        maybe_checkpoint(store)
+        if refused:
+            raise TransportError(
+                f"{len(refused)} event(s) refused, first: {refused[0]}", refused=len(refused)
+            )
+
+    def close(self) -> None:
+        """Close the store if this transport opened it."""
+        if self._url is not None and self._store is not None:
+            self._store.close()
+            self._store = None
