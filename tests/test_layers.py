@@ -67,7 +67,9 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
                 continue
             inner = deferred or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
             if isinstance(child, ast.Import):
-                found.extend((alias.name, inner) for alias in child.names if alias.name.startswith("opslineage"))
+                found.extend(
+                    (alias.name, inner) for alias in child.names if alias.name.startswith("opslineage")
+                )
             elif isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("opslineage"):
                 found.append((child.module, inner))
             visit(child, inner)
