@@ -1,0 +1,35 @@
+"""The one way in: every writer stores events through :class:`IngestPipeline`.
+
+The pipeline parses each event once into typed values, checks the store's rules, stores the
+batch all-or-nothing with its actor (who wrote it), appends the events to the transparency log
+in the same transaction, and signs a checkpoint when the store's policy says one is due.
+:class:`GroupCommitter` puts many concurrent callers' units into shared transactions.
+
+    pipeline = IngestPipeline(store)
+    result = pipeline.ingest(events, actor=actor("sdk", producer))  # raw dicts, bytes or ParsedEvents
+    outcomes = pipeline.ingest_each([[event] for event in events], actor=...)  # one result each
+"""
+
+from opslineage.ingest._group import GroupCommitter
+from opslineage.ingest._pipeline import (
+    ACTOR_KINDS,
+    IngestPipeline,
+    Outcome,
+    RawEvent,
+    actor,
+    cli_actor,
+    parse,
+)
+from opslineage.store import IngestResult
+
+__all__ = [
+    "ACTOR_KINDS",
+    "GroupCommitter",
+    "IngestPipeline",
+    "IngestResult",
+    "Outcome",
+    "RawEvent",
+    "actor",
+    "cli_actor",
+    "parse",
+]
