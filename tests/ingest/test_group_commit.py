@@ -3,12 +3,13 @@ request still gets its own all-or-nothing answer."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,24 +75,22 @@ def _batches(run_sql: RunSql, url: str) -> list[tuple[Any, ...]]:
     return run_sql(url, "SELECT first_seq, last_seq, actor FROM batches ORDER BY id")
 
 
-def test_units_queued_during_a_commit_share_the_next_one(store_url: str, run_sql: RunSql) -> None:
+def test_units_submitted_together_share_one_transaction(store_url: str, run_sql: RunSql) -> None:
     events = _chain("svc-01")
-    open_store(store_url).close()  # an empty store, made before its writer is held
     committer = GroupCommitter(lambda: IngestPipeline(open_store(store_url)))
-    try:
-        with _writer_held(store_url):
-            answers = [committer.submit([event], actor="sdk:test") for event in events]
-            time.sleep(0.2)
-            assert not any(answer.done() for answer in answers)
-        results = [answer.result(timeout=30) for answer in answers]
-    finally:
-        committer.close()
-    assert sorted(r.first_seq for r in results) == list(range(1, CHAIN_EVENTS + 1))  # type: ignore[type-var]
+
+    async def submit_all() -> list[IngestResult]:
+        try:
+            return await asyncio.gather(*(committer.ingest([event], actor="sdk:test") for event in events))
+        finally:
+            await committer.close()
+
+    results = asyncio.run(submit_all())
+    assert [r.first_seq for r in results] == list(range(1, CHAIN_EVENTS + 1))
     assert all(r.accepted == 1 and r.first_seq == r.last_seq for r in results)
-    # the first may be taken alone before the others are queued; the rest share one transaction
-    assert committer.commits == len(_batches(run_sql, store_url)) in (1, 2)
+    assert committer.commits == 1 and _batches(run_sql, store_url) == [(1, CHAIN_EVENTS, "sdk:test")]
     with pytest.raises(StoreError, match="closed"):
-        committer.submit([events[0]], actor="sdk:test")
+        asyncio.run(committer.ingest([events[0]], actor="sdk:test"))
 
 
 def test_a_refused_or_invalid_unit_costs_only_itself(store_url: str, run_sql: RunSql) -> None:
@@ -99,23 +98,44 @@ def test_a_refused_or_invalid_unit_costs_only_itself(store_url: str, run_sql: Ru
     with open_store(store_url) as store:
         IngestPipeline(store).ingest(stored, actor="cli:alice")
     committer = GroupCommitter(lambda: IngestPipeline(open_store(store_url)))
-    try:
-        with _writer_held(store_url):
-            good = [committer.submit([event], actor="http:token") for event in others[:4]]
-            rogue = committer.submit([_rogue_policy()], actor="http:token")
-            broken = committer.submit([b"{}"], actor="http:token")
-            again = committer.submit([stored[0]], actor="http:token")
-        assert [answer.result(timeout=30).accepted for answer in good] == [1, 1, 1, 1]
-        with pytest.raises(StoreError, match="already recorded"):
-            rogue.result(timeout=30)
-        with pytest.raises(InvalidEvent, match="eventTime is missing"):
-            broken.result(timeout=30)
-        assert again.result(timeout=30) == IngestResult(0, 1, None, None)
-    finally:
-        committer.close()
+    units: list[list[Any]] = [*([event] for event in others[:4]), [_rogue_policy()], [b"{}"], [stored[0]]]
+
+    async def submit_all() -> list[Any]:
+        try:
+            return await asyncio.gather(
+                *(committer.ingest(unit, actor="http:token") for unit in units), return_exceptions=True
+            )
+        finally:
+            await committer.close()
+
+    *good, rogue, broken, again = asyncio.run(submit_all())
+    assert [result.accepted for result in good] == [1, 1, 1, 1]
+    assert isinstance(rogue, StoreError) and "already recorded" in str(rogue)
+    assert isinstance(broken, InvalidEvent) and "eventTime is missing" in broken.reason
+    assert again == IngestResult(0, 1, None, None)
     assert [row[2] for row in _batches(run_sql, store_url)] == ["cli:alice"] + ["http:token"] * 4
     with open_store(store_url) as store:
         assert store.log_size() == CHAIN_EVENTS + 4
+
+
+def test_a_store_that_cannot_be_opened_fails_the_waiting_units_and_is_tried_again(tmp_path: Path) -> None:
+    target = tmp_path / "later.db"
+    target.mkdir()  # a directory where the store file should be: it cannot be opened
+    committer = GroupCommitter(lambda: IngestPipeline(open_store(f"sqlite:///{target}")))
+    events = _chain("svc-01")
+
+    async def twice() -> tuple[list[Any], IngestResult]:
+        first = await asyncio.gather(
+            *(committer.ingest([event], actor="sdk:test") for event in events[:3]), return_exceptions=True
+        )
+        target.rmdir()
+        second = await committer.ingest(events[:3], actor="sdk:test")
+        await committer.close()
+        return first, second
+
+    first, second = asyncio.run(twice())
+    assert all(isinstance(error, StoreError) and "cannot open store" in str(error) for error in first)
+    assert second == IngestResult(3, 0, 1, 3)
 
 
 def _post_all(url: str, bodies: list[bytes], hold: str | None = None) -> list[httpx.Response]:
@@ -162,17 +182,13 @@ def test_a_bad_or_conflicting_post_does_not_fail_its_neighbours(live: LiveServer
         assert store.log_size() == CHAIN_EVENTS + len(others)
 
 
-def test_without_a_token_writes_are_anonymous_and_stopping_the_server_stops_its_committer(
-    store_url: str, run_sql: RunSql
-) -> None:
+def test_without_a_token_writes_are_anonymous(store_url: str, run_sql: RunSql) -> None:
     server, thread, url = start_server(ServerSettings(store=store_url))
     events = [msgspec.json.encode(event) for event in _chain("svc-01")]
     with httpx.Client(base_url=url, timeout=30) as client:
         codes = [client.post("/api/v1/lineage", content=event).status_code for event in events]
     assert codes == [201] * CHAIN_EVENTS
-    assert any(t.name == "opslineage-committer" for t in threading.enumerate())
     server.should_exit = True
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert not any(t.name == "opslineage-committer" for t in threading.enumerate())
     assert {row[2] for row in _batches(run_sql, store_url)} == {"http:anonymous"}

@@ -5,6 +5,13 @@ batch all-or-nothing with its actor (who wrote it), appends the events to the tr
 in the same transaction, and signs a checkpoint when the store's policy says one is due.
 :class:`GroupCommitter` puts many concurrent callers' units into shared transactions.
 
+The actor (``cli:<user>``, ``http:<token name or anonymous>``, ``worker:<durable>``,
+``sdk:<producer>``) is stored on the batch row, beside the time it committed; like that time it
+is not part of the store's state digest, which covers content only, so the same events digest
+alike whoever wrote them, on either backend, and after an export is ingested again. Nor is it in
+the transparency log: the log proves what was stored, and the actor is the writer's own claim
+(an authenticated principal arrives with the access-control work).
+
     pipeline = IngestPipeline(store)
     result = pipeline.ingest(events, actor=actor("sdk", producer))  # raw dicts, bytes or ParsedEvents
     outcomes = pipeline.ingest_each([[event] for event in events], actor=...)  # one result each

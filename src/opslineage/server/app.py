@@ -1,9 +1,9 @@
 """The FastAPI application behind ``opslineage serve``.
 
 It shares the store (and the log) with the CLI: what one writes, the other reads. Each worker
-thread has its own store connection for reads; writes go through one group committer
-(:class:`~opslineage.ingest.GroupCommitter`), which stores the requests that arrive while a commit
-runs together in the next transaction, each still all-or-nothing on its own. Every error is a JSON body ``{"error", "detail"}`` (plus
+thread has its own store connection for reads; writes go through one group committer on the
+event loop (:class:`~opslineage.ingest.GroupCommitter`), which stores the requests that arrive
+while a commit runs together in the next transaction, each still all-or-nothing on its own. Every error is a JSON body ``{"error", "detail"}`` (plus
 ``field`` when one field is at fault) with a 4xx status; nothing of a rejected request is stored.
 """
 
@@ -130,7 +130,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        context.committer.close()  # commit what is queued, then stop its thread
+        await context.committer.close()  # commit what is queued, then close its store
 
     app = FastAPI(
         title="opslineage",

@@ -4,21 +4,26 @@ that each backend only turns the plan into its own SQL.
 
 A plan keeps the first-seen row of each node, edge and artifact (``INSERT … ON CONFLICT DO
 NOTHING`` then keeps the row already stored), each stamped with the sequence number of the
-event that brought it. :class:`Tally` adds up what the chunks of one transaction did, and
-:func:`check_actor` is the one rule for who may be named as a batch's writer.
+event that brought it. :func:`joined` puts small chunks together so that a transaction of many
+one-event units (group commit) runs a few statements, not a few per unit; :class:`Tally` gives
+each chunk its own result back and adds them up; :func:`check_actor` is the one rule for who
+may be named as a batch's writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from opslineage.model import ParsedEvent
 from opslineage.store.base import IngestResult, StoreError
 
-__all__ = ["MAX_ACTOR_CHARS", "BatchPlan", "Tally", "check_actor", "plan_batch"]
+__all__ = ["JOIN_EVENTS", "MAX_ACTOR_CHARS", "BatchPlan", "Tally", "check_actor", "joined", "plan_batch"]
 
 MAX_ACTOR_CHARS = 200
+JOIN_EVENTS = 1000
+"""Chunks are joined until they hold this many events (a bigger chunk goes alone)."""
 
 
 @dataclass(slots=True)
@@ -27,6 +32,7 @@ class BatchPlan:
 
     Attributes:
         fresh: the events not stored yet, with duplicates inside the chunk dropped.
+        taken: the positions of the fresh events in the chunk, ascending.
         first_seq: the sequence number of ``fresh[0]``; the others follow one by one.
         nodes: node id → (kind, type, namespace, name, version, digest, seq), first seen.
         edges: (src, dst, kind) → (role, seq), first seen.
@@ -34,6 +40,7 @@ class BatchPlan:
     """
 
     fresh: list[ParsedEvent]
+    taken: list[int]
     first_seq: int
     nodes: dict[str, tuple[object, ...]]
     edges: dict[tuple[str, str, str], tuple[str | None, int]]
@@ -73,18 +80,20 @@ def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: in
         last: the store's last sequence number.
     """
     fresh: list[ParsedEvent] = []
+    taken: list[int] = []
     seen = set(known)
     nodes: dict[str, tuple[object, ...]] = {}
     edges: dict[tuple[str, str, str], tuple[str | None, int]] = {}
     artifacts: dict[str, tuple[str, str, bytes, int]] = {}
     seq = last
-    for event in events:
+    for position, event in enumerate(events):
         digest = event.digest
         if digest in seen:
             continue
         seen.add(digest)
         seq += 1
         fresh.append(event)
+        taken.append(position)
         for node in event.nodes:
             if node.id not in nodes:
                 nodes[node.id] = (
@@ -105,7 +114,22 @@ def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: in
                 artifacts[key] = (key, kind, content, seq)
     if not fresh:
         return None
-    return BatchPlan(fresh, last + 1, nodes, edges, artifacts)
+    return BatchPlan(fresh, taken, last + 1, nodes, edges, artifacts)
+
+
+def joined(chunks: Iterable[Sequence[ParsedEvent]]) -> Iterator[tuple[list[ParsedEvent], list[int]]]:
+    """Consecutive chunks joined until they hold :data:`JOIN_EVENTS` events, as (their events,
+    the size of each chunk); a stream of big chunks (a file) comes through chunk by chunk."""
+    events: list[ParsedEvent] = []
+    sizes: list[int] = []
+    for chunk in chunks:
+        events.extend(chunk)
+        sizes.append(len(chunk))
+        if len(events) >= JOIN_EVENTS:
+            yield events, sizes
+            events, sizes = [], []
+    if sizes:
+        yield events, sizes
 
 
 class Tally:
@@ -118,17 +142,27 @@ class Tally:
         self.first_seq: int | None = None
         self.last_seq: int | None = None
 
-    def add(self, chunk: int, stored: range, each: Callable[[IngestResult], object] | None = None) -> None:
-        """Count a chunk of ``chunk`` events of which those numbered ``stored`` were new, and give
-        the chunk's own result to ``each``."""
-        self.accepted += len(stored)
-        self.duplicates += chunk - len(stored)
-        if stored:
-            self.first_seq = self.first_seq or stored[0]
-            self.last_seq = stored[-1]
-        if each is not None:
-            bounds = (stored[0], stored[-1]) if stored else (None, None)
-            each(IngestResult(len(stored), chunk - len(stored), *bounds))
+    def add(
+        self, sizes: Sequence[int], plan: BatchPlan | None, each: Callable[[IngestResult], object] | None
+    ) -> None:
+        """Count chunks of ``sizes`` events that were stored together by ``plan`` (None: all
+        duplicates), and give each chunk's own result to ``each``."""
+        taken = plan.taken if plan is not None else []
+        start = 0
+        for size in sizes:
+            low, high = bisect_left(taken, start), bisect_left(taken, start + size)
+            start += size
+            self.accepted += high - low
+            self.duplicates += size - (high - low)
+            if high > low:
+                assert plan is not None
+                self.first_seq = self.first_seq or plan.first_seq + low
+                self.last_seq = plan.first_seq + high - 1
+            if each is not None:
+                bounds = (
+                    (plan.first_seq + low, plan.first_seq + high - 1) if plan and high > low else (None, None)
+                )
+                each(IngestResult(high - low, size - (high - low), *bounds))
 
     def result(self) -> IngestResult:
         """The :class:`IngestResult` of the transaction."""

@@ -44,7 +44,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
-from opslineage.store._plan import Tally, check_actor, plan_batch
+from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
@@ -225,8 +225,8 @@ class PostgresStore(Store):
 
         def work(conn: _Conn) -> IngestResult:
             tally = Tally()
-            for chunk in chunks:
-                tally.add(len(chunk), self._insert(conn, chunk, interned), each)
+            for events, sizes in joined(chunks):
+                tally.add(sizes, self._insert(conn, events, interned), each)
             if tally.first_seq is not None:  # the actor column is named only when there is one
                 named = ("", "") if actor is None else (", actor", ", %s")
                 conn.execute(
@@ -243,10 +243,12 @@ class PostgresStore(Store):
             self._nids.update(interned)
         return result
 
-    def _insert(self, conn: _Conn, events: Sequence[ParsedEvent], interned: dict[str, int]) -> range:
-        """Insert the events not stored yet; returns their new sequence numbers."""
+    def _insert(
+        self, conn: _Conn, events: Sequence[ParsedEvent], interned: dict[str, int]
+    ) -> BatchPlan | None:
+        """Insert the events not stored yet; returns what was stored (None: nothing)."""
         if not events:
-            return range(0)
+            return None
         row = conn.execute(
             "SELECT (SELECT coalesce(max(seq), 0) FROM events),"
             " ARRAY(SELECT digest FROM events WHERE digest = ANY(%s::bytea[]))",
@@ -257,7 +259,7 @@ class PostgresStore(Store):
         last: int = row[0]
         plan = plan_batch(events, row[1], last)
         if plan is None:
-            return range(0)
+            return None
         check_versions(events, lambda ids: _nodes(conn, ids, None))
         nid, new_ids = self._intern(conn, plan.node_ids(), interned)
         frontier = self._frontier_at(conn, last)
@@ -303,7 +305,7 @@ class PostgresStore(Store):
                 ignore_existing=True,
             )
             _insert_rows(conn, "log_nodes", ("smallint", "bigint", "bytea"), log_rows)
-        return plan.seqs
+        return plan
 
     def _frontier_at(self, conn: _Conn, size: int) -> CompactRange:
         if self._frontier is None or self._frontier.size != size:  # first use, or another writer appended

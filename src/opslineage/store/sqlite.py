@@ -34,7 +34,7 @@ import msgspec
 from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.model.ids import run_node_id
-from opslineage.store._plan import Tally, check_actor, plan_batch
+from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
@@ -133,8 +133,8 @@ class SQLiteStore(Store):
         interned: dict[str, int] = {}
         try:
             with self._transaction():
-                for chunk in chunks:
-                    tally.add(len(chunk), self._insert(chunk, interned), each)
+                for events, sizes in joined(chunks):
+                    tally.add(sizes, self._insert(events, interned), each)
                 if tally.first_seq is not None:
                     self.db.execute(
                         "INSERT INTO batches (first_seq, last_seq, recorded_at, actor) VALUES (?, ?, ?, ?)",
@@ -153,16 +153,16 @@ class SQLiteStore(Store):
         self._nids.update(interned)
         return tally.result()
 
-    def _insert(self, events: Sequence[ParsedEvent], interned: dict[str, int]) -> range:
-        """Insert the events not stored yet; returns their new sequence numbers."""
+    def _insert(self, events: Sequence[ParsedEvent], interned: dict[str, int]) -> BatchPlan | None:
+        """Insert the events not stored yet; returns what was stored (None: nothing)."""
         if not events:
-            return range(0)
+            return None
         known = self._known_digests([event.digest for event in events])
         (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()
         last = last or 0
         plan = plan_batch(events, known, last)
         if plan is None:
-            return range(0)
+            return None
         check_versions(events, self.nodes)
         nid = self._intern(plan.node_ids(), interned)
         self.db.executemany(
@@ -190,7 +190,7 @@ class SQLiteStore(Store):
             plan.artifacts.values(),
         )
         self._append_log(last, plan.fresh)
-        return plan.seqs
+        return plan
 
     def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
         """Append the events as leaves after the first ``size`` ones, with the subtrees they complete."""
