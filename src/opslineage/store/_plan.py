@@ -59,7 +59,7 @@ class BatchPlan:
             ids.add(dst)
         return ids
 
-    def sorted_edges(self, nid: dict[str, int]) -> list[tuple[object, ...]]:
+    def sorted_edges(self, nid: dict[str, int]) -> list[tuple[int, int, str, str | None, int]]:
         """Edge rows (src, dst, kind, role, seq) on interned ids, in primary-key order, so that a
         B-tree insert of the batch walks its pages once instead of jumping between them."""
         rows = [(nid[src], nid[dst], kind, role, seq) for (src, dst, kind), (role, seq) in self.edges.items()]
@@ -67,8 +67,8 @@ class BatchPlan:
         return rows
 
 
-def _edge_key(row: tuple[object, ...]) -> tuple[object, ...]:
-    return row[:3]
+def _edge_key(row: tuple[int, int, str, str | None, int]) -> tuple[int, int, str]:
+    return row[0], row[1], row[2]
 
 
 def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: int) -> BatchPlan | None:
@@ -106,12 +106,12 @@ def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: in
                     seq,
                 )
         for src, dst, kind, role in event.edges:
-            key = (src, dst, kind)
-            if key not in edges:
-                edges[key] = (role, seq)
-        for key, (kind, content) in event.artifacts.items():
-            if key not in artifacts:
-                artifacts[key] = (key, kind, content, seq)
+            ends = (src, dst, kind)
+            if ends not in edges:
+                edges[ends] = (role, seq)
+        for ref, (kind, content) in event.artifacts.items():
+            if ref not in artifacts:
+                artifacts[ref] = (ref, kind, content, seq)
     if not fresh:
         return None
     return BatchPlan(fresh, taken, last + 1, nodes, edges, artifacts)
