@@ -1,8 +1,12 @@
 """HTTP ingest and query rates of ``opslineage serve``, against in-process ingest in the same run.
 
-- ``http_single_events_per_s_1_client`` / ``..._8_clients``: one event per POST /api/v1/lineage.
+- ``http_single_events_per_s_1_client`` / ``..._8_clients``: one event per POST /api/v1/lineage,
+  each client on its own keep-alive connection (``http.client``: the clients share the machine's
+  two cores with the server, so they should cost little); ``events_per_commit`` says how many
+  requests the server's group commit put in one transaction.
 - ``http_batch_events_per_s``: POST /api/v1/lineage/batch with 1000 events per request.
-- ``inprocess_batch_events_per_s``: the reference, parse + ingest of the same events in-process.
+- ``inprocess_batch_events_per_s``: the reference, parse + ingest of the same events in-process
+  through the same pipeline, 1000 per transaction.
 - ``http_why_p50_ms`` / ``http_why_p99_ms``: GET /api/v1/why/{id} on the store given by
   ``--why-store`` (e.g. the 1M-event store ``bench/why.py --store`` built), second pass over the
   same random actions.
@@ -15,8 +19,10 @@ The server runs in its own process (``opslineage serve``) on a free loopback por
 from __future__ import annotations
 
 import argparse
+import http.client
 import random
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,7 +34,7 @@ import httpx
 import msgspec
 
 from corpus import demo_shaped_events, emit
-from opslineage.model import parse_event
+from opslineage.ingest import IngestPipeline
 from opslineage.query import list_nodes
 from opslineage.store.sqlite import SQLiteStore
 
@@ -80,19 +86,33 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def post_each(url: str, lines: list[bytes]) -> None:
-    with httpx.Client(base_url=url, timeout=60) as client:
+def post_each(port: int, lines: list[bytes]) -> None:
+    """POST each event alone, in turn, on one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    try:
         for line in lines:
-            client.post("/api/v1/lineage", content=line).raise_for_status()
+            connection.request("POST", "/api/v1/lineage", body=line, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 201:
+                raise RuntimeError(f"POST /api/v1/lineage answered {response.status}")
+    finally:
+        connection.close()
 
 
-def rate_single(directory: Path, lines: list[bytes], clients: int) -> float:
-    with Server(directory / f"single{clients}.db") as server:
+def rate_single(directory: Path, lines: list[bytes], clients: int) -> tuple[float, float]:
+    """Events/s of single-event POSTs from ``clients`` clients, and events per transaction."""
+    path = directory / f"single{clients}.db"
+    with Server(path) as server:
         shares = [lines[i::clients] for i in range(clients)]
         start = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda share: post_each(server.url, share), shares))
-        return len(lines) / (time.perf_counter() - start)
+            list(pool.map(lambda share: post_each(server.port, share), shares))
+        rate = len(lines) / (time.perf_counter() - start)
+    with sqlite3.connect(path) as db:
+        (commits,) = db.execute("SELECT count(*) FROM batches").fetchone()
+    return rate, len(lines) / commits
 
 
 def rate_batch(directory: Path, lines: list[bytes]) -> float:
@@ -105,9 +125,10 @@ def rate_batch(directory: Path, lines: list[bytes]) -> float:
 
 def rate_inprocess(directory: Path, lines: list[bytes]) -> float:
     store = SQLiteStore(directory / "inprocess.db")
+    pipeline = IngestPipeline(store)
     start = time.perf_counter()
     for i in range(0, len(lines), BATCH):
-        store.ingest([parse_event(line) for line in lines[i : i + BATCH]])
+        pipeline.ingest(lines[i : i + BATCH], actor="sdk:bench")
     elapsed = time.perf_counter() - start
     store.close()
     return len(lines) / elapsed
@@ -141,13 +162,14 @@ def main() -> None:
         reference = rate_inprocess(directory, lines)
         emit("inprocess_batch_events_per_s", reference, "events/s", events=len(lines))
         for clients in (1, 8):
-            rate = rate_single(directory, lines, clients)
+            rate, grouped = rate_single(directory, lines, clients)
             emit(
                 f"http_single_events_per_s_{clients}_client{'s' if clients > 1 else ''}",
                 rate,
                 "events/s",
                 events=len(lines),
                 ratio_to_inprocess=round(rate / reference, 3),
+                events_per_commit=round(grouped, 2),
             )
         rate = rate_batch(directory, lines)
         emit(

@@ -26,6 +26,7 @@ from opslineage.model import parse_event
 from opslineage.query import downstream, list_nodes, upstream, why
 from opslineage.store import Store, StoreError
 from opslineage.store.archive import archive_store, encode_segment
+from opslineage.store.sqlite_schema import SCHEMA_VERSION
 
 DEMO = DemoConfig(services=3, hours=12)  # 2,692 events with 4 remediations
 
@@ -202,7 +203,7 @@ def test_a_sqlite_store_from_before_the_archive_tier_is_migrated_and_keeps_its_c
     path = tmp_path / "old.db"
     shutil.copy(V4_STORE, path)
     with open_store(f"sqlite:///{path}") as store:
-        assert store.get_meta("schema_version") == "5"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)  # every step since 4
         assert store.state_digest() == V4_STATE and verify_store(store, None).ok
         action = list_nodes(store, "action")[0].id
         before = why(store, action).to_dict()

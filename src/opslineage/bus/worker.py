@@ -2,16 +2,17 @@
 
 This module owns the consumer side of the bus (the producer side is
 :mod:`opslineage.bus.transport`). :func:`run_worker` pulls batches from a durable JetStream consumer,
-parses every message with :func:`~opslineage.model.parse_event`, ingests the valid ones in one
-all-or-nothing ``store.ingest`` call and acknowledges each message only after that call returned.
+parses every message once, stores the valid ones through the ingest pipeline
+(:meth:`~opslineage.ingest.IngestPipeline.ingest_each`: one transaction, recorded as written by
+``worker:<durable>``) and acknowledges each message only after its event was committed.
 Delivery is at least once (a worker that dies before acknowledging has its messages redelivered
 to another after the consumer's ack wait); the store's idempotency on the event digest makes the
 result exactly once. Workers sharing a durable consumer name share the work.
 
 What is never stored is dead-lettered: a message that is not a valid event, or an event the store
-refuses on its own while accepting others (or after ``max_attempts`` deliveries), is written to
-the dead-letter file (when one is given) and published on ``opslineage.deadletter``, then
-terminated so it is not redelivered. Any other store failure is transient: the batch is
+refuses on its own while accepting others (the pipeline then stores each event alone), or after
+``max_attempts`` deliveries, is written to the dead-letter file (when one is given) and published
+on ``opslineage.deadletter``, then terminated so it is not redelivered. Any other store failure is transient: the batch is
 negatively acknowledged with a delay and comes back.
 """
 
@@ -38,9 +39,9 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, connect_options, ensure_stream
-from opslineage.ledger.log import maybe_checkpoint
-from opslineage.model import InvalidEvent, ParsedEvent, parse_event
-from opslineage.store import Store, StoreError, open_store
+from opslineage.ingest import IngestPipeline, IngestResult, Outcome, actor, parse
+from opslineage.model import InvalidEvent, ParsedEvent
+from opslineage.store import open_store
 
 __all__ = [
     "DEADLETTER_SUBJECT",
@@ -164,6 +165,7 @@ class _Worker:
         self.retry_delay = retry_delay
         self.max_attempts = max_attempts
         self.stop = stop
+        self.actor = actor("worker", durable)
         self.stats = WorkerStats()
         self.stopping = asyncio.Event()
         self.nc: Client | None = None
@@ -180,7 +182,7 @@ class _Worker:
                 if self.nc is None:
                     return self.stats
                 try:
-                    await self._consume(store, self.nc.jetstream())
+                    await self._consume(IngestPipeline(store), self.nc.jetstream())
                 finally:
                     self.stopping.set()  # what follows is no outage
                     with contextlib.suppress(Exception):
@@ -242,14 +244,14 @@ class _Worker:
                     raise
                 await asyncio.sleep(0.5)
 
-    async def _consume(self, store: Store, js: JetStreamContext) -> None:
+    async def _consume(self, pipeline: IngestPipeline, js: JetStreamContext) -> None:
         subscription = await self._subscribe(js)
         log.info(
             "opslineage worker: storing stream %s (consumer %s) from %s into %s",
             self.stream,
             self.durable,
             self.bus_url,
-            store.url,
+            pipeline.store.url,
         )
         while not self.stopped():
             try:
@@ -260,21 +262,21 @@ class _Worker:
                 log.debug("opslineage worker: fetch: %s: %s", type(error).__name__, error)
                 await asyncio.sleep(_FETCH_WAIT)
                 continue
-            await self._handle(store, messages)
+            await self._handle(pipeline, messages)
 
-    async def _handle(self, store: Store, messages: list[Msg]) -> None:
+    async def _handle(self, pipeline: IngestPipeline, messages: list[Msg]) -> None:
         """Store one fetched batch, then acknowledge, dead-letter or hand back each message."""
         valid: list[tuple[Msg, ParsedEvent]] = []
         for message in messages:
             try:
-                valid.append((message, parse_event(message.data)))
+                valid.append((message, parse(message.data)))
             except InvalidEvent as error:
                 await self._deadletter(message, f"invalid event: {error}")
         if valid:
             try:
-                result = await asyncio.to_thread(store.ingest, [event for _, event in valid])
-            except StoreError as error:
-                await self._one_by_one(store, valid, error)
+                outcomes = await asyncio.to_thread(
+                    pipeline.ingest_each, [[event] for _, event in valid], actor=self.actor
+                )
             except Exception as error:  # the store is unavailable: every message comes back later
                 log.warning(
                     "opslineage worker: store failed (%s: %s); retrying later", type(error).__name__, error
@@ -283,34 +285,25 @@ class _Worker:
                     await self._settle(message.nak(delay=self.retry_delay))
                 self.stats.retried += len(valid)
             else:
-                for message, _ in valid:
-                    await self._settle(message.ack())
-                self.stats.stored += result.accepted
-                self.stats.duplicates += result.duplicates
-                self.stats.batches += 1
-            await self._checkpoint(store)
+                await self._settle_outcomes([message for message, _ in valid], outcomes)
         assert self.nc is not None
         with contextlib.suppress(NatsError, TimeoutError):  # unsent acknowledgements mean redelivery
             await self.nc.flush(timeout=5)
 
-    async def _one_by_one(
-        self, store: Store, valid: list[tuple[Msg, ParsedEvent]], error: StoreError
-    ) -> None:
-        """The store refused the batch: store each event alone, so one bad event costs only itself."""
-        log.warning(
-            "opslineage worker: batch of %d refused (%s); storing each event alone", len(valid), error
-        )
-        refused: list[tuple[Msg, StoreError]] = []
-        for message, event in valid:
-            try:
-                result = await asyncio.to_thread(store.ingest, [event])
-            except StoreError as refusal:
-                refused.append((message, refusal))
-            else:
+    async def _settle_outcomes(self, messages: list[Msg], outcomes: list[Outcome]) -> None:
+        """Acknowledge what was stored; a refused event costs only itself: it is dead-lettered when
+        others were stored beside it (or after ``max_attempts``), else handed back for later."""
+        refused: list[tuple[Msg, Outcome]] = []
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if isinstance(outcome, IngestResult):
                 await self._settle(message.ack())
-                self.stats.stored += result.accepted
-                self.stats.duplicates += result.duplicates
-        others_stored = len(refused) < len(valid)
+                self.stats.stored += outcome.accepted
+                self.stats.duplicates += outcome.duplicates
+            else:
+                refused.append((message, outcome))
+        if not refused:
+            self.stats.batches += 1
+        others_stored = len(refused) < len(messages)
         for message, reason in refused:
             if others_stored or message.metadata.num_delivered >= self.max_attempts:
                 await self._deadletter(message, f"refused by the store: {reason}")
@@ -357,10 +350,3 @@ class _Worker:
         """Send an ack, nak or term; one lost on a broken connection means redelivery, not loss."""
         with contextlib.suppress(NatsError):
             await reply
-
-    @staticmethod
-    async def _checkpoint(store: Store) -> None:
-        try:
-            await asyncio.to_thread(maybe_checkpoint, store)
-        except Exception as error:  # a missed checkpoint is signed with a later batch
-            log.warning("opslineage worker: checkpoint: %s: %s", type(error).__name__, error)

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.progress import Progress
 
 from opslineage.cli.common import UsageError, print_json, progress, store_from
-from opslineage.ledger.log import maybe_checkpoint
-from opslineage.model import InvalidEvent, ParsedEvent, parse_event
+from opslineage.ingest import IngestPipeline, cli_actor, parse
+from opslineage.model import InvalidEvent, ParsedEvent
 from opslineage.model.events import MAX_EVENT_BYTES
 
 __all__ = ["add_parser", "read_events"]
@@ -89,7 +89,7 @@ def _parsed_chunks(path: Path, bar: Progress) -> Iterator[list[ParsedEvent]]:
     chunk: list[ParsedEvent] = []
     for line, event in read_events(path):
         try:
-            chunk.append(parse_event(event))
+            chunk.append(parse(event))
         except InvalidEvent as error:
             raise UsageError(f"{path}, line {line}: {error.reason}; nothing was ingested") from None
         if len(chunk) == CHUNK:
@@ -102,10 +102,9 @@ def _parsed_chunks(path: Path, bar: Progress) -> Iterator[list[ParsedEvent]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ingest the file in one transaction."""
+    """Ingest the file in one transaction, recorded as written by ``cli:<user>``."""
     with store_from(args, create=True) as store, progress(f"ingest {args.file.name}", None) as bar:
-        result = store.ingest_many(_parsed_chunks(args.file, bar))
-        maybe_checkpoint(store)
+        result = IngestPipeline(store).ingest_many(_parsed_chunks(args.file, bar), actor=cli_actor())
     if args.json:
         print_json(
             {

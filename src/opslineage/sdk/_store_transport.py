@@ -1,6 +1,7 @@
 """Writing events straight into a store: :class:`StoreTransport`, the embedded, in-process path.
 
-This is the one SDK module that uses the store and the transparency log, and it loads them on
+This is the one SDK module that uses the store, through the one ingest pipeline
+(:class:`~opslineage.ingest.IngestPipeline`: store, log, checkpoint), and it loads them on
 first delivery (on the emitter's writer thread), never when the transport is made. So a store
 URL that is unreachable or malformed, or a store whose extra (``opslineage[store]``) is not
 installed, surfaces as :class:`~opslineage.sdk.TransportUnavailable`: buffered and retried, never
@@ -12,11 +13,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from opslineage.model import InvalidEvent, parse_event
 from opslineage.sdk._emitter import redact_url
 from opslineage.sdk.transports import TransportError, TransportUnavailable
 
 if TYPE_CHECKING:
+    from opslineage.ingest import IngestPipeline
     from opslineage.store import Store
 
 __all__ = ["StoreTransport"]
@@ -25,33 +26,34 @@ __all__ = ["StoreTransport"]
 class StoreTransport:
     """Validates and writes events straight into a store.
 
-    A batch is ingested all-or-nothing; when it is refused, each event is retried alone so that
-    one bad event costs only itself.
+    Each event is its own all-or-nothing unit, and a batch shares one transaction where it can:
+    one bad event costs only itself. Batches are recorded as written by ``sdk:<producer>``.
 
     Args:
         store: an open :class:`~opslineage.store.Store`, or a store URL opened on first delivery
             (and closed by :meth:`close`).
+        producer: the name in the actor recorded on every batch.
     """
 
-    def __init__(self, store: Store | str) -> None:
+    def __init__(self, store: Store | str, producer: str = "opslineage") -> None:
         self._url = store if isinstance(store, str) else None
         self._store = None if isinstance(store, str) else store
+        self._producer = producer or "opslineage-sdk"
         self._modules: Any = None
+        self._pipeline: IngestPipeline | None = None
 
     def _load(self) -> None:
-        """Import the store and the log, once (they need the ``opslineage[store]`` extra)."""
+        """Import the store and the pipeline, once (they need the ``opslineage[store]`` extra)."""
         if self._modules is not None:
             return
         try:
-            from opslineage.ledger import log  # noqa: PLC0415 (loaded on the writer, on first use)
-            from opslineage.store import StoreError, open_store  # noqa: PLC0415
+            from opslineage.ingest import IngestPipeline, actor  # noqa: PLC0415 (loaded on the writer, on first use)
+            from opslineage.store import open_store  # noqa: PLC0415
         except ImportError as error:
             raise TransportUnavailable(
                 f"writing to a store needs the opslineage[store] extra (pip install 'opslineage[store]'): {error}"
             ) from None
-        self._modules = SimpleNamespace(
-            open_store=open_store, maybe_checkpoint=log.maybe_checkpoint, StoreError=StoreError
-        )
+        self._modules = SimpleNamespace(open_store=open_store, IngestPipeline=IngestPipeline, actor=actor)
 
     @property
     def store(self) -> Store:
@@ -76,29 +78,21 @@ class StoreTransport:
         return self._store
 
     def emit(self, events: list[dict[str, Any]]) -> None:
-        """Parse and ingest the batch.
+        """Parse and ingest the batch, each event on its own.
 
         Raises:
             TransportUnavailable: the store URL cannot be opened yet; nothing was written.
             TransportError: some events were refused; the others are stored.
         """
         store = self.store
-        maybe_checkpoint, StoreError = self._modules.maybe_checkpoint, self._modules.StoreError  # noqa: N806
-
-        try:
-            store.ingest([parse_event(event) for event in events])
-            maybe_checkpoint(store)
-            return
-        except (InvalidEvent, StoreError) as error:
-            if len(events) == 1:
-                raise TransportError(str(error), refused=1) from error
-        refused: list[str] = []
-        for event in events:
-            try:
-                store.ingest([parse_event(event)])
-            except (InvalidEvent, StoreError) as error:
-                refused.append(str(error))
-        maybe_checkpoint(store)
+        if self._pipeline is None or self._pipeline.store is not store:
+            self._pipeline = self._modules.IngestPipeline(store)
+        outcomes = self._pipeline.ingest_each(
+            [[event] for event in events], actor=self._modules.actor("sdk", self._producer)
+        )
+        refused = [str(outcome) for outcome in outcomes if isinstance(outcome, Exception)]
+        if len(refused) == 1 and len(events) == 1:
+            raise TransportError(refused[0], refused=1)
         if refused:
             raise TransportError(
                 f"{len(refused)} event(s) refused, first: {refused[0]}", refused=len(refused)

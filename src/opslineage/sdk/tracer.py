@@ -93,7 +93,7 @@ class Tracer:
         if capture is not None and transport is not capture:
             store, transport, sync = None, capture, True
         if transport is None:
-            transport = _store_transport(store) if store is not None else NoopTransport()
+            transport = _store_transport(store, agent) if store is not None else NoopTransport()
         self.namespace = namespace
         self.agent = agent
         self.producer = PRODUCER
@@ -350,10 +350,10 @@ def new_run_id() -> str:
     return str(uuid.UUID(int=_run_ids.getrandbits(128), version=4))
 
 
-def _store_transport(store: Store | str) -> Transport:
+def _store_transport(store: Store | str, agent: str) -> Transport:
     from opslineage.sdk._store_transport import StoreTransport  # noqa: PLC0415 (loads the store only when used)
 
-    return StoreTransport(store)
+    return StoreTransport(store, producer=agent)
 
 
 def _in_scope(name: str) -> Artifact:

@@ -1,8 +1,11 @@
 """The FastAPI application behind ``opslineage serve``.
 
 It shares the store (and the log) with the CLI: what one writes, the other reads. Each worker
-thread has its own store connection; every read route reads through a
-:class:`~opslineage.query.Reader` for the caller's :class:`~opslineage.query.Principal`. Every error is a JSON body ``{"error", "detail"}`` (plus
+thread has its own store connection for reads, and every read route reads through a
+:class:`~opslineage.query.Reader` for the caller's :class:`~opslineage.query.Principal`; writes go
+through one group committer on the event loop (:class:`~opslineage.ingest.GroupCommitter`), which
+stores the requests that arrive while a commit runs together in the next transaction, each still
+all-or-nothing on its own. Every error is a JSON body ``{"error", "detail"}`` (plus
 ``field`` when one field is at fault) with a 4xx status; nothing of a rejected request is stored.
 """
 
@@ -12,6 +15,8 @@ import hmac
 import re
 import threading
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,16 +26,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from opslineage._version import __version__
+from opslineage.ingest import GroupCommitter, IngestPipeline, actor, parse
 from opslineage.interop import BundleError, make_bundle
 from opslineage.ledger.keys import key_path, load_private_key
-from opslineage.ledger.log import maybe_checkpoint
-from opslineage.model import InvalidEvent, parse_event
+from opslineage.model import InvalidEvent
 from opslineage.query import LS_KINDS, NotFound, Principal, Reader, why_view
 from opslineage.server.marquez import marquez_lineage
 from opslineage.store import Store, StoreError, open_store
 
 __all__ = ["ServerSettings", "create_app"]
 
+_ANONYMOUS = actor("http", "anonymous")
+_TOKEN = actor("http", "token")
 # Reasons start with the path of the field at fault when one is (see opslineage.model.events).
 _FIELD = re.compile(
     r"^((?:eventTime|eventType|producer|schemaURL|run|job|inputs|outputs|dataset)\b[\w.\[\]]*)"
@@ -68,12 +75,13 @@ def _invalid(error: InvalidEvent) -> ApiError:
 
 
 class _Context:
-    """What every route needs: the settings and this thread's store connection."""
+    """What every route needs: the settings, this thread's store connection, and the committer."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self._local = threading.local()
         open_store(settings.store).close()  # create it (and fail early) before serving
+        self.committer = GroupCommitter(lambda: IngestPipeline(open_store(settings.store), settings.key))
 
     def store(self) -> Store:
         if getattr(self._local, "store", None) is None:
@@ -110,20 +118,36 @@ class _Context:
         bearer = token is not None and hmac.compare_digest(shown.encode(), f"Bearer {token}".encode())
         return Reader(self.store(), Principal.bearer() if bearer else Principal.anonymous())
 
-    def authorize(self, request: Request) -> None:
+    def authorize(self, request: Request) -> str:
+        """The actor a write is recorded as: ``http:token`` with the server's token, else
+        ``http:anonymous`` (when the server has none).
+
+        Raises:
+            ApiError: the server has a token and the request does not bear it.
+        """
         token = self.settings.token
-        if token and request.headers.get("authorization") != f"Bearer {token}":
+        if not token:
+            return _ANONYMOUS
+        if request.headers.get("authorization") != f"Bearer {token}":
             raise ApiError(401, "unauthorized", "a valid Authorization: Bearer token is required")
+        return _TOKEN
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the application for ``settings``."""
+    context = _Context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.committer.close()  # commit what is queued, then close its store
+
     app = FastAPI(
         title="opslineage",
         version=__version__,
         description="Lineage and audit trails for AIOps: OpenLineage in, why-chains and proofs out.",
+        lifespan=lifespan,
     )
-    context = _Context(settings)
     _error_handlers(app)
     _ingest_routes(app, context)
     _query_routes(app, context)
@@ -168,38 +192,34 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
         return JSONResponse({"status": "ready", "events": events})
 
     @app.post("/api/v1/lineage", status_code=201, tags=["ingest"])
-    async def ingest_one(request: Request) -> JSONResponse:
+    async def ingest_one(request: Request) -> Response:
         """Accept one OpenLineage RunEvent, DatasetEvent or JobEvent, as the OpenLineage clients send it."""
-        context.authorize(request)
+        who = context.authorize(request)
         data = await context.body(request)
         try:
-            parsed = parse_event(data)
+            parsed = parse(data)
         except InvalidEvent as error:
             raise _invalid(error) from None
-        target = context.store()
-        result = target.ingest([parsed])
-        maybe_checkpoint(target, context.settings.key)
-        return JSONResponse(
-            {
-                "accepted": result.accepted,
-                "duplicate": result.duplicates == 1,
-                "seq": result.first_seq,
-                "digest": parsed.digest.hex(),
-            },
-            status_code=201,
-        )
+        result = await context.committer.ingest([parsed], actor=who)
+        answer = {
+            "accepted": result.accepted,
+            "duplicate": result.duplicates == 1,
+            "seq": result.first_seq,
+            "digest": parsed.digest.hex(),
+        }
+        return Response(msgspec.json.encode(answer), status_code=201, media_type="application/json")
 
     @app.post("/api/v1/lineage/batch", tags=["ingest"])
     async def ingest_batch(request: Request) -> dict[str, Any]:
         """Accept a JSON array or JSON lines of events. Every valid event is stored, in one
         transaction; invalid ones are listed with their position and reason and stored nowhere."""
-        context.authorize(request)
+        who = context.authorize(request)
         data = await context.body(request)
         items = _batch_items(data)
         parsed, results = [], []
         for index, item in enumerate(items):
             try:
-                event = parse_event(item)
+                event = parse(item)
             except InvalidEvent as error:
                 match = _FIELD.match(error.reason)
                 results.append(
@@ -213,9 +233,7 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
                 continue
             parsed.append(event)
             results.append({"index": index, "status": "accepted", "digest": event.digest.hex()})
-        target = context.store()
-        result = target.ingest(parsed)
-        maybe_checkpoint(target, context.settings.key)
+        result = await context.committer.ingest(parsed, actor=who)
         rejected = sum(r["status"] == "rejected" for r in results)
         return {
             "accepted": result.accepted,

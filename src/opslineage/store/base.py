@@ -63,14 +63,21 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Sett
     url: str
     _archive: Archive | None = None
 
-    def ingest(self, events: Sequence[ParsedEvent]) -> IngestResult:
+    def ingest(self, events: Sequence[ParsedEvent], *, actor: str | None = None) -> IngestResult:
         """Store validated events all-or-nothing; events already stored are counted as duplicates.
+
+        Writers go through :class:`opslineage.ingest.IngestPipeline`, which also appends
+        checkpoints; this is the storage step it calls.
+
+        Args:
+            events: the batch.
+            actor: who wrote it, recorded on the batch (not part of :meth:`state_digest`).
 
         Raises:
             StoreError: the batch conflicts with what is stored (e.g. a policy version re-registered
-                with different content); nothing of the batch is written.
+                with different content), or ``actor`` is malformed; nothing of the batch is written.
         """
-        return self.ingest_many([events])
+        return self.ingest_many([events], actor=actor)
 
     def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
         """The node with this id, as the store stood at sequence ``as_of``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -93,18 +93,35 @@ class EventLog(Protocol):
     """Accepted events: written all-or-nothing, idempotent on their digest, never changed."""
 
     @abc.abstractmethod
-    def ingest(self, events: Sequence[ParsedEvent]) -> IngestResult:
+    def ingest(self, events: Sequence[ParsedEvent], *, actor: str | None = None) -> IngestResult:
         """Store validated events all-or-nothing; events already stored are counted as duplicates.
+
+        Writers go through :class:`opslineage.ingest.IngestPipeline`, which also appends
+        checkpoints; this is the storage step it calls.
+
+        Args:
+            events: the batch.
+            actor: who wrote it, recorded on the batch (not part of the state digest).
 
         Raises:
             StoreError: the batch conflicts with what is stored (e.g. a policy version re-registered
-                with different content); nothing of the batch is written.
+                with different content), or ``actor`` is malformed; nothing of the batch is written.
         """
 
     @abc.abstractmethod
-    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
+    def ingest_many(
+        self,
+        chunks: Iterable[Sequence[ParsedEvent]],
+        *,
+        actor: str | None = None,
+        each: Callable[[IngestResult], object] | None = None,
+    ) -> IngestResult:
         """Like :meth:`ingest`, for a stream of chunks committed as one transaction: an error
-        raised while ``chunks`` is iterated (say, an invalid event in a file) writes nothing."""
+        raised while ``chunks`` is iterated (say, an invalid event in a file) writes nothing.
+
+        ``each`` is called with every chunk's own result, in order, before the commit (so they
+        hold only if this returns).
+        """
 
     @abc.abstractmethod
     def events(

@@ -4,7 +4,7 @@ This module owns the PostgreSQL schema, its migrations and every SQL statement t
 The tables mirror the SQLite backend's: ``events`` (accepted events, bodies with artifact
 contents split out), ``artifacts`` (content-addressed, stored once), ``ids`` (node ids interned
 as integers), ``nodes`` and ``edges`` (the graph index, each row stamped with the sequence number
-of the event that added it), ``batches`` (when each ingest committed, by the server's clock),
+of the event that added it), ``batches`` (when each ingest committed, by the server's clock, and who wrote it),
 ``log_nodes`` and ``checkpoints`` (the transparency log), ``segments`` (the archive tier's files)
 and ``meta``. Triggers refuse any UPDATE, DELETE or TRUNCATE of events, artifacts, log nodes,
 checkpoints and segments, except archiving's one change: an event's body or an artifact's content
@@ -42,6 +42,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
+from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
@@ -223,25 +224,28 @@ class PostgresStore(Store):
 
     # Writing.
 
-    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
+    def ingest_many(
+        self,
+        chunks: Iterable[Sequence[ParsedEvent]],
+        *,
+        actor: str | None = None,
+        each: Callable[[IngestResult], object] | None = None,
+    ) -> IngestResult:
+        actor = check_actor(actor)
         interned: dict[str, int] = {}
 
         def work(conn: _Conn) -> IngestResult:
-            accepted = duplicates = 0
-            first_seq = last_seq = None
-            for chunk in chunks:
-                seqs = self._insert(conn, chunk, interned)
-                accepted += len(seqs)
-                duplicates += len(chunk) - len(seqs)
-                if seqs:
-                    first_seq = first_seq or seqs[0]
-                    last_seq = seqs[-1]
-            if first_seq is not None:
+            tally = Tally()
+            for events, sizes in joined(chunks):
+                tally.add(sizes, self._insert(conn, events, interned), each)
+            if tally.first_seq is not None:  # the actor column is named only when there is one
+                named = ("", "") if actor is None else (", actor", ", %s")
                 conn.execute(
-                    "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (%s, %s, clock_timestamp())",
-                    (first_seq, last_seq),
+                    f"INSERT INTO batches (first_seq, last_seq, recorded_at{named[0]})"
+                    f" VALUES (%s, %s, clock_timestamp(){named[1]})",
+                    (tally.first_seq, tally.last_seq, *(() if actor is None else (actor,))),
                 )
-            return IngestResult(accepted, duplicates, first_seq, last_seq)
+            return tally.result()
 
         with self._writing:
             result = self._write(work)
@@ -250,10 +254,12 @@ class PostgresStore(Store):
             self._nids.update(interned)
         return result
 
-    def _insert(self, conn: _Conn, events: Sequence[ParsedEvent], interned: dict[str, int]) -> list[int]:
-        """Insert the events not stored yet; returns their new sequence numbers."""
+    def _insert(
+        self, conn: _Conn, events: Sequence[ParsedEvent], interned: dict[str, int]
+    ) -> BatchPlan | None:
+        """Insert the events not stored yet; returns what was stored (None: nothing)."""
         if not events:
-            return []
+            return None
         row = conn.execute(
             "SELECT (SELECT coalesce(max(seq), 0) FROM events),"
             " ARRAY(SELECT digest FROM events WHERE digest = ANY(%s::bytea[]))",
@@ -262,30 +268,13 @@ class PostgresStore(Store):
         ).fetchone()
         assert row is not None
         last: int = row[0]
-        known: set[bytes] = set(row[1])
-        seq = last
-        fresh = []
-        nodes: dict[str, tuple[Any, ...]] = {}
-        edges: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-        artifacts: dict[str, tuple[Any, ...]] = {}
-        for event in events:
-            if event.digest in known:
-                continue
-            known.add(event.digest)
-            seq += 1
-            fresh.append((seq, event))
-            for node in event.nodes:
-                nodes.setdefault(node.id, (*node[1:], seq))
-            for edge in event.edges:
-                edges.setdefault(edge[:3], (edge.role, seq))
-            for digest, (kind, content) in event.artifacts.items():
-                artifacts.setdefault(digest, (digest, kind, content, seq))
-        if not fresh:
-            return []
+        plan = plan_batch(events, row[1], last)
+        if plan is None:
+            return None
         check_versions(events, lambda ids: _nodes(conn, ids, None))
-        nid, new_ids = self._intern(conn, {*nodes, *(end for key in edges for end in key[:2])}, interned)
+        nid, new_ids = self._intern(conn, plan.node_ids(), interned)
         frontier = self._frontier_at(conn, last)
-        log_rows = [node for _, event in fresh for node in frontier.append(leaf_hash(event.canonical))]
+        log_rows = [node for event in plan.fresh for node in frontier.append(leaf_hash(event.canonical))]
         with conn.pipeline():  # no statement below answers anything: send them all, then wait once
             _insert_rows(conn, "ids", ("bigint", "text"), [(i, n) for n, i in new_ids.items()])
             _insert_rows(
@@ -302,32 +291,32 @@ class PostgresStore(Store):
                         e.event_time,
                         e.body,
                     )
-                    for s, e in fresh
+                    for s, e in zip(plan.seqs, plan.fresh, strict=True)
                 ],
             )
             _insert_rows(
                 conn,
                 "nodes",
                 ("bigint", "text", "text", "text", "text", "text", "text", "bigint"),
-                [(nid[node_id], *row) for node_id, row in nodes.items()],
+                [(nid[node_id], *row) for node_id, row in plan.nodes.items()],
                 ignore_existing=True,
             )
             _insert_rows(
                 conn,
                 "edges",
                 ("bigint", "bigint", "text", "text", "bigint"),
-                [(nid[src], nid[dst], kind, *row) for (src, dst, kind), row in edges.items()],
+                plan.sorted_edges(nid),
                 ignore_existing=True,
             )
             _insert_rows(
                 conn,
                 "artifacts",
                 ("text", "text", "bytea", "bigint"),
-                list(artifacts.values()),
+                list(plan.artifacts.values()),
                 ignore_existing=True,
             )
             _insert_rows(conn, "log_nodes", ("smallint", "bigint", "bytea"), log_rows)
-        return [s for s, _ in fresh]
+        return plan
 
     def _frontier_at(self, conn: _Conn, size: int) -> CompactRange:
         if self._frontier is None or self._frontier.size != size:  # first use, or another writer appended

@@ -78,7 +78,11 @@ _STEP_V2 = (
     " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2)
+# Who wrote each batch (see opslineage.ingest); batches stored before it have none. It is not part
+# of the state digest.
+_STEP_V3 = ("ALTER TABLE batches ADD COLUMN actor text",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3)
 """The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
 
 A new schema version is one more entry at the end; released entries never change.

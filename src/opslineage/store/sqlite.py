@@ -4,7 +4,7 @@ Tables: ``events`` (the append-only log of accepted events; bodies with artifact
 out), ``artifacts`` (content-addressed, stored once), ``ids`` (every node id interned as an
 integer), ``nodes`` and ``edges`` (the graph index on those integers, first-seen rows only, each
 stamped with the sequence number of the event that added it, which makes ``as_of`` exact) and
-``batches`` (when each ingest committed), and the transparency log: ``log_nodes`` (the hash of
+``batches`` (when each ingest committed, and the actor that wrote it), and the transparency log: ``log_nodes`` (the hash of
 every perfect subtree of RFC 9162's tree, leaf i being the event of sequence i + 1, appended in
 the same transaction as the event) and ``checkpoints`` (signed notes), and ``segments`` (the
 archive tier's files, see :mod:`opslineage.store.archive`). Triggers refuse any UPDATE or DELETE
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ import msgspec
 from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
+from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
@@ -134,23 +135,29 @@ class SQLiteStore(Store):
             raise
         self.db.execute("COMMIT")
 
-    def ingest_many(self, chunks: Iterable[Sequence[ParsedEvent]]) -> IngestResult:
-        accepted = duplicates = 0
-        first_seq = last_seq = None
+    def ingest_many(
+        self,
+        chunks: Iterable[Sequence[ParsedEvent]],
+        *,
+        actor: str | None = None,
+        each: Callable[[IngestResult], object] | None = None,
+    ) -> IngestResult:
+        actor = check_actor(actor)
+        tally = Tally()
         interned: dict[str, int] = {}
         try:
             with self._transaction():
-                for chunk in chunks:
-                    seqs = self._insert(chunk, interned)
-                    accepted += len(seqs)
-                    duplicates += len(chunk) - len(seqs)
-                    if seqs:
-                        first_seq = first_seq or seqs[0]
-                        last_seq = seqs[-1]
-                if first_seq is not None:
+                for events, sizes in joined(chunks):
+                    tally.add(sizes, self._insert(events, interned), each)
+                if tally.first_seq is not None:
                     self.db.execute(
-                        "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (?, ?, ?)",
-                        (first_seq, last_seq, datetime.now(UTC).isoformat(timespec="microseconds")),
+                        "INSERT INTO batches (first_seq, last_seq, recorded_at, actor) VALUES (?, ?, ?, ?)",
+                        (
+                            tally.first_seq,
+                            tally.last_seq,
+                            datetime.now(UTC).isoformat(timespec="microseconds"),
+                            actor,
+                        ),
                     )
         except BaseException:
             self._frontier = None  # it may hold leaves that were rolled back
@@ -158,36 +165,20 @@ class SQLiteStore(Store):
         if len(self._nids) + len(interned) > _CACHE_LIMIT:
             self._nids.clear()
         self._nids.update(interned)
-        return IngestResult(accepted, duplicates, first_seq, last_seq)
+        return tally.result()
 
-    def _insert(self, events: Sequence[ParsedEvent], interned: dict[str, int]) -> list[int]:
-        """Insert the events not stored yet; returns their new sequence numbers."""
+    def _insert(self, events: Sequence[ParsedEvent], interned: dict[str, int]) -> BatchPlan | None:
+        """Insert the events not stored yet; returns what was stored (None: nothing)."""
         if not events:
-            return []
+            return None
         known = self._known_digests([event.digest for event in events])
         (last,) = self.db.execute("SELECT max(seq) FROM events").fetchone()
         last = last or 0
-        seq = last
-        fresh = []
-        nodes: dict[str, tuple[object, ...]] = {}
-        edges: dict[tuple[str, str, str], tuple[object, ...]] = {}
-        artifacts: dict[str, tuple[object, ...]] = {}
-        for event in events:
-            if event.digest in known:
-                continue
-            known.add(event.digest)
-            seq += 1
-            fresh.append((seq, event))
-            for node in event.nodes:
-                nodes.setdefault(node.id, (*node[1:], seq))
-            for edge in event.edges:
-                edges.setdefault(edge[:3], (edge.role, seq))
-            for digest, (kind, content) in event.artifacts.items():
-                artifacts.setdefault(digest, (digest, kind, content, seq))
-        if not fresh:
-            return []
+        plan = plan_batch(events, known, last)
+        if plan is None:
+            return None
         check_versions(events, self.nodes)
-        nid = self._intern({*nodes, *(end for key in edges for end in key[:2])}, interned)
+        nid = self._intern(plan.node_ids(), interned)
         self.db.executemany(
             "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -200,23 +191,20 @@ class SQLiteStore(Store):
                     e.event_time,
                     e.body,
                 )
-                for s, e in fresh
+                for s, e in zip(plan.seqs, plan.fresh, strict=True)
             ],
         )
         self.db.executemany(
             "INSERT OR IGNORE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(nid[node_id], *row) for node_id, row in nodes.items()],
+            [(nid[node_id], *row) for node_id, row in plan.nodes.items()],
         )
-        self.db.executemany(
-            "INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)",
-            [(nid[src], nid[dst], kind, *row) for (src, dst, kind), row in edges.items()],
-        )
+        self.db.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)", plan.sorted_edges(nid))
         self.db.executemany(
             "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)",
-            artifacts.values(),
+            plan.artifacts.values(),
         )
-        self._append_log(last, [event for _, event in fresh])
-        return [s for s, _ in fresh]
+        self._append_log(last, plan.fresh)
+        return plan
 
     def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
         """Append the events as leaves after the first ``size`` ones, with the subtrees they complete."""

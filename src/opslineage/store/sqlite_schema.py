@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA_V4 = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
@@ -76,6 +76,9 @@ STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segmen
         )
     ),
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5}
+# Who wrote each batch ("cli:<user>", "http:<token>", "worker:<durable>", "sdk:<producer>"; see
+# opslineage.ingest). Batches stored before it have none. It is not part of the state digest.
+STEP_V6 = ("ALTER TABLE batches ADD COLUMN actor TEXT",)
+MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6}
 """Schema version → the statements that bring a store of the version before to it. Stores older
 than the first entry were pre-release and are refused."""
