@@ -4,12 +4,15 @@
 :class:`ParsedEvent`: its digest (SHA-256 of the RFC 8785 bytes), the nodes and edges it adds,
 and the artifacts it carries. Artifact contents are split out of the stored body (each facet
 keeps ``_producer``, ``_schemaURL`` and a ``_content`` digest), so identical content is stored
-once; :mod:`opslineage.model.stored` puts them back, byte for byte.
+once; :mod:`opslineage.model.stored` puts them back, byte for byte. What each facet makes of the
+graph (its node, id, derived edges, versioning, content) comes from the facet registry
+(:mod:`opslineage.model.registry`): nothing here names a facet.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -19,8 +22,8 @@ import msgspec
 from opslineage.model import facets as _facets_module  # noqa: F401 (registers our facet types)
 from opslineage.model.canonical import canonical_json, decode_json, digest_of
 from opslineage.model.errors import InvalidEvent
-from opslineage.model.ids import entity_id, parse_node_id, run_node_id
-from opslineage.model.registry import FacetType, facet_type, is_reserved, rank
+from opslineage.model.ids import entity_id, run_node_id
+from opslineage.model.registry import REGISTERED, FacetType, dataset_plan, is_reserved
 from opslineage.model.stored import CONTENT_KEY
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
 MAX_EVENT_BYTES = 1 << 20
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
 _META_KEYS = ("_producer", "_schemaURL", "_deleted")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_registered = REGISTERED.get
 
 
 class Node(NamedTuple):
@@ -211,7 +216,7 @@ class _Extractor:
                 raise InvalidEvent("run.facets.parent.run.runId must be a string")
             self.edges.append(Edge(run_node, run_node_id(parent_id), "hasParent"))
         for key, facet in run_facets.items():
-            declared = facet_type(key)
+            declared = _registered(key)
             if declared is not None and declared.on == "run":
                 self._refs(run_node, declared, _typed(facet, declared, f"run.facets.{key}"))
 
@@ -221,6 +226,8 @@ class _Extractor:
             if ref.edge is None:
                 continue
             values = getattr(typed, ref.field)
+            if values is None:
+                continue
             for each in [values] if isinstance(values, str) else values or ():
                 value, role = each, ref.role
                 if ref.item is not None:
@@ -253,16 +260,9 @@ class _Extractor:
     def _dataset_node(
         self, namespace: str, name: str, facets: dict[str, Any], stripped: dict[str, Any], where: str
     ) -> Node:
-        found = [
-            declared
-            for key in facets
-            if (declared := facet_type(key)) is not None and declared.on == "dataset"
-        ]
-        named = sorted((t for t in found if t.ident in ("version", "dataset")), key=rank)
-        if named:
-            return self._named_node(named[0], namespace, name, facets, stripped, where)
-        marker = next((t for t in found if t.ident == "declared"), None)
-        content = [t for t in found if t.ident == "content"]
+        named, marker, content = dataset_plan(tuple(facets))
+        if named is not None:
+            return self._named_node(named, namespace, name, facets, stripped, where)
         if marker is None and not content:
             return Node(f"dataset:{namespace}:{name}", "dataset", "dataset", namespace, name)
         if len(content) > 1:
@@ -286,12 +286,10 @@ class _Extractor:
             assert declared is not None and marker is not None
             entity_type, digest = declared.type, declared.digest
             node_id = entity_id(digest)
-            try:
-                parse_node_id(node_id)
-            except InvalidEvent:
+            if not _DIGEST.fullmatch(digest):
                 raise InvalidEvent(
                     f"{where}.facets.{marker.key}.digest {digest!r} must be sha256:<64 lowercase hex>"
-                ) from None
+                )
         return Node(node_id, "entity", entity_type, namespace, name, None, digest)
 
     def _named_node(
@@ -366,7 +364,7 @@ def _facets(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     for name, facet in facets.items():
         if not isinstance(facet, dict):
             raise InvalidEvent(f"{where}.{name} must be an object, got {type(facet).__name__}")
-        if is_reserved(name) and facet_type(name) is None:
+        if is_reserved(name) and name not in REGISTERED:
             raise InvalidEvent(f"{where}.{name} is not a known opslineage facet")
     return facets
 

@@ -10,8 +10,10 @@ the one way in, for our AIOps facets (:mod:`opslineage.model.facets`) and for an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -19,8 +21,11 @@ from opslineage.model.ids import KINDS, register_kind
 
 __all__ = [
     "EDGE_KINDS",
+    "REGISTERED",
+    "DatasetPlan",
     "FacetType",
     "Ref",
+    "dataset_plan",
     "facet_type",
     "facet_types",
     "is_reserved",
@@ -113,9 +118,11 @@ class FacetType:
 
 
 _TYPES: dict[str, FacetType] = {}
+REGISTERED: Mapping[str, FacetType] = MappingProxyType(_TYPES)
+"""Every registered facet type by key: a live, read-only view (``REGISTERED.get`` is the parser's lookup)."""
 _RANK: dict[str, int] = {}
 _BY_NODE_TYPE: dict[str, FacetType] = {}
-_PREFIXES: list[str] = []
+_PREFIXES: tuple[str, ...] = ()
 
 
 def register_facet(facet: FacetType) -> FacetType:
@@ -137,6 +144,7 @@ def register_facet(facet: FacetType) -> FacetType:
         register_kind(facet.kind, "version" if facet.ident == "version" else "namespaced")
     _TYPES[facet.key] = facet
     _RANK[facet.key] = len(_RANK)
+    _PLANS.clear()
     if facet.kind is not None and facet.ident != "declared":
         _BY_NODE_TYPE.setdefault(facet.node_type, facet)
     return facet
@@ -163,15 +171,46 @@ def _check(facet: FacetType) -> None:
             raise ValueError(f"facet {facet.key!r}: {facet.struct.__name__} has no field {name!r}")
 
 
+class DatasetPlan(NamedTuple):
+    """Which of a dataset's facets make its node: a named version or source (tried first), else
+    the marker of an artifact recorded elsewhere and the content facets (at most one is valid)."""
+
+    named: FacetType | None
+    marker: FacetType | None
+    content: tuple[FacetType, ...]
+
+
+_PLANS: dict[tuple[str, ...], DatasetPlan] = {}
+_MAX_PLANS = 4096  # distinct facet-key combinations remembered; foreign producers can make many
+
+
+def dataset_plan(keys: tuple[str, ...]) -> DatasetPlan:
+    """The plan for a dataset with these facet keys (in their order), remembered per combination."""
+    plan = _PLANS.get(keys)
+    if plan is None:
+        found = [t for key in keys if (t := _TYPES.get(key)) is not None and t.on == "dataset"]
+        named = sorted((t for t in found if t.ident in ("version", "dataset")), key=rank)
+        plan = DatasetPlan(
+            named[0] if named else None,
+            next((t for t in found if t.ident == "declared"), None),
+            tuple(t for t in found if t.ident == "content"),
+        )
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[keys] = plan
+    return plan
+
+
 def reserve_prefix(prefix: str) -> None:
     """Reserve a key prefix (e.g. ``aiops_``): a facet under it must be a registered one."""
+    global _PREFIXES  # noqa: PLW0603 (one tuple, so that the parser's check is one C call)
     if prefix not in _PREFIXES:
-        _PREFIXES.append(prefix)
+        _PREFIXES = (*_PREFIXES, prefix)
 
 
 def is_reserved(key: str) -> bool:
     """Whether ``key`` lies under a reserved prefix."""
-    return any(key.startswith(prefix) for prefix in _PREFIXES)
+    return key.startswith(_PREFIXES)
 
 
 def facet_type(key: str) -> FacetType | None:

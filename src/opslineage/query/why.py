@@ -114,30 +114,22 @@ class _Chain:
             self._links[node_id] = known
         return known
 
-    def follow(self, start: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    def follow(self, start: str, *, lookahead: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
         """Every link ``why`` reaches from ``start`` over the registry's references, in the order
         reached (breadth first), and the ids it could not find.
 
-        Each pass fetches, in one round trip, every referenced node not asked for yet; nodes a
-        prefetch walk already brought cost nothing more.
+        Each level's nodes not fetched yet are fetched in one round trip. With ``lookahead``, the
+        nodes named by everything already fetched (a prefetch) are fetched first, in one.
         """
-        while True:
-            links, missing, unasked = self._reach(start)
-            if not unasked:
-                return links, missing
-            self.fetch(unasked)
-
-    def _reach(self, start: str) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+        if lookahead:
+            self.fetch([ref for node_id in list(self.found) for ref in self._linked(node_id)[1]])
         links: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
-        unasked: list[str] = []
         level, seen = [start], {start}
         while level:
+            self.fetch(level)
             following: list[str] = []
             for node_id in level:
-                if node_id not in self.asked:
-                    unasked.append(node_id)
-                    continue
                 link, refs = self._linked(node_id)
                 if link is None:
                     missing.append(node_id)  # never recorded, or only referenced: its content is absent
@@ -148,7 +140,7 @@ class _Chain:
                         seen.add(ref_id)
                         following.append(ref_id)
             level = following
-        return links, missing, unasked
+        return links, missing
 
 
 def _why_refs(node_type: str, link: dict[str, Any]) -> list[str]:
@@ -193,7 +185,7 @@ def why(store: Store, node_id: str, as_of: int | None = None) -> WhyChain:
     start_type = chain.found[start][0].type if start in chain.found else None
     if root.kind == "run" and (start_type != "action" or chain.link(start) is None):
         raise NotFound(f"{root.id} is a {root.type} run that recorded no action")
-    links, missing = chain.follow(start)
+    links, missing = chain.follow(start, lookahead=prefetch is _by_walks)
     action = links.get(start) if start_type == "action" else None
     if action is None and start_type != "decision":
         raise NotFound(f"{root.id} is a {root.type}, not an action or a decision")
