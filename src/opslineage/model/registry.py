@@ -34,6 +34,7 @@ __all__ = [
     "reserve_prefix",
     "type_of_node",
     "why_depth",
+    "why_refs",
 ]
 
 EDGE_KINDS = ("used", "wasGeneratedBy", "wasAssociatedWith", "hasParent", "wasDerivedFrom")
@@ -122,6 +123,7 @@ REGISTERED: Mapping[str, FacetType] = MappingProxyType(_TYPES)
 """Every registered facet type by key: a live, read-only view (``REGISTERED.get`` is the parser's lookup)."""
 _RANK: dict[str, int] = {}
 _BY_NODE_TYPE: dict[str, FacetType] = {}
+_WHY_REFS: dict[str, tuple[Ref, ...]] = {}
 _PREFIXES: tuple[str, ...] = ()
 
 
@@ -145,8 +147,9 @@ def register_facet(facet: FacetType) -> FacetType:
     _TYPES[facet.key] = facet
     _RANK[facet.key] = len(_RANK)
     _PLANS.clear()
-    if facet.kind is not None and facet.ident != "declared":
-        _BY_NODE_TYPE.setdefault(facet.node_type, facet)
+    if facet.kind is not None and facet.ident != "declared" and facet.node_type not in _BY_NODE_TYPE:
+        _BY_NODE_TYPE[facet.node_type] = facet
+        _WHY_REFS[facet.node_type] = tuple(ref for ref in facet.refs if ref.why)
     return facet
 
 
@@ -221,6 +224,11 @@ def facet_type(key: str) -> FacetType | None:
 def facet_types() -> dict[str, FacetType]:
     """Every registered facet type by key, in registration order."""
     return dict(_TYPES)
+
+
+def why_refs(node_type: str) -> tuple[Ref, ...]:
+    """The references ``why`` follows from a node of type ``node_type``, in declared order."""
+    return _WHY_REFS.get(node_type, ())
 
 
 def why_depth(node_type: str, limit: int = 16) -> int:

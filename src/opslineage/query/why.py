@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from opslineage.model.ids import KINDS
-from opslineage.model.registry import type_of_node, why_depth
+from opslineage.model.registry import why_depth, why_refs
 from opslineage.query.lineage import NotFound, resolve_node
 from opslineage.store import NodeRecord, Store, Walk
 
@@ -145,13 +145,13 @@ class _Chain:
 
 def _why_refs(node_type: str, link: dict[str, Any]) -> list[str]:
     """The ids the registry says ``why`` follows from a node of this type, in declared order."""
-    declared = type_of_node(node_type)
     ids: list[str] = []
-    for ref in declared.refs if declared else ():
-        values = link.get(ref.field) if ref.why else None
-        for value in [values] if isinstance(values, str) else values or ():
-            if isinstance(value, str):
-                ids.append(ref.node_id(value))
+    for ref in why_refs(node_type):
+        values = link.get(ref.field)
+        if isinstance(values, str):
+            ids.append(ref.node_id(values))
+        elif values:
+            ids += [ref.node_id(value) for value in values if isinstance(value, str)]
     return ids
 
 
