@@ -15,6 +15,7 @@ from helpers import Chain
 from opslineage import open_store
 from opslineage.interop import export_openlineage, to_prov
 from opslineage.model import FacetType, InvalidEvent, Ref, parse_event, parse_node_id, register_facet
+from opslineage.model.ids import register_kind
 from opslineage.model.registry import facet_type, why_depth
 from opslineage.query import downstream, upstream, why
 from opslineage.store import Store, StoreError
@@ -154,3 +155,13 @@ def test_why_reaches_as_far_as_the_registry_says() -> None:
     assert why_depth("action") == 4  # decision, prediction, feature set, snapshots
     assert why_depth("decision") == 3
     assert why_depth("ticket") == 0  # its reference is not one why follows
+
+
+def test_a_new_node_kind_joins_the_id_grammar() -> None:
+    assert str(parse_node_id("runbook:restart@1")) == "runbook:restart@1"
+    with pytest.raises(InvalidEvent, match="expected runbook:<name>@<version>"):
+        parse_node_id("runbook:restart")
+    with pytest.raises(ValueError, match="already known with ids of shape version"):
+        register_kind("runbook", "namespaced")
+    with pytest.raises(ValueError, match="must be a lowercase word"):
+        register_kind("Run Book", "version")

@@ -180,7 +180,7 @@ def why(store: Store, node_id: str, as_of: int | None = None) -> WhyChain:
     """
     root = resolve_node(store, node_id, as_of)
     chain = _Chain(store, as_of)
-    prefetch = _by_edges if store.url.startswith(_IN_PROCESS) else _by_walks
+    prefetch = _by_edges if getattr(store, "url", "").startswith(_IN_PROCESS) else _by_walks
     start, derived, runs = prefetch(store, chain, root)
     start_type = chain.found[start][0].type if start in chain.found else None
     if root.kind == "run" and (start_type != "action" or chain.link(start) is None):
