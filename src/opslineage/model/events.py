@@ -4,22 +4,26 @@
 :class:`ParsedEvent`: its digest (SHA-256 of the RFC 8785 bytes), the nodes and edges it adds,
 and the artifacts it carries. Artifact contents are split out of the stored body (each facet
 keeps ``_producer``, ``_schemaURL`` and a ``_content`` digest), so identical content is stored
-once; :mod:`opslineage.model.stored` puts them back, byte for byte.
+once; :mod:`opslineage.model.stored` puts them back, byte for byte. What each facet makes of the
+graph (its node, id, derived edges, versioning, content) comes from the facet registry
+(:mod:`opslineage.model.registry`): nothing here names a facet.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
 
+from opslineage.model import facets as _facets_module  # noqa: F401 (registers our facet types)
 from opslineage.model.canonical import canonical_json, decode_json, digest_of
 from opslineage.model.errors import InvalidEvent
-from opslineage.model.facets import ALL_FACETS, CONTENT_FACETS
-from opslineage.model.ids import entity_id, parse_node_id, run_node_id
+from opslineage.model.ids import entity_id, run_node_id
+from opslineage.model.registry import REGISTERED, FacetType, dataset_plan, is_reserved
 from opslineage.model.stored import CONTENT_KEY
 
 __all__ = [
@@ -35,16 +39,8 @@ __all__ = [
 MAX_EVENT_BYTES = 1 << 20
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
 _META_KEYS = ("_producer", "_schemaURL", "_deleted")
-
-# Content fields that point at the artifacts an artifact was derived from, by entity type.
-_DERIVED_FIELDS = {
-    "feature": (("inputs", "input"),),
-    "prediction": (("features", "features"),),
-    "decision": (("prediction", "prediction"),),
-    "action": (("decision", "decision"),),
-    "effect": (("action", "action"),),
-    "snapshot": (("schema_change_from", "schema_change"),),
-}
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_registered = REGISTERED.get
 
 
 class Node(NamedTuple):
@@ -70,7 +66,8 @@ class Edge(NamedTuple):
 
 @dataclass(slots=True)
 class ParsedEvent:
-    """One validated event, ready to store."""
+    """One validated event, ready to store: the nodes and edges its facets make (as the facet
+    registry declares them), and the artifacts it carries."""
 
     digest: bytes
     canonical: bytes
@@ -81,6 +78,8 @@ class ParsedEvent:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     artifacts: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    versioned: set[str] = field(default_factory=set)
+    """Ids of the nodes made by versioned facet types: one content per id, forever."""
 
 
 def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
@@ -120,6 +119,7 @@ class _Extractor:
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self.artifacts: dict[str, tuple[str, bytes]] = {}
+        self.versioned: set[str] = set()
 
     def parse(self) -> ParsedEvent:
         event = self.event
@@ -152,6 +152,7 @@ class _Extractor:
             nodes=self.nodes,
             edges=self.edges,
             artifacts=self.artifacts,
+            versioned=self.versioned,
         )
 
     def _job(self) -> tuple[str, str, str, dict[str, Any]]:
@@ -214,12 +215,28 @@ class _Extractor:
             if not isinstance(parent_id, str):
                 raise InvalidEvent("run.facets.parent.run.runId must be a string")
             self.edges.append(Edge(run_node, run_node_id(parent_id), "hasParent"))
-        agents = run_facets.get("aiops_agents")
-        if agents is not None:
-            for agent in _typed(agents, "aiops_agents", "run.facets.aiops_agents").agents:
-                agent_node = "agent:" + agent.name
-                self.nodes.append(Node(agent_node, "agent", "agent", name=agent.name))
-                self.edges.append(Edge(run_node, agent_node, "wasAssociatedWith", agent.role))
+        for key, facet in run_facets.items():
+            declared = _registered(key)
+            if declared is not None and declared.on == "run":
+                self._refs(run_node, declared, _typed(facet, declared, f"run.facets.{key}"))
+
+    def _refs(self, node_id: str, declared: FacetType, typed: Any) -> None:
+        """Add the edges (and named nodes) a typed facet's references derive."""
+        for ref in declared.refs:
+            if ref.edge is None:
+                continue
+            values = getattr(typed, ref.field)
+            if values is None:
+                continue
+            for each in [values] if isinstance(values, str) else values or ():
+                value, role = each, ref.role
+                if ref.item is not None:
+                    value = getattr(each, ref.item)
+                    role = getattr(each, ref.role_item) if ref.role_item else role
+                target = ref.node_id(value)
+                if ref.names == "name":
+                    self.nodes.append(Node(target, ref.target, ref.target, name=value))
+                self.edges.append(Edge(node_id, target, ref.edge, role))
 
     def _dataset(self, actor: str, dataset: Any, where: str, relation: str) -> Any:
         if not isinstance(dataset, dict):
@@ -243,56 +260,69 @@ class _Extractor:
     def _dataset_node(
         self, namespace: str, name: str, facets: dict[str, Any], stripped: dict[str, Any], where: str
     ) -> Node:
-        for key in ("aiops_model", "aiops_policy"):
-            if key in facets:
-                facet = _typed(facets[key], key, f"{where}.facets.{key}")
-                digest = self._store_content(key, key[6:], facets[key], stripped)
-                kind = key[6:]
-                return Node(
-                    f"{kind}:{facet.name}@{facet.version}",
-                    kind,
-                    kind,
-                    namespace,
-                    facet.name,
-                    facet.version,
-                    digest,
-                )
-        if "aiops_source" in facets:
-            _typed(facets["aiops_source"], "aiops_source", f"{where}.facets.aiops_source")
-            return Node(f"source:{namespace}:{name}", "source", "source", namespace, name)
-        entity = facets.get("aiops_entity")
-        content = [key for key in facets if key in CONTENT_FACETS]
-        if entity is None and not content:
+        named, marker, content = dataset_plan(tuple(facets))
+        if named is not None:
+            return self._named_node(named, namespace, name, facets, stripped, where)
+        if marker is None and not content:
             return Node(f"dataset:{namespace}:{name}", "dataset", "dataset", namespace, name)
         if len(content) > 1:
-            raise InvalidEvent(f"{where}.facets holds more than one artifact facet: {', '.join(content)}")
-        declared = _typed(entity, "aiops_entity", f"{where}.facets.aiops_entity") if entity else None
+            raise InvalidEvent(
+                f"{where}.facets holds more than one artifact facet: {', '.join(t.key for t in content)}"
+            )
+        declared = _typed(facets[marker.key], marker, f"{where}.facets.{marker.key}") if marker else None
         if content:
-            key = content[0]
-            entity_type, _ = CONTENT_FACETS[key]
-            typed = _typed(facets[key], key, f"{where}.facets.{key}")
-            digest = self._store_content(key, entity_type, facets[key], stripped)
+            artifact = content[0]
+            entity_type = artifact.node_type
+            typed = _typed(facets[artifact.key], artifact, f"{where}.facets.{artifact.key}")
+            digest = self._store_content(artifact.key, entity_type, facets[artifact.key], stripped)
             if declared is not None and (declared.digest != digest or declared.type != entity_type):
                 raise InvalidEvent(
-                    f"{where}.facets.aiops_entity says {declared.type} {declared.digest} but the "
-                    f"{key} content hashes to {entity_type} {digest}"
+                    f"{where}.facets.{marker.key} says {declared.type} {declared.digest} but the "  # type: ignore[union-attr]
+                    f"{artifact.key} content hashes to {entity_type} {digest}"
                 )
             node_id = entity_id(digest)
-            for field_name, role in _DERIVED_FIELDS.get(entity_type, ()):
-                refs = getattr(typed, field_name)
-                for ref in [refs] if isinstance(refs, str) else refs or ():
-                    self.edges.append(Edge(node_id, entity_id(ref), "wasDerivedFrom", role))
+            self._refs(node_id, artifact, typed)
         else:
-            assert declared is not None
+            assert declared is not None and marker is not None
             entity_type, digest = declared.type, declared.digest
             node_id = entity_id(digest)
-            try:
-                parse_node_id(node_id)
-            except InvalidEvent:
+            if not _DIGEST.fullmatch(digest):
                 raise InvalidEvent(
-                    f"{where}.facets.aiops_entity.digest {digest!r} must be sha256:<64 lowercase hex>"
-                ) from None
+                    f"{where}.facets.{marker.key}.digest {digest!r} must be sha256:<64 lowercase hex>"
+                )
         return Node(node_id, "entity", entity_type, namespace, name, None, digest)
+
+    def _named_node(
+        self,
+        declared: FacetType,
+        namespace: str,
+        name: str,
+        facets: dict[str, Any],
+        stripped: dict[str, Any],
+        where: str,
+    ) -> Node:
+        """The node of a facet whose id is its name and version, or its dataset's name."""
+        key, kind = declared.key, declared.kind or declared.key
+        typed = _typed(facets[key], declared, f"{where}.facets.{key}")
+        digest = (
+            self._store_content(key, declared.node_type, facets[key], stripped) if declared.content else None
+        )
+        if declared.ident == "version":
+            node = Node(
+                f"{kind}:{typed.name}@{typed.version}",
+                kind,
+                declared.node_type,
+                namespace,
+                typed.name,
+                typed.version,
+                digest,
+            )
+        else:
+            node = Node(f"{kind}:{namespace}:{name}", kind, declared.node_type, namespace, name, None, digest)
+        if declared.versioned:
+            self.versioned.add(node.id)
+        self._refs(node.id, declared, typed)
+        return node
 
     def _store_content(
         self, key: str, entity_type: str, facet: dict[str, Any], stripped: dict[str, Any]
@@ -334,7 +364,7 @@ def _facets(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     for name, facet in facets.items():
         if not isinstance(facet, dict):
             raise InvalidEvent(f"{where}.{name} must be an object, got {type(facet).__name__}")
-        if name.startswith("aiops_") and name not in ALL_FACETS:
+        if is_reserved(name) and name not in REGISTERED:
             raise InvalidEvent(f"{where}.{name} is not a known opslineage facet")
     return facets
 
@@ -350,9 +380,9 @@ def _dataset_facets(dataset: dict[str, Any], where: str) -> dict[str, Any]:
     return facets
 
 
-def _typed(facet: Any, key: str, where: str) -> Any:
+def _typed(facet: Any, declared: FacetType, where: str) -> Any:
     try:
-        return msgspec.convert(facet, ALL_FACETS[key], from_attributes=False)
+        return msgspec.convert(facet, declared.struct, from_attributes=False)
     except msgspec.ValidationError as error:
         raise InvalidEvent(f"{where}: {error}") from None
 

@@ -5,6 +5,9 @@ classes (``python -m opslineage.model.schemas``) and a test keeps the two identi
 facet that carries an artifact's content (snapshot, features, prediction, decision, action,
 effect, model, policy) is content-addressed: its digest is the SHA-256 of the RFC 8785 bytes of
 the facet without ``_producer`` / ``_schemaURL``.
+
+This is the AIOps facet module: the only one that names an ``aiops_*`` key. :data:`AIOPS_FACETS`
+declares to the registry (:mod:`opslineage.model.registry`) what each facet adds to the graph.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from opslineage._version import __version__
+from opslineage.model.registry import FacetType, Ref, register_facet, reserve_prefix
 
 __all__ = [
-    "CONTENT_FACETS",
+    "AIOPS_FACETS",
     "FACET_VERSION",
     "PRODUCER",
     "ActionFacet",
@@ -270,30 +274,89 @@ class AgentsRunFacet(_Facet, kw_only=True):
     agents: list[AgentRole]
 
 
-# Facets whose content is an artifact, keyed by facet name, with the entity type they make.
-CONTENT_FACETS: dict[str, tuple[str, type[_Facet]]] = {
-    "aiops_snapshot": ("snapshot", SnapshotFacet),
-    "aiops_features": ("feature", FeaturesFacet),
-    "aiops_prediction": ("prediction", PredictionFacet),
-    "aiops_decision": ("decision", DecisionFacet),
-    "aiops_action": ("action", ActionFacet),
-    "aiops_effect": ("effect", EffectFacet),
-}
-
-# Every typed facet, by the key it is stored under.
-ALL_FACETS: dict[str, type[_Facet]] = {
-    cls.key: cls
-    for cls in (
-        SourceFacet,
+AIOPS_FACETS: tuple[FacetType, ...] = (
+    FacetType(ModelFacet.key, ModelFacet, "model", ident="version", versioned=True, content=True),
+    FacetType(PolicyFacet.key, PolicyFacet, "policy", ident="version", versioned=True, content=True),
+    FacetType(SourceFacet.key, SourceFacet, "source", ident="dataset"),
+    FacetType(
+        SnapshotFacet.key,
         SnapshotFacet,
+        "entity",
+        "snapshot",
+        content=True,
+        refs=(
+            Ref("schema_change_from", role="schema_change", why=False, type="snapshot"),
+            Ref("source", "source", "id", edge=None, type="source"),
+        ),
+    ),
+    FacetType(
+        FeaturesFacet.key,
         FeaturesFacet,
-        ModelFacet,
+        "entity",
+        "feature",
+        content=True,
+        refs=(Ref("inputs", role="input", type="snapshot"),),
+    ),
+    FacetType(
+        PredictionFacet.key,
         PredictionFacet,
-        PolicyFacet,
+        "entity",
+        "prediction",
+        content=True,
+        refs=(
+            Ref("model", "model", "id", edge=None, type="model"),
+            Ref("features", role="features", type="feature"),
+        ),
+    ),
+    FacetType(
+        DecisionFacet.key,
         DecisionFacet,
+        "entity",
+        "decision",
+        content=True,
+        refs=(
+            Ref("policy", "policy", "id", edge=None, type="policy"),
+            Ref("prediction", role="prediction", type="prediction"),
+        ),
+    ),
+    FacetType(
+        ActionFacet.key,
         ActionFacet,
+        "entity",
+        "action",
+        content=True,
+        refs=(Ref("decision", role="decision", type="decision"),),
+    ),
+    FacetType(
+        EffectFacet.key,
         EffectFacet,
-        EntityFacet,
+        "entity",
+        "effect",
+        content=True,
+        refs=(Ref("action", role="action", type="action", why=False),),
+    ),
+    FacetType(EntityFacet.key, EntityFacet, "entity", ident="declared"),
+    FacetType(
+        AgentsRunFacet.key,
         AgentsRunFacet,
-    )
-}
+        None,
+        on="run",
+        refs=(
+            Ref(
+                "agents",
+                "agent",
+                "name",
+                edge="wasAssociatedWith",
+                item="name",
+                role_item="role",
+                why=False,
+            ),
+        ),
+    ),
+)
+"""Our AIOps facets, as the registry knows them; the order is the order a dataset's node-making
+facets are tried in (a model or policy version first, then a source, then an artifact)."""
+
+reserve_prefix("aiops_")
+for _facet in AIOPS_FACETS:
+    register_facet(_facet)

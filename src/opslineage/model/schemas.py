@@ -15,13 +15,13 @@ from typing import Any
 
 import msgspec
 
-from opslineage.model.facets import ALL_FACETS, FACET_VERSION, SCHEMA_BASE, AgentsRunFacet
+from opslineage.model.facets import AIOPS_FACETS, FACET_VERSION, SCHEMA_BASE
+from opslineage.model.registry import facet_type
 
 __all__ = ["SCHEMA_DIR", "facet_schema", "generated", "write"]
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 _OPENLINEAGE = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/"
-_RUN_FACETS = (AgentsRunFacet,)
 
 
 def _clean_descriptions(node: Any) -> Any:
@@ -43,12 +43,18 @@ def _clean_descriptions(node: Any) -> Any:
 
 
 def facet_schema(key: str) -> dict[str, Any]:
-    """The JSON Schema document of the facet stored under ``key`` (e.g. ``aiops_snapshot``)."""
-    cls = ALL_FACETS[key]
-    name = cls.__name__
-    generated_schema = _clean_descriptions(msgspec.json.schema(cls))
+    """The JSON Schema document of the registered facet stored under ``key``.
+
+    Raises:
+        KeyError: no facet type is registered under ``key``.
+    """
+    declared = facet_type(key)
+    if declared is None:
+        raise KeyError(key)
+    name = declared.struct.__name__
+    generated_schema = _clean_descriptions(msgspec.json.schema(declared.struct))
     definitions = generated_schema["$defs"]
-    base = "RunFacet" if cls in _RUN_FACETS else "DatasetFacet"
+    base = "RunFacet" if declared.on == "run" else "DatasetFacet"
     definitions[name] = {"allOf": [{"$ref": _OPENLINEAGE + base}, definitions[name]]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -60,10 +66,10 @@ def facet_schema(key: str) -> dict[str, Any]:
 
 
 def generated() -> dict[str, str]:
-    """File name → text of every facet schema, as the classes define them now."""
+    """File name → text of the schema of each of our facets, as the classes define them now."""
     return {
-        f"{cls.__name__}.json": json.dumps(facet_schema(key), indent=2, sort_keys=True) + "\n"
-        for key, cls in ALL_FACETS.items()
+        f"{facet.struct.__name__}.json": json.dumps(facet_schema(facet.key), indent=2, sort_keys=True) + "\n"
+        for facet in AIOPS_FACETS
     }
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from opslineage._version import __version__
 from opslineage.model.events import content_digest
-from opslineage.model.facets import FACET_VERSION, ModelFacet, PolicyFacet, SourceFacet
+from opslineage.model.facets import FACET_VERSION, EntityFacet, ModelFacet, PolicyFacet, SourceFacet
 
 __all__ = ["Artifact", "ModelRef", "PolicyRef", "SourceRef", "code_version", "facet_wire", "model_facet"]
 
@@ -67,7 +67,7 @@ class Artifact:
             "namespace": self.namespace,
             "name": self.name,
             "facets": {
-                "aiops_entity": _entity_facet(self.type, self.digest, producer),
+                EntityFacet.key: _entity_facet(self.type, self.digest, producer),
                 "version": _version_facet(self.digest, producer),
             },
         }
@@ -130,7 +130,7 @@ class SourceRef:
         return {
             "namespace": self.namespace,
             "name": self.name,
-            "facets": {"aiops_source": self.wire},
+            "facets": {SourceFacet.key: self.wire},
         }
 
 
@@ -173,7 +173,7 @@ class _Versioned:
             "namespace": self.namespace,
             "name": self.name,
             "facets": {
-                f"aiops_{self.kind}": wire,
+                self.facet.key: wire,
                 "version": _version_facet(self.version, wire["_producer"]),
             },
         }

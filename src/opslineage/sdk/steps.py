@@ -17,6 +17,7 @@ from opslineage.model.canonical import canonical_json
 from opslineage.model.events import content_digest
 from opslineage.model.facets import (
     ActionFacet,
+    AgentsRunFacet,
     Breach,
     DecisionFacet,
     EffectFacet,
@@ -124,7 +125,7 @@ class Step:
     def _event(self, event_type: str, when: datetime, stack: str | None = None) -> dict[str, Any]:
         producer = self.tracer.producer
         run_facets: dict[str, Any] = {
-            "aiops_agents": {
+            AgentsRunFacet.key: {
                 "_producer": producer,
                 "_schemaURL": self.tracer.schema_url("AgentsRunFacet"),
                 "agents": [{"name": name, "role": role} for name, role in self.agents],

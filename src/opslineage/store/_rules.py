@@ -20,8 +20,6 @@ __all__ = [
     "seq_bound",
 ]
 
-_VERSIONED_KINDS = ("model", "policy")
-
 NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
 """The columns of a :class:`NodeRecord`, from ``nodes n JOIN ids i``."""
 SEGMENT_OF_EVENT = "LEFT JOIN segments s ON s.sid = e.segment"
@@ -86,7 +84,8 @@ def check_archived(table: str, changed: int, expected: int, segment: str) -> Non
 def check_versions(
     events: Sequence[ParsedEvent], stored: Callable[[list[str]], dict[str, NodeRecord]]
 ) -> None:
-    """A model or policy version names one content digest, forever.
+    """A versioned node (a model or policy version, or what another versioned facet type makes:
+    :attr:`ParsedEvent.versioned <opslineage.model.ParsedEvent>`) names one content digest, forever.
 
     Args:
         events: the events about to be stored.
@@ -98,7 +97,7 @@ def check_versions(
     declared: dict[str, str | None] = {}
     for event in events:
         for node in event.nodes:
-            if node.kind in _VERSIONED_KINDS:
+            if node.id in event.versioned:
                 seen = declared.setdefault(node.id, node.digest)
                 if seen != node.digest:
                     raise StoreError(f"{node.id} appears with two different contents in one batch")
