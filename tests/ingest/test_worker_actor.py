@@ -67,7 +67,7 @@ def test_a_workers_batches_name_its_durable_consumer(store_url: str, run_sql: Ru
     )
     worker.start()
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         with open_store(store_url) as store:
             while store.log_size() < CHAIN_EVENTS and time.monotonic() < deadline:
                 time.sleep(0.1)

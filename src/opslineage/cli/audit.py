@@ -91,14 +91,13 @@ def run_export(args: argparse.Namespace) -> int:
     from opslineage.interop import BundleError, make_bundle, make_intoto  # noqa: PLC0415 (interop loads prov)
 
     path = key_path(args.key)
-    with store_from(args) as store:
-        reader = local_reader(store)
+    with store_from(args) as store:  # its local administrator: may sign a checkpoint the bundle needs
         try:
             key = load_private_key(path) if path.exists() or args.format == "intoto" else None
             document = (
-                make_intoto(reader, args.action, key)
+                make_intoto(store, args.action, key)
                 if args.format == "intoto" and key
-                else make_bundle(reader, args.action, key)
+                else make_bundle(store, args.action, key)
             )
         except (BundleError, LogKeyError) as error:
             raise UsageError(str(error)) from None

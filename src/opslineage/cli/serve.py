@@ -34,8 +34,25 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="BYTES",
         help="largest request body accepted (default 16 MiB)",
     )
-    parser.add_argument("--key", metavar="PATH", help="the log key, to sign checkpoints and bundles")
+    parser.add_argument("--key", metavar="PATH", help="the log key, to sign checkpoints on ingest")
+    parser.add_argument(
+        "--query-timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="cancel a query running longer, with a 503 (default 5)",
+    )
     parser.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
 
     url = args.store or default_store_url()
     store_from(args, create=True).close()
-    app = create_app(ServerSettings(store=url, token=args.token, max_body=args.max_body, key=args.key))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    settings = ServerSettings(
+        store=url, token=args.token, max_body=args.max_body, key=args.key, query_timeout=args.query_timeout
+    )
+    # On SIGTERM, requests in flight get the time budget of a query to finish, and no more.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        timeout_graceful_shutdown=max(1, round(args.query_timeout)),
+    )
     return 0

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, key_id, parse_note
 from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signature
+from opslineage.ledger.log import checkpoint
 from opslineage.merkle import ProofError, leaf_hash, verify_inclusion
 from opslineage.model import InvalidEvent, canonical_json, parse_event
 from opslineage.query import NotFound, Reader, WhyChain, as_reader
@@ -70,16 +71,16 @@ def _chain_runs(chain: WhyChain) -> set[str]:
 def make_bundle(
     source: Reader | Store, action_id: str, key: Ed25519PrivateKey | None = None
 ) -> dict[str, Any]:
-    """The bundle of ``action_id``'s why-chain. Signs a new checkpoint when none covers its events
-    and ``key`` is given.
+    """The bundle of ``action_id``'s why-chain. When no checkpoint covers its events and ``key``
+    is given with a store, its local administrator signs one (a write, never done for a reader).
 
     Args:
         source: what to read: a reader, or a store (read as its local administrator).
         action_id: the action's run id (or record).
-        key: the log key, to sign a checkpoint when none covers the chain.
+        key: the log key, to sign a checkpoint when none covers the chain (only with a store).
 
     Raises:
-        BundleError: the chain is incomplete, or no checkpoint covers it and there is no key.
+        BundleError: the chain is incomplete, or no checkpoint covers it and none may be signed.
     """
     reader = as_reader(source)
     chain = reader.why(action_id)
@@ -87,7 +88,9 @@ def make_bundle(
         raise BundleError(f"the why-chain of {action_id} is incomplete (missing {', '.join(chain.missing)})")
     events = sorted((e for run in _chain_runs(chain) for e in reader.run_events(run)), key=lambda e: e.seq)
     needed = events[-1].seq
-    signed = reader.covering_checkpoint(needed, key)
+    signed = reader.covering_checkpoint(needed)
+    if signed is None and key is not None and isinstance(source, Store):
+        signed = checkpoint(source, key)
     if signed is None:
         raise BundleError(f"no signed checkpoint covers sequence {needed}: run `opslineage checkpoint` first")
     return {
@@ -112,10 +115,11 @@ def make_intoto(source: Reader | Store, action_id: str, key: Ed25519PrivateKey) 
     Args:
         source: what to read: a reader, or a store (read as its local administrator).
         action_id: the action's run id (or record).
-        key: the log key: it signs the envelope (and a checkpoint, when none covers the chain).
+        key: the log key: it signs the envelope (and, with a store, a checkpoint when none covers
+            the chain).
     """
     reader = as_reader(source)
-    bundle = make_bundle(reader, action_id, key)
+    bundle = make_bundle(source, action_id, key)
     chain = reader.why(action_id)
     subjects = [
         {"name": link["id"], "digest": {"sha256": link["digest"].removeprefix("sha256:")}}

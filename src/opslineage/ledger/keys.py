@@ -1,15 +1,19 @@
 """The log's Ed25519 key pair: made once by ``opslineage init``, read by whoever signs or verifies.
 
 The private key is a PEM (PKCS #8) file of mode 0600 at ``$OPSLINEAGE_KEY`` or ``./opslineage.key``;
-the public key is also written beside it (``.pub``, raw 32 bytes in base64), which is what an
-auditor keeps and passes to ``verify --public-key`` or ``verify-bundle --public-key``.
+the public key is also written beside it (``.pub``, raw 32 bytes in base64, also 0600), which is
+what an auditor keeps and passes to ``verify --public-key`` or ``verify-bundle --public-key``. A
+directory made for them is 0700. A private key that others may read is used, with a warning,
+once per process and file.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +32,9 @@ __all__ = [
 ]
 
 DEFAULT_KEY_PATH = "opslineage.key"
+
+_log = logging.getLogger(__name__)
+_warned: set[Path] = set()  # key files already warned about in this process
 
 
 class LogKeyError(Exception):
@@ -49,14 +56,16 @@ def create_key(path: Path) -> Ed25519PrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise LogKeyError(f"a key already exists at {path}; refusing to replace it") from None
     with os.fdopen(descriptor, "wb") as file:
         file.write(pem)
-    path.with_suffix(".pub").write_text(public_key_b64(key.public_key()) + "\n")
+    public = os.open(path.with_suffix(".pub"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(public, "w") as file:
+        file.write(public_key_b64(key.public_key()) + "\n")
     return key
 
 
@@ -74,7 +83,17 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise LogKeyError(f"cannot read the log key at {path}: {error}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise LogKeyError(f"the key at {path} is not an Ed25519 key")
+    _warn_if_readable(path)
     return key
+
+
+def _warn_if_readable(path: Path) -> None:
+    """Log a warning, once per file, when the key file is open to more than its owner."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    resolved = path.resolve()
+    if mode & 0o077 and resolved not in _warned:
+        _warned.add(resolved)
+        _log.warning("the log key %s has mode %04o, open to others: run `chmod 600 %s`", path, mode, path)
 
 
 def load_public_key(text_or_path: str) -> Ed25519PublicKey:

@@ -7,10 +7,13 @@ event was the last one committed. The HTTP API, the CLI and the exports read onl
 :class:`Reader`; the functions taking a store are for the layers beside this one.
 """
 
+from opslineage.query._budget import QueryTimeout, with_statement_timeout
 from opslineage.query.lineage import (
     LS_KINDS,
+    MAX_DEPTH,
     LineageGraph,
     NotFound,
+    check_depth,
     count_kinds,
     downstream,
     list_nodes,
@@ -25,6 +28,7 @@ from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
 
 __all__ = [
     "LS_KINDS",
+    "MAX_DEPTH",
     "ConsistencyProof",
     "Edge",
     "InclusionProof",
@@ -34,12 +38,14 @@ __all__ = [
     "NodePage",
     "NotFound",
     "Principal",
+    "QueryTimeout",
     "Reader",
     "Span",
     "WhyChain",
     "WhyNode",
     "WhyView",
     "as_reader",
+    "check_depth",
     "count_kinds",
     "downstream",
     "list_nodes",
@@ -48,4 +54,5 @@ __all__ = [
     "upstream",
     "why",
     "why_view",
+    "with_statement_timeout",
 ]

@@ -10,8 +10,10 @@ from opslineage.store import NodeRecord, Store
 
 __all__ = [
     "LS_KINDS",
+    "MAX_DEPTH",
     "LineageGraph",
     "NotFound",
+    "check_depth",
     "count_kinds",
     "downstream",
     "list_nodes",
@@ -37,6 +39,10 @@ LS_KINDS: dict[str, tuple[str | None, str | None]] = {
 }
 
 
+MAX_DEPTH = 100
+"""The most edges a walk follows (``--depth``, ``depth=``): no provenance chain is longer."""
+
+
 class NotFound(LookupError):
     """No node answers to the given id (at the given point in time)."""
 
@@ -60,6 +66,17 @@ class LineageGraph:
             "nodes": self.nodes,
             "edges": self.edges,
         }
+
+
+def check_depth(depth: int) -> int:
+    """``depth`` itself when it is 0 to :data:`MAX_DEPTH`.
+
+    Raises:
+        InvalidEvent: ``depth`` is negative or over :data:`MAX_DEPTH`.
+    """
+    if not 0 <= depth <= MAX_DEPTH:
+        raise InvalidEvent(f"depth must be 0 to {MAX_DEPTH}, got {depth}")
+    return depth
 
 
 def resolve_node(store: Store, text: str, as_of: int | None = None) -> NodeRecord:
@@ -98,8 +115,7 @@ def downstream(store: Store, node_id: str, depth: int = 10, as_of: int | None = 
 
 
 def _walk(store: Store, node_id: str, direction: str, depth: int, as_of: int | None) -> LineageGraph:
-    if depth < 0:
-        raise InvalidEvent(f"depth must be 0 or more, got {depth}")
+    check_depth(depth)
     root = resolve_node(store, node_id, as_of)
     walk = store.walk(root.id, direction=direction, depth=depth, as_of=as_of)
     records = store.nodes(walk.depths, as_of)

@@ -13,14 +13,17 @@ store's read methods on purpose, so that a call can be told from its name alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.ledger.checkpoint import Checkpoint
-from opslineage.ledger.log import checkpoint, consistency, inclusion, latest_checkpoint
+from opslineage.ledger.log import consistency, inclusion, latest_checkpoint
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
+from opslineage.model import InvalidEvent
+from opslineage.query._budget import time_budget
 from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resolve_node, upstream
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
 from opslineage.query.principal import Principal
@@ -72,9 +75,26 @@ class Reader:
 
     # Time.
 
+    def within(self, seconds: float) -> AbstractContextManager[None]:
+        """A block whose reads must end within ``seconds``, or are cancelled.
+
+        Raises:
+            QueryTimeout: (on leaving the block) a read ran out of time and was cancelled.
+        """
+        return time_budget(self._store, seconds)
+
     def sequence_at(self, when: datetime | None) -> int | None:
-        """The last sequence number committed at ``when`` (None for None: now)."""
-        return None if when is None else self._store.as_of_seq(when)
+        """The last sequence number committed at ``when`` (None for None: now).
+
+        Raises:
+            InvalidEvent: ``when`` is not a time in UTC's years 1 to 9999.
+        """
+        if when is None:
+            return None
+        try:
+            return self._store.as_of_seq(when)
+        except OverflowError:
+            raise InvalidEvent(f"as_of {when.isoformat()} is outside the years 1 to 9999 in UTC") from None
 
     # The graph.
 
@@ -188,12 +208,11 @@ class Reader:
         """The checkpoint of the largest tree size kept, if any."""
         return latest_checkpoint(self._store)
 
-    def covering_checkpoint(self, seq: int, key: Ed25519PrivateKey | None) -> Checkpoint | None:
-        """The newest checkpoint if it covers ``seq``; else one signed now with ``key``; else None."""
+    def covering_checkpoint(self, seq: int) -> Checkpoint | None:
+        """The newest checkpoint if it covers event ``seq``, else None. It never signs one: a read
+        never writes (``opslineage checkpoint`` does)."""
         signed = latest_checkpoint(self._store)
-        if signed is not None and signed.tree_size >= seq:
-            return signed
-        return None if key is None else checkpoint(self._store, key)
+        return signed if signed is not None and signed.tree_size >= seq else None
 
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """The inclusion proof of event ``seq`` in the tree of ``tree_size`` (default: now).

@@ -2,11 +2,14 @@
 
 It shares the store (and the log) with the CLI: what one writes, the other reads. Each worker
 thread has its own store connection for reads, and every read route reads through a
-:class:`~opslineage.query.Reader` for the caller's :class:`~opslineage.query.Principal`; writes go
-through one group committer on the event loop (:class:`~opslineage.ingest.GroupCommitter`), which
-stores the requests that arrive while a commit runs together in the next transaction, each still
-all-or-nothing on its own. Every error is a JSON body ``{"error", "detail"}`` (plus
-``field`` when one field is at fault) with a 4xx status; nothing of a rejected request is stored.
+:class:`~opslineage.query.Reader` for the caller's :class:`~opslineage.query.Principal`, within
+the server's time budget (``query_timeout``; past it the query is cancelled with a 503), and
+never writes: a bundle no checkpoint covers yet is a 409, not a checkpoint signed behind a GET.
+Writes go through one group committer on the event loop
+(:class:`~opslineage.ingest.GroupCommitter`), which stores the requests that arrive while a
+commit runs together in the next transaction, each still all-or-nothing on its own. Every error
+is a JSON body ``{"error", "detail"}`` (plus ``field`` when one field is at fault) with a 4xx
+status (503 for a cancelled query); nothing of a rejected request is stored.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import hmac
 import re
 import threading
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import FastAPI, Request
@@ -28,13 +31,26 @@ from fastapi.responses import JSONResponse, Response
 from opslineage._version import __version__
 from opslineage.ingest import GroupCommitter, IngestPipeline, actor, parse
 from opslineage.interop import BundleError, make_bundle
-from opslineage.ledger.keys import key_path, load_private_key
 from opslineage.model import InvalidEvent
-from opslineage.query import LS_KINDS, NotFound, Principal, Reader, why_view
+from opslineage.query import (
+    LS_KINDS,
+    MAX_DEPTH,
+    NotFound,
+    Principal,
+    QueryTimeout,
+    Reader,
+    why_view,
+    with_statement_timeout,
+)
 from opslineage.server.marquez import marquez_lineage
 from opslineage.store import Store, StoreError, open_store
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["MAX_OFFSET", "ServerSettings", "create_app"]
+
+MAX_OFFSET = 1 << 62
+"""The largest ``offset`` of ``GET /api/v1/nodes``."""
+
+_T = TypeVar("_T")
 
 _ANONYMOUS = actor("http", "anonymous")
 _TOKEN = actor("http", "token")
@@ -52,13 +68,15 @@ class ServerSettings:
         store: the store URL.
         token: when set, ingest needs ``Authorization: Bearer <token>``.
         max_body: the largest request body accepted, in bytes (after decompression too).
-        key: the log's private key path, to sign checkpoints and bundles (default: $OPSLINEAGE_KEY).
+        key: the log's private key path, to sign checkpoints on ingest (default: $OPSLINEAGE_KEY).
+        query_timeout: seconds a read may take before it is cancelled (a 503).
     """
 
     store: str
     token: str | None = None
     max_body: int = 16 << 20
     key: str | None = None
+    query_timeout: float = 5.0
 
 
 class ApiError(Exception):
@@ -79,13 +97,14 @@ class _Context:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        self._url = with_statement_timeout(settings.store, settings.query_timeout)
         self._local = threading.local()
-        open_store(settings.store).close()  # create it (and fail early) before serving
+        open_store(settings.store).close()  # create it (and fail early) before serving, unbudgeted
         self.committer = GroupCommitter(lambda: IngestPipeline(open_store(settings.store), settings.key))
 
     def store(self) -> Store:
         if getattr(self._local, "store", None) is None:
-            self._local.store = open_store(self.settings.store)
+            self._local.store = open_store(self._url)
         return self._local.store
 
     async def body(self, request: Request) -> bytes:
@@ -113,10 +132,18 @@ class _Context:
     def reader(self, request: Request) -> Reader:
         """This thread's store as the caller of ``request`` reads it: the bearer of the server's
         token, or an anonymous caller."""
-        token = self.settings.token
-        shown = request.headers.get("authorization", "")
-        bearer = token is not None and hmac.compare_digest(shown.encode(), f"Bearer {token}".encode())
+        bearer = self.settings.token is not None and self._bears_token(request)
         return Reader(self.store(), Principal.bearer() if bearer else Principal.anonymous())
+
+    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T:
+        """``work`` done with the caller's reader, within the time budget.
+
+        Raises:
+            QueryTimeout: a query ran out of time and was cancelled.
+        """
+        reader = self.reader(request)
+        with reader.within(self.settings.query_timeout):
+            return work(reader)
 
     def authorize(self, request: Request) -> str:
         """The actor a write is recorded as: ``http:token`` with the server's token, else
@@ -125,12 +152,18 @@ class _Context:
         Raises:
             ApiError: the server has a token and the request does not bear it.
         """
-        token = self.settings.token
-        if not token:
+        if not self.settings.token:
             return _ANONYMOUS
-        if request.headers.get("authorization") != f"Bearer {token}":
+        if not self._bears_token(request):
             raise ApiError(401, "unauthorized", "a valid Authorization: Bearer token is required")
         return _TOKEN
+
+    def _bears_token(self, request: Request) -> bool:
+        """Whether ``Authorization`` is the Bearer scheme (in any case, RFC 9110) with the token,
+        compared in constant time."""
+        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+        token = (self.settings.token or "").encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -170,6 +203,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidEvent)
     async def invalid(_: Request, error: InvalidEvent) -> JSONResponse:
         return JSONResponse({"error": "invalid_request", "detail": error.reason}, status_code=400)
+
+    @app.exception_handler(QueryTimeout)
+    async def timeout(_: Request, error: QueryTimeout) -> JSONResponse:
+        return JSONResponse({"error": "timeout", "detail": str(error)}, status_code=503)
 
     @app.exception_handler(StoreError)
     async def conflict(_: Request, error: StoreError) -> JSONResponse:
@@ -246,22 +283,19 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
 def _query_routes(app: FastAPI, context: _Context) -> None:
     @app.get("/api/v1/lineage", tags=["query"])
     def lineage(request: Request, nodeId: str, depth: int = 20) -> Response:  # noqa: N803 - Marquez's name
-        """The job/dataset graph around a node, in the shape Marquez answers."""
-        if depth < 0:
-            raise ApiError(400, "invalid_request", "depth must be 0 or more", "depth")
-        return _json(marquez_lineage(context.reader(request), nodeId, depth))
+        """The job/dataset graph around a node, in the shape Marquez answers (``depth`` 0 to 100)."""
+        _check_depth(depth)
+        return _json(context.read(request, lambda reader: marquez_lineage(reader, nodeId, depth)))
 
     @app.get("/api/v1/why/{node_id:path}", tags=["query"])
     def why_chain(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
         """Why an action happened and what it did: the structured chain back to its sources."""
-        reader = context.reader(request)
-        return _json(reader.why(node_id, reader.sequence_at(as_of)).to_dict())
+        return _json(context.read(request, lambda r: r.why(node_id, _sequence_at(r, as_of)).to_dict()))
 
     @app.get("/api/v1/why-tree/{node_id:path}", tags=["query"])
     def why_tree(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
         """The why-chain as the tree of lines ``opslineage why`` draws (spans with a style each)."""
-        reader = context.reader(request)
-        return _json(why_view(reader.why(node_id, reader.sequence_at(as_of))))
+        return _json(context.read(request, lambda r: why_view(r.why(node_id, _sequence_at(r, as_of)))))
 
     @app.get("/api/v1/nodes", tags=["query"])
     def nodes(
@@ -273,44 +307,66 @@ def _query_routes(app: FastAPI, context: _Context) -> None:
         as_of: datetime | None = None,
     ) -> Response:
         """Search nodes by kind and text, newest first, a page at a time."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise ApiError(400, "invalid_request", "limit must be 1..1000 and offset 0 or more", "limit")
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, "invalid_request", "limit must be 1..1000", "limit")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ApiError(400, "invalid_request", f"offset must be 0..{MAX_OFFSET}", "offset")
         if kind is not None and kind not in LS_KINDS:
             raise ApiError(
                 400, "invalid_request", f"unknown kind {kind!r}; one of {', '.join(LS_KINDS)}", "kind"
             )
-        reader = context.reader(request)
-        page = reader.page(kind, text=q, limit=limit, offset=offset, as_of=reader.sequence_at(as_of))
-        return _json(page.to_dict())
+        return _json(
+            context.read(
+                request,
+                lambda r: r.page(
+                    kind, text=q, limit=limit, offset=offset, as_of=_sequence_at(r, as_of)
+                ).to_dict(),
+            )
+        )
 
     @app.get("/api/v1/nodes/{node_id:path}", tags=["query"])
     def node(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
         """One node: its columns, its content or facets, and its edges."""
-        reader = context.reader(request)
-        return _json(reader.detail(node_id, reader.sequence_at(as_of)))
+        return _json(context.read(request, lambda r: r.detail(node_id, _sequence_at(r, as_of))))
 
     @app.get("/api/v1/upstream/{node_id:path}", tags=["query"])
     def upstream_of(
         request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
     ) -> Response:
-        """Everything a node came from."""
-        reader = context.reader(request)
-        return _json(reader.upstream(node_id, depth, reader.sequence_at(as_of)).to_dict())
+        """Everything a node came from (``depth`` 0 to 100)."""
+        _check_depth(depth)
+        return _json(
+            context.read(request, lambda r: r.upstream(node_id, depth, _sequence_at(r, as_of)).to_dict())
+        )
 
     @app.get("/api/v1/downstream/{node_id:path}", tags=["query"])
     def downstream_of(
         request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
     ) -> Response:
-        """Everything that came from a node."""
-        reader = context.reader(request)
-        return _json(reader.downstream(node_id, depth, reader.sequence_at(as_of)).to_dict())
+        """Everything that came from a node (``depth`` 0 to 100)."""
+        _check_depth(depth)
+        return _json(
+            context.read(request, lambda r: r.downstream(node_id, depth, _sequence_at(r, as_of)).to_dict())
+        )
+
+
+def _check_depth(depth: int) -> None:
+    if not 0 <= depth <= MAX_DEPTH:
+        raise ApiError(400, "invalid_request", f"depth must be 0 to {MAX_DEPTH}, got {depth}", "depth")
+
+
+def _sequence_at(reader: Reader, as_of: datetime | None) -> int | None:
+    try:
+        return reader.sequence_at(as_of)
+    except InvalidEvent as error:
+        raise ApiError(400, "invalid_request", error.reason, "as_of") from None
 
 
 def _log_routes(app: FastAPI, context: _Context) -> None:
     @app.get("/api/v1/log/checkpoint", tags=["log"])
     def log_checkpoint(request: Request) -> dict[str, Any]:
         """The latest signed checkpoint, as ``opslineage checkpoint --json`` prints it."""
-        found = context.reader(request).signed_checkpoint()
+        found = context.read(request, lambda r: r.signed_checkpoint())
         if found is None:
             raise ApiError(404, "not_found", "no checkpoint has been signed yet (opslineage checkpoint)")
         return {**found.to_dict(), "note": found.note}
@@ -319,7 +375,7 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
     def proof_inclusion(request: Request, seq: int, tree_size: int | None = None) -> dict[str, Any]:
         """The RFC 9162 inclusion proof of an event."""
         try:
-            return context.reader(request).inclusion_proof(seq, tree_size).to_dict()
+            return context.read(request, lambda r: r.inclusion_proof(seq, tree_size).to_dict())
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "seq") from None
 
@@ -327,18 +383,16 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
     def proof_consistency(request: Request, first: int, second: int) -> dict[str, Any]:
         """The RFC 9162 consistency proof between two tree sizes."""
         try:
-            return context.reader(request).consistency_proof(first, second).to_dict()
+            return context.read(request, lambda r: r.consistency_proof(first, second).to_dict())
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "first") from None
 
     @app.get("/api/v1/bundle/{action_id:path}", tags=["log"])
     def bundle(request: Request, action_id: str) -> Response:
-        """The audit bundle of an action (see ``opslineage export --format bundle``)."""
-        path = key_path(context.settings.key)
+        """The audit bundle of an action (see ``opslineage export --format bundle``), proved against
+        the newest checkpoint; 409 when none covers the chain yet (run ``opslineage checkpoint``)."""
         try:
-            document = make_bundle(
-                context.reader(request), action_id, load_private_key(path) if path.exists() else None
-            )
+            document = context.read(request, lambda r: make_bundle(r, action_id))
         except BundleError as error:
             raise ApiError(409, "no_checkpoint", str(error)) from None
         return Response(msgspec.json.encode(document), media_type="application/json")

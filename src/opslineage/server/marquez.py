@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from opslineage.model import parse_node_id
-from opslineage.query import Reader
+from opslineage.query import Reader, check_depth
 from opslineage.store import NodeRecord
 
 __all__ = ["MarquezData", "MarquezEdge", "MarquezGraph", "MarquezName", "MarquezNode", "marquez_lineage"]
@@ -66,22 +66,28 @@ def _dataset_id(record: NodeRecord) -> str:
 def marquez_lineage(reader: Reader, node_id: str, depth: int = 20) -> MarquezGraph:
     """The job/dataset graph around ``node_id`` (a Marquez id, or any of ours), ``depth`` hops away.
 
+    The walk ends after ``depth`` hops or as soon as a hop finds nothing new, whichever is first.
+
     Raises:
-        InvalidEvent: a malformed id. NotFound: no such node.
+        InvalidEvent: a malformed id, or ``depth`` outside 0 to ``MAX_DEPTH``. NotFound: no such node.
     """
+    check_depth(depth)
     start = reader.resolve(node_id)
     first = f"job:{start.namespace}:{start.name}" if start.kind in ("run", "job") else _dataset_id(start)
     graph: dict[str, MarquezNode] = {}
-    frontier = [first]
+    frontier = {first}
     for _ in range(depth + 1):
-        nxt = []
-        for node in frontier:
-            if node in graph:
-                continue
+        if not frontier:
+            break
+        for node in sorted(frontier):
             graph[node] = _expand(reader, node)
-            nxt += [edge.destination for edge in graph[node].out_edges]
-            nxt += [edge.origin for edge in graph[node].in_edges]
-        frontier = nxt
+        frontier = {
+            end
+            for node in frontier
+            for edge in (*graph[node].out_edges, *graph[node].in_edges)
+            for end in (edge.origin, edge.destination)
+            if end not in graph
+        }
     for entry in graph.values():  # keep only edges whose both ends are in the answer
         entry.in_edges = [e for e in entry.in_edges if e.origin in graph]
         entry.out_edges = [e for e in entry.out_edges if e.destination in graph]

@@ -84,7 +84,9 @@ class SQLiteStore(Store):
         if not create and not self.path.exists():
             raise StoreError(f"no store at {self.path} (run `opslineage demo` or `opslineage ingest` first)")
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():  # owner-only; SQLite gives its -wal and -shm the file's mode
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._nids: dict[str, int] = {}  # committed ids only; ids are never renumbered
         self._frontier: CompactRange | None = None  # the log's right edge, as last committed
         try:
