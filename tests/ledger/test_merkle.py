@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opslineage.ledger import (
+from opslineage.merkle import (
     EMPTY_ROOT,
     CompactRange,
     ProofError,

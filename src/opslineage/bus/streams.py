@@ -22,7 +22,9 @@ __all__ = [
     "DEFAULT_SUBJECT",
     "DEFAULT_URL",
     "MSG_ID_HEADER",
+    "UNSAFE_CHARACTERS",
     "StreamMismatch",
+    "check_prefix",
     "connect_options",
     "describe",
     "ensure_stream",
@@ -35,7 +37,8 @@ DEFAULT_SUBJECT = "opslineage.events"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
 _RECONNECT_WAIT = 1.0  # seconds between attempts to reach NATS
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]")
+"""Characters a subject token (or a spill file name) may not hold."""
 
 log = logging.getLogger("opslineage")
 
@@ -44,16 +47,21 @@ class StreamMismatch(Exception):
     """The stream exists but does not take the subjects this end publishes or consumes."""
 
 
-def _check_prefix(subject: str) -> str:
+def check_prefix(subject: str) -> str:
+    """``subject`` checked as a subject prefix: dot-separated tokens of ``[A-Za-z0-9_-]``.
+
+    Raises:
+        ValueError: it is not.
+    """
     tokens = subject.split(".")
-    if not subject or any(not token or _UNSAFE.search(token) for token in tokens):
+    if not subject or any(not token or UNSAFE_CHARACTERS.search(token) for token in tokens):
         raise ValueError(f"subject prefix {subject!r} must be dot-separated tokens of [A-Za-z0-9_-]")
     return subject
 
 
 def _tokens(text: str) -> str:
     """``text`` as subject-safe tokens: split at dots, every other unsafe character made ``_``."""
-    return ".".join(_UNSAFE.sub("_", part) or "_" for part in text.split("."))
+    return ".".join(UNSAFE_CHARACTERS.sub("_", part) or "_" for part in text.split("."))
 
 
 def event_subject(event: dict[str, Any], prefix: str = DEFAULT_SUBJECT, namespace: str | None = None) -> str:

@@ -37,13 +37,13 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from opslineage.bus.streams import (
-    _UNSAFE,
     DEFAULT_STREAM,
     DEFAULT_SUBJECT,
     DEFAULT_URL,
     MSG_ID_HEADER,
+    UNSAFE_CHARACTERS,
     StreamMismatch,
-    _check_prefix,
+    check_prefix,
     connect_options,
     describe,
     ensure_stream,
@@ -92,7 +92,7 @@ class _Spill:
     @classmethod
     def create(cls, directory: Path, stream: str) -> _Spill:
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"{_UNSAFE.sub('_', stream)}-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        name = f"{UNSAFE_CHARACTERS.sub('_', stream)}-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         file = (directory / name).open("a+b")
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return cls(directory / name, file, 0)
@@ -189,7 +189,7 @@ class NatsTransport:
         self.url = url
         self.stream = stream
         self.namespace = namespace
-        self.subject = _check_prefix(subject)
+        self.subject = check_prefix(subject)
         self.spill_dir = Path(spill_dir) if spill_dir is not None else default_spill_dir()
         self.buffer = buffer
         self.ack_timeout = ack_timeout
@@ -275,7 +275,7 @@ class NatsTransport:
     def _adopt_spills(self) -> None:
         """Take over the spill files of transports for this stream whose process has ended."""
         try:
-            paths = sorted(self.spill_dir.glob(f"{_UNSAFE.sub('_', self.stream)}-*.jsonl"))
+            paths = sorted(self.spill_dir.glob(f"{UNSAFE_CHARACTERS.sub('_', self.stream)}-*.jsonl"))
         except OSError:
             return
         for path in paths:
