@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,57 +30,14 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from _common import Server
 from corpus import demo_shaped_events, emit
 from opslineage.ingest import IngestPipeline
 from opslineage.query import list_nodes
 from opslineage.store.sqlite import SQLiteStore
 
 BATCH = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``opslineage serve`` in a subprocess, stopped on exit."""
-
-    def __init__(self, store: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "opslineage.cli.main",
-                "serve",
-                "--port",
-                str(self.port),
-                "--store",
-                f"sqlite:///{store}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 def post_each(port: int, lines: list[bytes]) -> None:
@@ -119,7 +73,9 @@ def rate_batch(directory: Path, lines: list[bytes]) -> float:
     with Server(directory / "batch.db") as server, httpx.Client(base_url=server.url, timeout=120) as client:
         start = time.perf_counter()
         for i in range(0, len(lines), BATCH):
-            client.post("/api/v1/lineage/batch", content=b"\n".join(lines[i : i + BATCH])).raise_for_status()
+            client.post(
+                "/api/v1/lineage/batch", content=b"\n".join(lines[i : i + BATCH]), headers=NDJSON
+            ).raise_for_status()
         return len(lines) / (time.perf_counter() - start)
 
 

@@ -9,7 +9,16 @@ Besides the end-to-end figure, the run times its two halves on their own, per ev
 (``store_us_per_event``: planning, the graph index, artifacts, the log, the commit), so that
 ``store_ratio_to_floor`` says how far the store alone is from the floor.
 
-    python bench/ingest.py --events 100000 [--batch 1000]
+What syncing every commit costs (the store runs with ``PRAGMA synchronous=FULL``, so that a
+commit survives an OS crash or power loss): the same pipeline with the connection switched to
+NORMAL (synced only at checkpoints), in the same run, best of ``--sync-rounds`` alternating
+passes each (the machine's noise is larger than the cost at large batches): the
+first ``--sync-events`` at ``--batch`` events per transaction
+(``ingest_sync_full_to_normal_ratio``), and the first ``--single-events`` at one event per
+transaction (``ingest_single_sync_full_to_normal_ratio``: a lone HTTP client's case).
+
+    python bench/ingest.py --events 100000 [--batch 1000] [--sync-events 20000] [--single-events 2000]
+        [--sync-rounds 3]
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ def floor(path: Path, lines: list[bytes], batch: int) -> float:
     """Events/s of plain executemany inserts of the bytes."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA synchronous=FULL")  # as the store
     db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
     start = time.perf_counter()
     for i in range(0, len(lines), batch):
@@ -55,6 +64,30 @@ def ours(path: Path, lines: list[bytes], batch: int) -> float:
     assert store.counts()["events"] == len(lines)
     store.close()
     return len(lines) / elapsed
+
+
+def synced(path: Path, lines: list[bytes], batch: int, synchronous: str) -> float:
+    """Events/s of :func:`ours` with the store's connection set to ``synchronous``."""
+    for stale in path.parent.glob(f"{path.name}*"):
+        stale.unlink()
+    store = SQLiteStore(path)
+    store.db.execute(f"PRAGMA synchronous={synchronous}")
+    pipeline = IngestPipeline(store)
+    start = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        pipeline.ingest(lines[i : i + batch], actor="sdk:bench")
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(lines) / elapsed
+
+
+def sync_cost(directory: Path, lines: list[bytes], batch: int, rounds: int) -> dict[str, float]:
+    """Best events/s of ``rounds`` alternating passes with NORMAL and with FULL."""
+    best = {"NORMAL": 0.0, "FULL": 0.0}
+    for _ in range(rounds):
+        for mode, rate in best.items():
+            best[mode] = max(rate, synced(directory / f"sync-{batch}.db", lines, batch, mode))
+    return best
 
 
 def halves(path: Path, lines: list[bytes], batch: int) -> tuple[float, float]:
@@ -89,6 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000, help="events per transaction, for both sides")
+    parser.add_argument("--sync-events", type=int, default=20_000, help="events for the sync cost at --batch")
+    parser.add_argument("--sync-rounds", type=int, default=3, help="alternating passes per sync setting")
+    parser.add_argument(
+        "--single-events", type=int, default=2000, help="events stored one per transaction for the sync cost"
+    )
     args = parser.parse_args()
     lines = [msgspec.json.encode(event) for event in demo_shaped_events(args.events)]
     mean_bytes = sum(map(len, lines)) / len(lines)
@@ -96,6 +134,8 @@ def main() -> None:
         base = floor(Path(tmp) / "floor.db", lines, args.batch)
         rate = ours(Path(tmp) / "ours.db", lines, args.batch)
         parse_us, store_us = halves(Path(tmp) / "halves.db", lines, args.batch)
+        batched = sync_cost(Path(tmp), lines[: args.sync_events], args.batch, args.sync_rounds)
+        single = sync_cost(Path(tmp), lines[: args.single_events], 1, args.sync_rounds)
     emit(
         "ingest_events_per_s",
         rate,
@@ -109,6 +149,14 @@ def main() -> None:
     emit("parse_us_per_event", parse_us, "us", events=len(lines))
     emit("store_us_per_event", store_us, "us", events=len(lines), batch=args.batch)
     emit("store_ratio_to_floor", 1e6 / store_us / base, "ratio", events=len(lines), batch=args.batch)
+    for name, rates, count, batch in (
+        ("ingest", batched, min(args.sync_events, len(lines)), args.batch),
+        ("ingest_single", single, min(args.single_events, len(lines)), 1),
+    ):
+        emit(f"{name}_sync_normal_events_per_s", rates["NORMAL"], "events/s", events=count, batch=batch)
+        emit(f"{name}_sync_full_events_per_s", rates["FULL"], "events/s", events=count, batch=batch)
+        ratio = rates["FULL"] / rates["NORMAL"]
+        emit(f"{name}_sync_full_to_normal_ratio", ratio, "ratio", events=count, batch=batch)
     wall, cpu = parse_only(lines)
     emit("parse_only_us_per_event", wall, "µs", events=len(lines), mean_event_bytes=round(mean_bytes))
     emit("parse_only_cpu_us_per_event", cpu, "µs", events=len(lines), mean_event_bytes=round(mean_bytes))

@@ -6,6 +6,8 @@
   leaves (goal: under 1 ms at 1M).
 - ``verify_events_per_s`` and ``verify_ratio_to_sha256_floor``: full ``verify`` against SHA-256
   over the same canonical bytes (goal: at least 0.25).
+- ``verify_index_ratio``: what checking the graph index against the events adds to ``verify``,
+  over ``verify`` without that check on the same store, best of three alternating rounds each.
 
     python bench/ledger.py --events 50000 --leaves 1000000
 """
@@ -22,6 +24,8 @@ from pathlib import Path
 import msgspec
 
 from corpus import demo_shaped_events, emit
+from opslineage.ledger import verify
+from opslineage.ledger._index import IndexCheck
 from opslineage.ledger.verify import verify_store
 from opslineage.merkle import CompactRange, inclusion_proof, leaf_hash
 from opslineage.model import ParsedEvent, parse_event
@@ -29,6 +33,7 @@ from opslineage.store.sqlite import SQLiteStore
 
 BATCH = 1000
 ROUNDS = 4
+VERIFY_ROUNDS = 3
 
 
 class _NoLogStore(SQLiteStore):
@@ -36,6 +41,26 @@ class _NoLogStore(SQLiteStore):
 
     def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
         return None
+
+
+class _NoIndexCheck(IndexCheck):
+    """The index check left out: the baseline of the index figure."""
+
+    def check(self, *args: object) -> None:
+        return None
+
+    def finish(self, size: int) -> None:
+        return None
+
+
+def verify_seconds(store: SQLiteStore, *, index: bool) -> float:
+    verify.IndexCheck = IndexCheck if index else _NoIndexCheck  # type: ignore[misc]
+    start = time.perf_counter()
+    report = verify_store(store, None)
+    seconds = time.perf_counter() - start
+    verify.IndexCheck = IndexCheck  # type: ignore[misc]
+    assert report.ok and (report.index_rows > 0) == index, report.findings[:3]
+    return seconds
 
 
 def ingest_seconds(store: SQLiteStore, lines: list[bytes]) -> float:
@@ -96,18 +121,28 @@ def main() -> None:
         )
         store = SQLiteStore(directory / f"SQLiteStore{ROUNDS - 1}.db")
 
-        start = time.perf_counter()
-        report = verify_store(store, None)
-        verify_seconds = time.perf_counter() - start
-        assert report.ok, report.findings[:3]
+        timed: dict[bool, list[float]] = {True: [], False: []}
+        for round_ in range(VERIFY_ROUNDS):
+            for index in (True, False) if round_ % 2 == 0 else (False, True):
+                timed[index].append(verify_seconds(store, index=index))
+        seconds = min(timed[True])
+        emit(
+            "verify_index_ratio",
+            seconds / min(timed[False]) - 1,
+            "fraction",
+            events=len(lines),
+            rounds=VERIFY_ROUNDS,
+            index_rows=verify_store(store, None).index_rows,
+            without_index_events_per_s=round(len(lines) / min(timed[False])),
+        )
         canonical = [parse_event(line).canonical for line in lines]
         start = time.perf_counter()
         for data in canonical:
             hashlib.sha256(b"\x00" + data).digest()
         floor_seconds = time.perf_counter() - start
-        emit("verify_events_per_s", len(lines) / verify_seconds, "events/s", events=len(lines))
+        emit("verify_events_per_s", len(lines) / seconds, "events/s", events=len(lines))
         emit("verify_sha256_floor_events_per_s", len(lines) / floor_seconds, "events/s", events=len(lines))
-        emit("verify_ratio_to_sha256_floor", floor_seconds / verify_seconds, "ratio", events=len(lines))
+        emit("verify_ratio_to_sha256_floor", floor_seconds / seconds, "ratio", events=len(lines))
         store.close()
 
         times = proof_times(directory, args.leaves, args.samples)

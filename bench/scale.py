@@ -3,7 +3,10 @@
 
 - ``pg_direct_events_per_s``: parse + ingest batches straight into PostgreSQL.
 - ``pg_workers_1_events_per_s`` / ``pg_workers_2_events_per_s``: ``opslineage worker`` processes
-  draining a stream that already holds the events (publishing is not timed).
+  draining a stream that already holds the events (publishing is not timed). Each says what was
+  not stored: ``left_in_spill`` (events the transport could not publish within its
+  ``close_timeout``), ``evicted`` (past the spill's cap) and ``not_stored`` (missing from the
+  store when the workers stopped: no progress for ``--stall`` seconds ends the wait).
 - ``pg_why_p50_ms`` / ``pg_why_p99_ms`` next to ``sqlite_why_*``: the why of random actions,
   second pass (steady state), on stores of ``--why-events`` events.
 - Then, on each of those two stores, ``opslineage archive`` of all but the newest tenth:
@@ -20,6 +23,7 @@ Each run makes its own PostgreSQL databases and JetStream stream and removes the
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import subprocess
@@ -28,14 +32,14 @@ import tempfile
 import time
 import uuid
 from argparse import ArgumentParser
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import nats
 import psycopg
-from psycopg import sql
 
+from _common import NATS, database
 from corpus import demo_shaped_events, emit
 from opslineage.bus import NatsTransport
 from opslineage.model import parse_event
@@ -43,21 +47,17 @@ from opslineage.query import list_nodes, why
 from opslineage.store import Store, open_store
 from opslineage.store.archive import archive_store
 
-ADMIN = "postgresql://postgres@127.0.0.1/postgres"
-NATS = "nats://127.0.0.1:4222"
 BATCH = 1000
+CLOSE_TIMEOUT = 120.0  # seconds the producer may take to publish what it buffered
 
 
-@contextmanager
-def database() -> Iterator[str]:
-    """A new PostgreSQL database, dropped afterwards."""
-    name = f"opslineage_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield f"postgresql://postgres@127.0.0.1/{name}"
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+async def delete_stream(stream: str) -> None:
+    """Remove the JetStream stream a run made."""
+    connection = await nats.connect(NATS, connect_timeout=2, allow_reconnect=False)
+    try:
+        await connection.jetstream().delete_stream(stream)
+    finally:
+        await connection.close()
 
 
 def ingest(store: Store, events: list[bytes]) -> float:
@@ -67,13 +67,29 @@ def ingest(store: Store, events: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def through_workers(url: str, events: list[dict], workers: int, spill: Path) -> float:
-    """Fill a fresh stream, then time ``workers`` worker processes storing all of it."""
+def through_workers(
+    url: str, events: list[dict], workers: int, spill: Path, stall: float
+) -> tuple[float, dict[str, int]]:
+    """Fill a fresh stream, then time ``workers`` worker processes storing it; the seconds and
+    what was not stored. The stream is deleted after."""
     tag = uuid.uuid4().hex[:12]
     stream, subject = f"OPSLINEAGE_BENCH_{tag}", f"opslineage.bench{tag}.events"
-    transport = NatsTransport(NATS, stream=stream, subject=subject, spill_dir=spill)
-    transport.emit(events)
-    transport.close()
+    transport = NatsTransport(
+        NATS, stream=stream, subject=subject, spill_dir=spill / tag, close_timeout=CLOSE_TIMEOUT
+    )
+    try:
+        transport.emit(events)
+        transport.close()
+        left = {"left_in_spill": transport.pending, "evicted": transport.stats.evicted}
+        seconds, missing = _store_with_workers(url, stream, subject, len(events), workers, stall)
+        return seconds, left | missing
+    finally:
+        asyncio.run(delete_stream(stream))
+
+
+def _store_with_workers(
+    url: str, stream: str, subject: str, expected: int, workers: int, stall: float
+) -> tuple[float, dict[str, int]]:
     command = [
         sys.executable,
         "-m",
@@ -97,9 +113,13 @@ def through_workers(url: str, events: list[dict], workers: int, spill: Path) -> 
             for _ in range(workers)
         ]
         try:
-            while store.counts()["events"] < len(events):
+            stored, progress = 0, time.monotonic()
+            while stored < expected and time.monotonic() - progress < stall:
                 time.sleep(0.05)
-            return time.perf_counter() - start
+                now = store.counts()["events"]
+                if now > stored:
+                    stored, progress = now, time.monotonic()
+            return time.perf_counter() - start, {"not_stored": expected - stored}
         finally:
             for process in running:
                 process.terminate()
@@ -107,7 +127,10 @@ def through_workers(url: str, events: list[dict], workers: int, spill: Path) -> 
 
 
 def why_times(store: Store, samples: int) -> list[float]:
+    """The steady-state times of ``samples`` why questions; none when the store holds no action."""
     actions = [node.id for node in list_nodes(store, "action", limit=1_000_000)]
+    if not actions:
+        return []
     picked = random.Random(0).choices(actions, k=samples)
     for action in picked:
         why(store, action)
@@ -120,6 +143,10 @@ def why_times(store: Store, samples: int) -> list[float]:
 
 
 def emit_why(name: str, times: list[float], events: int) -> None:
+    if not times:
+        print(msgspec.json.encode({"figure": f"{name}_ms", "skipped": f"no action among {events} events",
+                                   "events": events}).decode(), flush=True)  # fmt: skip
+        return
     for q, label in ((0.5, "p50"), (0.99, "p99")):
         emit(f"{name}_{label}_ms", times[int(q * (len(times) - 1))] * 1000, "ms", events=events)
 
@@ -163,6 +190,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events for the ingest figures")
     parser.add_argument("--why-events", type=int, default=100_000, help="store size for the why figures")
     parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--stall", type=float, default=60.0, help="seconds without progress that end a wait")
     args = parser.parse_args()
     events: list[dict] = []  # as dicts only the ones the workers get; the rest as canonical bytes
     lines = []
@@ -176,12 +204,15 @@ def main() -> None:
             emit("pg_direct_events_per_s", args.events / seconds, "events/s", events=args.events)
         for workers in (1, 2):
             with database() as url:
-                seconds = through_workers(url, events[: args.events], workers, Path(tmp) / "spill")
+                seconds, left = through_workers(
+                    url, events[: args.events], workers, Path(tmp) / "spill", args.stall
+                )
                 emit(
                     f"pg_workers_{workers}_events_per_s",
                     args.events / seconds,
                     "events/s",
                     events=args.events,
+                    **left,
                 )
         with database() as url, open_store(url) as pg, open_store(f"sqlite:///{tmp}/why.db") as lite:
             ingest(pg, lines[: args.why_events])

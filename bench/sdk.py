@@ -9,7 +9,15 @@ from entering its ``with`` to leaving it, work included; recording off times the
 Figures, one JSON line each: ``sdk_step_p50_us`` and ``sdk_step_p99_us`` per transport and step
 kind (``overhead_*`` subtracts the same percentile with recording off, measured in the same run),
 and ``sdk_drain_events_per_s`` (how fast the writer then delivered the backlog). Goal: overhead
-p50 ≤ 50 µs and p99 ≤ 1 ms for every step kind.
+p50 ≤ 50 µs and p99 ≤ 1 ms for every step kind. Those runs buffer every event in memory
+(``queue_size`` 1,000,000), so no back-pressure is timed.
+
+Then the blocking bound, with the default ``queue_size``: ``--blocking-events`` events emitted one
+by one into a SQLite store another connection holds locked (``BEGIN EXCLUSIVE``) for past the
+store's 10 s busy timeout, each emit timed on the caller's thread. ``sdk_emit_locked`` gives its
+p50, p99 and max as ratios against the floor (the same emits into an in-memory transport, same
+run), the max against ``MAX_BLOCK``, and what became of the events once the lock was gone
+(``delivered``, ``lost``, ``spilled``, ``evicted``, ``dropped``).
 
     python bench/sdk.py --ticks 2000 [--transports memory,file,sqlite,nats] [--profile memory]
 """
@@ -23,6 +31,7 @@ import gc
 import json
 import pstats
 import socket
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -33,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from opslineage import Tracer
-from opslineage.sdk import FileTransport, MemoryTransport, Transport
+from opslineage.sdk import MAX_BLOCK, FileTransport, MemoryTransport, Transport
 
 KINDS = ("ingest", "features", "inference", "evaluation", "action", "effect")
 FIELDS = {"timestamp": "datetime", "cpu": "float", "memory": "float", "latency_ms": "float"}
@@ -268,6 +277,59 @@ def report(mode: str, name: str, times: dict[str, list[int]], off: dict[str, lis
                           "p50": worst["p50"], "p99": worst["p99"], "goal_met": met, "unit": "µs"}))  # fmt: skip
 
 
+def emit_times(tracer: Tracer, events: list[dict[str, Any]]) -> list[int]:
+    """Each emit's time on the caller's thread, in ns, sorted."""
+    times = []
+    for event in events:
+        started = time.perf_counter_ns()
+        tracer.emit(event)
+        times.append(time.perf_counter_ns() - started)
+    return sorted(times)
+
+
+def blocking(directory: Path, count: int) -> None:
+    """The caller's cost per emit while the store is locked, against the floor of the same emits
+    into memory, and what was delivered, spilled, evicted and dropped once it is free."""
+    source = Tracer("bench.blocking", transport=MemoryTransport(), sync=True)
+    pipeline = Pipeline(source)
+    while len(source.transport.events) < count:  # type: ignore[attr-defined]
+        pipeline.run(100)
+    events = source.transport.events[:count]  # type: ignore[attr-defined]
+    floor_tracer = Tracer("bench.floor", transport=MemoryTransport())
+    floor = emit_times(floor_tracer, events)
+    floor_tracer.close()
+    db = directory / "locked.db"
+    url = f"sqlite:///{db}"
+    tracer = Tracer("bench.locked", store=url, spill_dir=directory / "spill")
+    tracer.emit(events[0])
+    tracer.flush(timeout=60)  # the store is open before the lock is taken
+    lock = sqlite3.connect(db, isolation_level=None, timeout=30, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    locked_at = time.monotonic()
+    times = emit_times(tracer, events[1:])
+    time.sleep(max(0.0, locked_at + 12 - time.monotonic()))  # past the 10 s busy timeout
+    lock.execute("ROLLBACK")
+    lock.close()
+    released = time.perf_counter()
+    tracer.flush(timeout=300)
+    drained = time.perf_counter() - released
+    tracer.close(timeout=10)
+    status = tracer.status()
+    floor_p50, floor_p99 = percentile(floor, 0.5), percentile(floor, 0.99)
+    print(json.dumps({
+        "figure": "sdk_emit_locked", "events": count, "queue_size": 10_000,
+        "p50_ratio": round(percentile(times, 0.5) / floor_p50, 2),
+        "p99_ratio": round(percentile(times, 0.99) / floor_p99, 2),
+        "max_ratio": round(times[-1] / floor[-1], 2),
+        "floor_p50_us": round(floor_p50, 2), "floor_p99_us": round(floor_p99, 2),
+        "max_ms": round(times[-1] / 1e6, 2), "bound_ms": MAX_BLOCK * 1000,
+        "max_over_bound": round(times[-1] / 1e9 / MAX_BLOCK, 2),
+        "delivered": status.delivered, "lost": count - status.delivered,
+        "spilled": tracer.stats.spilled, "evicted": status.evicted, "dropped": status.dropped,
+        "retries": tracer.stats.retries, "drain_s": round(drained, 2),
+    }))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=2000, help="chains per run (six steps each)")
@@ -280,6 +342,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", metavar="TRANSPORT", help="print a cProfile of the caller's thread (tight)"
+    )
+    parser.add_argument(
+        "--blocking-events", type=int, default=30_000, help="events for the blocking bound (0: skip it)"
     )
     args = parser.parse_args()
     floor_p50, floor_p99 = noise(50.0, 6 * args.ticks)
@@ -313,6 +378,8 @@ def main() -> None:
                                   "unit": "events/s"}))  # fmt: skip
                 (directory / "lineage.db").unlink(missing_ok=True)
                 (directory / "events.jsonl").unlink(missing_ok=True)
+        if args.blocking_events:
+            blocking(directory, args.blocking_events)
 
 
 if __name__ == "__main__":

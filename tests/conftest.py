@@ -30,7 +30,7 @@ from opslineage.store import Store
 
 POSTGRES_URL = os.environ.get("OPSLINEAGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgres"]
-APPEND_ONLY_TABLES = ("events", "artifacts", "log_nodes", "checkpoints")
+APPEND_ONLY_TABLES = ("events", "artifacts", "log_nodes", "checkpoints", "ids", "nodes", "edges", "batches")
 
 RunSql = Callable[..., list[tuple[Any, ...]]]
 
@@ -109,6 +109,23 @@ def run_sql() -> RunSql:
             return rows
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def checkpoint_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own cache of remembered checkpoints, never the user's (``verify`` writes it)."""
+    path = tmp_path_factory.mktemp("checkpoints") / "cache"
+    monkeypatch.setenv("OPSLINEAGE_CHECKPOINT_CACHE", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def spill_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own cache directory, so no test replays (or leaves) spilled events of another:
+    the SDK's and the NATS transport's default spill directory is under ``$XDG_CACHE_HOME``."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache / "opslineage" / "spill"
 
 
 @pytest.fixture

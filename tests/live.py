@@ -19,9 +19,9 @@ class LiveServer:
     store: str
 
 
-def start_server(settings: ServerSettings) -> tuple[uvicorn.Server, threading.Thread, str]:
+def start_server(settings: ServerSettings, port: int = 0) -> tuple[uvicorn.Server, threading.Thread, str]:
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -34,6 +34,10 @@ STORE_READS = frozenset(
         "walk",
         "edges",
         "touching_seqs",
+        "index_rows",
+        "index_lookup",
+        "stray_ids",
+        "batch_ranges",
         "artifacts",
         "artifact",
         "events",
@@ -68,11 +72,13 @@ STORE_IMPORTS = {
     "opslineage.store": frozenset(
         {
             "open_store",
+            "sqlite_path",  # reads a URL, not the store
             "default_store_url",
             "DEFAULT_STORE_URL",
             "ARCHIVE_DIR_ENV",
             "Store",
             "StoreError",
+            "StoreUnavailable",
             "NodeRecord",
             "StoredEvent",
             "IngestResult",

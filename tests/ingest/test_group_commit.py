@@ -26,7 +26,8 @@ from opslineage.model import InvalidEvent, parse_event
 from opslineage.server import ServerSettings
 from opslineage.store import StoreError, postgres
 
-AUTH = {"Authorization": "Bearer s3cret"}
+JSON = {"Content-Type": "application/json"}
+AUTH = {"Authorization": "Bearer s3cret", **JSON}
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_a_refused_or_invalid_unit_costs_only_itself(store_url: str, run_sql: Ru
     assert [result.accepted for result in good] == [1, 1, 1, 1]
     assert isinstance(rogue, StoreError) and "already recorded" in str(rogue)
     assert isinstance(broken, InvalidEvent) and "eventTime is missing" in broken.reason
-    assert again == IngestResult(0, 1, None, None)
+    assert again == IngestResult(0, 1, None, None, duplicates_at=(0,))
     assert [row[2] for row in _batches(run_sql, store_url)] == ["cli:alice"] + ["http:token"] * 4
     with open_store(store_url) as store:
         assert store.log_size() == CHAIN_EVENTS + 4
@@ -186,7 +187,7 @@ def test_without_a_token_writes_are_anonymous(store_url: str, run_sql: RunSql) -
     server, thread, url = start_server(ServerSettings(store=store_url))
     events = [msgspec.json.encode(event) for event in _chain("svc-01")]
     with httpx.Client(base_url=url, timeout=30) as client:
-        codes = [client.post("/api/v1/lineage", content=event).status_code for event in events]
+        codes = [client.post("/api/v1/lineage", content=event, headers=JSON).status_code for event in events]
     assert codes == [201] * CHAIN_EVENTS
     server.should_exit = True
     thread.join(timeout=10)

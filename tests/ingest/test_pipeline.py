@@ -88,7 +88,7 @@ def test_each_unit_gets_its_own_outcome_and_the_valid_ones_share_one_transaction
     assert outcomes[0] == IngestResult(9, 0, 1, 9)
     assert isinstance(outcomes[1], InvalidEvent) and "malformed JSON" in outcomes[1].reason
     assert outcomes[2] == IngestResult(CHAIN_EVENTS - 9, 0, 10, CHAIN_EVENTS)
-    assert outcomes[3] == IngestResult(0, 2, None, None)  # stored by the first unit, same transaction
+    assert outcomes[3] == IngestResult(0, 2, None, None, (0, 1))  # stored by the first unit, same transaction
     assert _batches(run_sql, store_url) == [(1, CHAIN_EVENTS, "worker:w1")]
 
 
@@ -143,7 +143,7 @@ def test_a_sqlite_store_from_before_actors_is_migrated_and_keeps_its_content(
     shutil.copy(V5_STORE, path)
     url = f"sqlite:///{path}"
     with open_store(url) as store:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "7"
         assert store.state_digest() == V5_STATE and verify_store(store, None).ok
         IngestPipeline(store).ingest(_chain("svc-02"), actor="cli:bob")
         assert verify_store(store, None).ok

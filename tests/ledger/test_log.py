@@ -262,7 +262,17 @@ def test_checkpoint_and_proof_commands(
     assert note[5].startswith("\u2014 opslineage.test/log ")
     assert main(["checkpoint", "--store", db, "--json"]) == 0
     made = json.loads(capsys.readouterr().out)
-    assert set(made) == {"origin", "tree_size", "root_hash", "timestamp", "signature", "public_key"}
+    assert set(made) == {
+        "origin",
+        "tree_size",
+        "root_hash",
+        "timestamp",
+        "signature",
+        "public_key",
+        "cosignatures",
+        "witness_errors",
+    }
+    assert made["cosignatures"] == [] and made["witness_errors"] == []
     assert main(["proof", "inclusion", "3", "--tree-size", "36", "--store", db, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {
         "leaf_index",

@@ -60,7 +60,7 @@ def _without(path: str) -> dict[str, Any]:
         (_without("run"), "run is missing"),
         (_without("job.name"), "job.name is missing"),
         ({**minimal(), "eventType": "EXPLODE"}, "eventType 'EXPLODE' is not one of"),
-        ({**minimal(), "eventTime": "yesterday"}, "not an ISO 8601"),
+        ({**minimal(), "eventTime": "yesterday"}, "not an RFC 3339 date-time"),
         ({"eventTime": "2026-01-05T12:00:00Z", "producer": "p"}, "not a RunEvent, DatasetEvent or JobEvent"),
         (
             {"eventTime": "2026-01-05T12:00:00Z", "producer": "p", "dataset": {"namespace": "ns"}},

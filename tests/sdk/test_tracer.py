@@ -143,7 +143,7 @@ def test_emission_happens_off_the_callers_thread_and_flush_waits() -> None:
 
 def test_a_full_queue_drops_and_counts_when_asked_to() -> None:
     transport = _Slow()
-    tracer = Tracer("x", transport=transport, queue_size=2, drop_when_full=True)
+    tracer = Tracer("x", transport=transport, queue_size=2, drop_when_full=True, spill_cap=0)
     record_chain(tracer)
     transport.gate.set()
     tracer.close()

@@ -6,25 +6,29 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpCompression, HttpConfig, HttpTransport
+from psycopg import sql
 
 from helpers import record_chain
-from live import LiveServer
+from live import LiveServer, start_server
 from opslineage import Tracer, open_store
 from opslineage.demo import DemoConfig, run_demo
 from opslineage.interop import verify_bundle
 from opslineage.ledger.keys import load_private_key, public_key_b64
 from opslineage.ledger.log import checkpoint, init_log
 from opslineage.query import list_nodes, why
+from opslineage.server import ServerSettings
 from opslineage.store.archive import archive_store
 
 DATA = Path(__file__).parents[1] / "data" / "openlineage"
-AUTH = {"Authorization": "Bearer s3cret"}
+AUTH = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
 
 
 def _transport(live: LiveServer, *, compression: HttpCompression | None = None) -> HttpTransport:
@@ -165,6 +169,29 @@ def test_bad_requests_get_json_errors_and_store_nothing(
     assert httpx.get(f"{live.url}/readyz").json()["events"] == 0
 
 
+@pytest.mark.parametrize("route", ["/api/v1/lineage", "/api/v1/lineage/batch"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+def test_a_body_not_declared_as_json_is_refused_and_stores_nothing(
+    live: LiveServer, route: str, content_type: str | None
+) -> None:
+    """A browser sends these cross-site without a preflight: they must not reach the store."""
+    tracer = Tracer.in_memory()
+    record_chain(tracer)
+    body = json.dumps(tracer.transport.events[0]).encode()  # type: ignore[attr-defined]
+    headers = {"Authorization": "Bearer s3cret"} | ({"Content-Type": content_type} if content_type else {})
+    response = httpx.post(f"{live.url}{route}", content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type" and response.json()["field"] == "Content-Type"
+    assert httpx.get(f"{live.url}/readyz").json()["events"] == 0
+    for accepted in ["application/json; charset=utf-8", "application/x-ndjson", "application/vnd.acme+json"]:
+        assert httpx.post(
+            f"{live.url}{route}", content=body, headers={**headers, "Content-Type": accepted}
+        ).is_success
+
+
 def test_batch_stores_the_valid_events_and_lists_the_invalid_ones(live: LiveServer) -> None:
     tracer = Tracer.in_memory()
     record_chain(tracer)
@@ -180,8 +207,11 @@ def test_batch_stores_the_valid_events_and_lists_the_invalid_ones(live: LiveServ
         "field": "eventType",
         "detail": "eventType 'NOPE' is not one of ABORT, COMPLETE, FAIL, OTHER, RUNNING, START",
     }
-    again = httpx.post(f"{live.url}/api/v1/lineage/batch", json=events, headers=AUTH).json()
-    assert again["accepted"] == 1 and again["duplicates"] == len(events) - 1
+    again = httpx.post(f"{live.url}/api/v1/lineage/batch", json=[*events, events[0]], headers=AUTH).json()
+    assert again["accepted"] == 1 and again["duplicates"] == len(events)
+    statuses = [item["status"] for item in again["results"]]
+    assert statuses == ["duplicate"] * 3 + ["accepted"] + ["duplicate"] * (len(events) - 3)
+    assert statuses.count("duplicate") == again["duplicates"]
 
 
 def test_nodes_search_pages_and_walks(live: LiveServer) -> None:
@@ -255,3 +285,32 @@ def test_the_api_answers_the_same_after_the_history_is_archived(live: LiveServer
     with open_store(live.store) as store:
         archive_store(store, store.log_size(), tmp_path / "archive")  # the server's store learns where
     assert [httpx.get(live.url + path).json() for path in paths] == before
+
+
+def test_a_postgresql_outage_is_a_503_the_client_may_retry_not_a_refusal(
+    postgres_url: str, postgres_server: psycopg.Connection[Any]
+) -> None:
+    """A store that cannot be reached is no fault of the event: 503, never 409 "conflict"."""
+    tracer = Tracer.in_memory()
+    record_chain(tracer)
+    first, second = (json.dumps(event).encode() for event in tracer.transport.events[:2])  # type: ignore[attr-defined]
+    server, thread, url = start_server(ServerSettings(store=postgres_url, token="s3cret"))
+    name = postgres_url.rsplit("/", 1)[1]
+    database = sql.Identifier(name)
+    try:
+        assert httpx.post(f"{url}/api/v1/lineage", content=first, headers=AUTH).status_code == 201
+        postgres_server.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+        postgres_server.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        response = httpx.post(f"{url}/api/v1/lineage", content=second, headers=AUTH, timeout=60)
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "store_unavailable"
+        postgres_server.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+        assert (
+            httpx.post(f"{url}/api/v1/lineage", content=second, headers=AUTH, timeout=60).status_code == 201
+        )
+    finally:
+        postgres_server.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+        server.should_exit = True
+        thread.join(timeout=10)

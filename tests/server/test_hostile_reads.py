@@ -83,9 +83,19 @@ def test_out_of_range_numbers_and_times_are_400s_naming_the_field(looped: LiveSe
     with httpx.Client(base_url=looped.url, timeout=10) as client:
         offset = client.get("/api/v1/nodes", params={"offset": HUGE})
         assert (offset.status_code, offset.json()["field"]) == (400, "offset")
-        for path in ("/api/v1/nodes", "/api/v1/upstream/dataset:t:d0", "/api/v1/why/dataset:t:d0"):
-            response = client.get(path, params={"as_of": "0001-01-01T00:00:00+14:00"})
-            assert (response.status_code, response.json()["field"]) == (400, "as_of"), path
+        for path in ("nodes", "nodes/", "upstream/", "downstream/", "why/", "why-tree/"):
+            route = f"/api/v1/{path}dataset:t:d0" if path.endswith("/") else f"/api/v1/{path}"
+            for edge in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+                response = client.get(route, params={"as_of": edge})
+                assert (response.status_code, response.json()["field"]) == (400, "as_of"), (route, edge)
+                assert "outside the years 1 to 9999" in response.json()["detail"]
+        for proof, params in (
+            ("inclusion", {"seq": HUGE}),
+            ("inclusion", {"seq": 0, "tree_size": HUGE}),
+            ("consistency", {"first": 1, "second": HUGE}),
+        ):
+            response = client.get(f"/api/v1/log/proof/{proof}", params=params)
+            assert (response.status_code, response.json()["error"]) == (400, "invalid_request"), params
         assert client.get("/api/v1/nodes", params={"offset": 1 << 62}).json()["nodes"] == []
 
 

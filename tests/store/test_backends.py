@@ -7,20 +7,21 @@ machinery are marked as such.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from helpers import Chain, record_chain
+from helpers import T0, Chain, record_chain
 from opslineage import Tracer, open_store
 from opslineage.model import parse_event
 from opslineage.sdk import MemoryTransport
-from opslineage.store import Store, StoreError
+from opslineage.store import Cut, Store, StoreError
 
 RunSql = Callable[..., list[tuple[Any, ...]]]  # the run_sql fixture (tests/conftest.py)
 
@@ -124,6 +125,44 @@ def test_as_of_answers_as_the_store_stood(store: Store) -> None:
     assert store.as_of_seq(datetime(2000, 1, 1, tzinfo=UTC)) == 0
 
 
+def _shifted(events: list[dict[str, Any]], by: timedelta) -> list:
+    """``events`` parsed, each eventTime moved by ``by``."""
+    moved = []
+    for event in events:
+        when = datetime.fromisoformat(event["eventTime"]) + by
+        moved.append(parse_event({**event, "eventTime": when.isoformat()}))
+    return moved
+
+
+def test_an_event_time_cut_shows_what_had_happened_whenever_it_was_stored(store: Store) -> None:
+    """A replay of last week stored today: --as-of cannot see it on any earlier day, an
+    eventTime cut shows exactly what had happened by then, and the two combine."""
+    late, early = Tracer.in_memory(), Tracer.in_memory()
+    record_chain(late, subject="svc-02")
+    record_chain(early, subject="svc-01")
+    store.ingest(_shifted(late.transport.events, timedelta(days=1)))  # type: ignore[attr-defined]
+    only_late = store.log_size()
+    store.ingest(_events(early.transport))  # type: ignore[arg-type]
+    between = T0 + timedelta(hours=12)
+    assert store.node("source:test:svc-01", as_of=Cut(None, between)) is not None
+    assert store.node("source:test:svc-02", as_of=Cut(None, between)) is None
+    assert store.node("source:test:svc-02", as_of=Cut(None, between + timedelta(days=1))) is not None
+    assert store.node("source:test:svc-01", as_of=Cut(only_late, between + timedelta(days=1))) is None
+    assert store.node("source:test:svc-02", as_of=Cut(only_late, between + timedelta(days=1))) is not None
+    assert store.node("source:test:svc-01", as_of=Cut(None, T0 - timedelta(seconds=1))) is None
+    kinds = store.find_nodes(kind="source", as_of=Cut(None, between))
+    assert [node.name for node in kinds] == ["svc-01"]
+    action = store.find_nodes(kind="run", type="action", as_of=Cut(None, between))[0].id
+    whole = store.walk(action, direction="up", depth=10)
+    cut = store.walk(action, direction="up", depth=10, as_of=Cut(None, between))
+    late_runs = {f"run:{event['run']['runId']}" for event in late.transport.events}  # type: ignore[attr-defined]
+    assert late_runs & set(whole.depths), "the shared policy's first registration is the late one"
+    assert not late_runs & set(cut.depths) and set(cut.depths) < set(whole.depths)
+    assert store.node("policy:cpu-guard@1", as_of=Cut(None, between)) is not None, "used early, stored late"
+    before = store.walk(action, direction="up", depth=10, as_of=Cut(None, T0 - timedelta(seconds=1)))
+    assert len(before.depths) <= 1 and before.edges == []
+
+
 def test_events_come_back_whole(store: Store, captured: tuple[Tracer, MemoryTransport, Chain]) -> None:
     _, transport, chain = captured
     store.ingest(_events(transport))
@@ -140,6 +179,53 @@ def test_a_missing_sqlite_store_is_an_error_when_not_creating(tmp_path: Path) ->
         open_store(f"sqlite:///{tmp_path / 'absent.db'}", create=False)
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("mysql://localhost/x")
+
+
+def test_opening_a_sqlite_store_waits_for_another_processs_lock(tmp_path: Path) -> None:
+    """Two processes creating one store at once (a worker and a reader, say): the second waits
+    for the first's lock instead of failing with 'database is locked'."""
+    path = tmp_path / "shared.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(1.0, holder.execute, ("COMMIT",))
+    release.start()
+    try:
+        with open_store(f"sqlite:///{path}") as store:
+            assert store.log_size() == 0
+    finally:
+        release.join()
+        holder.close()
+
+
+def test_many_openers_of_a_new_store_at_once_all_succeed(store_url: str) -> None:
+    """A worker, a server and a CLI started together on a store that does not exist yet: every one
+    opens it (one creates it, the others wait for that and find it made)."""
+    ready = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def opener() -> None:
+        ready.wait()
+        try:
+            open_store(store_url).close()
+        except BaseException as error:  # the assertion names it
+            failures.append(error)
+
+    threads = [threading.Thread(target=opener) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with open_store(store_url, create=False) as store:
+        assert store.log_size() == 0
+
+
+def test_a_closed_store_refuses_to_be_used_with_a_store_error(store_url: str) -> None:
+    store = open_store(store_url)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.log_size()
+    store.close()  # closing again does nothing
 
 
 def test_walks_follow_edges_both_ways_within_depth(store: Store, chain: Chain) -> None:

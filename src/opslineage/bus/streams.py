@@ -24,6 +24,7 @@ __all__ = [
     "MSG_ID_HEADER",
     "UNSAFE_CHARACTERS",
     "StreamMismatch",
+    "check_bus_url",
     "check_prefix",
     "connect_options",
     "describe",
@@ -45,6 +46,25 @@ log = logging.getLogger("opslineage")
 
 class StreamMismatch(Exception):
     """The stream exists but does not take the subjects this end publishes or consumes."""
+
+
+BUS_SCHEMES = ("nats", "tls", "ws", "wss")
+"""The URL schemes nats-py connects with."""
+
+
+def check_bus_url(url: str) -> str:
+    """``url`` checked as a NATS server URL (``nats://HOST:PORT``, or tls, ws, wss).
+
+    Raises:
+        ValueError: it is not one.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in BUS_SCHEMES or not rest.strip("/"):
+        raise ValueError(
+            f"{url!r} is not a NATS server URL: give nats://HOST:PORT"
+            f" (or {', '.join(scheme + '://' for scheme in BUS_SCHEMES[1:])})"
+        )
+    return url
 
 
 def check_prefix(subject: str) -> str:
@@ -116,22 +136,19 @@ async def ensure_stream(js: JetStreamContext, stream: str, subject: str = DEFAUL
     return info
 
 
-def connect_options(
-    url: str, on_first_error: Callable[[Exception], None], **callbacks: Any
-) -> dict[str, Any]:
+def connect_options(url: str, on_error: Callable[[Exception, int], None], **callbacks: Any) -> dict[str, Any]:
     """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly.
 
     nats-py logs every failed attempt with a traceback at ERROR unless given an ``error_cb``;
-    this one reports the first error (which may come before or after the connection was made)
-    to ``on_first_error`` and every error at DEBUG.
+    this one hands every error (which may come before or after the connection was made) to
+    ``on_error`` with how many there have been so far, and logs it at DEBUG.
     """
-    seen = False
+    errors = 0
 
     async def error_cb(error: Exception) -> None:
-        nonlocal seen
-        if not seen:
-            seen = True
-            on_first_error(error)
+        nonlocal errors
+        errors += 1
+        on_error(error, errors)
         log.debug("NATS at %s: %s: %s", url, type(error).__name__, error)
 
     return {

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import nats
@@ -41,7 +38,6 @@ from opslineage.bus.streams import (
     DEFAULT_SUBJECT,
     DEFAULT_URL,
     MSG_ID_HEADER,
-    UNSAFE_CHARACTERS,
     StreamMismatch,
     check_prefix,
     connect_options,
@@ -50,97 +46,35 @@ from opslineage.bus.streams import (
     event_subject,
 )
 from opslineage.model import digest_of
+from opslineage.sdk._spill import DEFAULT_SPILL_CAP, LossLog, Spill, default_spill_dir
 from opslineage.sdk.transports import TransportError
 
 __all__ = ["NatsStats", "NatsTransport", "default_spill_dir"]
 
 _CHUNK = 500  # messages in flight before their acknowledgements are awaited
 _RETRY_AFTER = 1.0  # seconds before publishing again after NATS stopped answering
+_CLOSE_WAIT = 1.0  # seconds close() gives the connection to close, after close_timeout
 
 log = logging.getLogger("opslineage")
-
-
-def default_spill_dir() -> Path:
-    """Where undelivered events wait by default: ``$XDG_CACHE_HOME/opslineage/spill`` (or ``~/.cache``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "opslineage" / "spill"
 
 
 @dataclass
 class NatsStats:
     """What a :class:`NatsTransport` did: events JetStream stored (``published``), events it
     acknowledged as already held (``duplicates``, by ``Nats-Msg-Id``), events written to a spill
-    file, and events refused (not JSON, or refused by the server)."""
+    file, events refused (not JSON, or refused by the server), spilled events deleted unsent because
+    the spill reached its cap (``evicted``, the oldest first), and events too big for the spill
+    (``dropped``)."""
 
     published: int = 0
     duplicates: int = 0
     spilled: int = 0
     refused: int = 0
+    evicted: int = 0
+    dropped: int = 0
 
 
 _Item = tuple[str, str, bytes]  # subject, message id, payload
-
-
-class _Spill:
-    """One append-only JSON-lines spill file, locked with ``flock`` while this process holds it."""
-
-    def __init__(self, path: Path, file: IO[bytes], remaining: int) -> None:
-        self.path = path
-        self.file = file
-        self.offset = 0
-        self.remaining = remaining
-
-    @classmethod
-    def create(cls, directory: Path, stream: str) -> _Spill:
-        directory.mkdir(parents=True, exist_ok=True)
-        name = f"{UNSAFE_CHARACTERS.sub('_', stream)}-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        file = (directory / name).open("a+b")
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return cls(directory / name, file, 0)
-
-    @classmethod
-    def adopt(cls, path: Path) -> _Spill | None:
-        """The spill file a process that has ended left behind; None while its writer lives."""
-        try:
-            file = path.open("a+b")
-        except OSError:
-            return None
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(file.fileno()).st_nlink == 0:  # replayed and removed since it was listed
-                raise BlockingIOError
-        except OSError:
-            file.close()
-            return None
-        file.seek(0)
-        remaining = sum(1 for line in file if line.strip())
-        return cls(path, file, remaining)
-
-    def append(self, payloads: list[bytes]) -> None:
-        self.file.write(b"".join(payload + b"\n" for payload in payloads))
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.remaining += len(payloads)
-
-    def read(self, limit: int) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` unsent lines with the offset after each."""
-        self.file.seek(self.offset)
-        lines: list[tuple[int, bytes]] = []
-        while len(lines) < limit and (line := self.file.readline()):
-            if line.strip():
-                lines.append((self.file.tell(), line.strip()))
-            elif not lines:  # a blank line before any unsent one: skip it for good
-                self.offset = self.file.tell()
-        return lines
-
-    def advance(self, offset: int, count: int) -> None:
-        self.offset = offset
-        self.remaining -= count
-
-    def close(self) -> None:
-        """Release the file: removed when every line was sent, else kept for the next transport."""
-        if self.remaining == 0:
-            self.path.unlink(missing_ok=True)
-        self.file.close()
 
 
 class NatsTransport:
@@ -153,10 +87,12 @@ class NatsTransport:
     thread, never by the pipeline). The stream is created when missing.
 
     While NATS is unreachable, or stops acknowledging, events wait in memory; past ``buffer``
-    events they are appended to a JSON-lines spill file in ``spill_dir`` (OpenLineage events, one
-    a line, which ``opslineage ingest`` also reads). When NATS is back everything pending is
-    published oldest first and the spill file is deleted. Events still pending at :meth:`close`
-    are spilled, and the next transport for the same stream and spill directory sends them.
+    events they are appended to the bounded spill (:class:`~opslineage.sdk.Spill`) in
+    ``spill_dir``: JSON-lines files (OpenLineage events, one a line, which ``opslineage ingest``
+    also reads) of at most ``spill_cap`` bytes, past which the oldest are evicted and counted.
+    When NATS is back everything pending is published oldest first and the spill files are
+    deleted. Events still pending at :meth:`close` are spilled, and the next transport for the
+    same stream and spill directory sends them.
 
     Args:
         url: the NATS server.
@@ -164,9 +100,11 @@ class NatsTransport:
         namespace: publish every event under this namespace instead of its own job namespace.
         spill_dir: where spill files go (default :func:`default_spill_dir`).
         buffer: events held in memory before they are spilled to disk.
+        spill_cap: bytes the spill holds at most (default 64 MiB).
         subject: the subject prefix; the stream takes ``<subject>.>``.
         ack_timeout: seconds to wait for JetStream to acknowledge a chunk of publishes.
-        close_timeout: seconds :meth:`close` spends sending what is pending before spilling it.
+        close_timeout: seconds :meth:`close` spends sending what is pending before spilling it
+            (it returns within about a second more).
 
     Raises:
         ValueError: ``subject`` is not subject-safe tokens, or ``buffer`` is below 1.
@@ -183,6 +121,7 @@ class NatsTransport:
         subject: str = DEFAULT_SUBJECT,
         ack_timeout: float = 5.0,
         close_timeout: float = 5.0,
+        spill_cap: int = DEFAULT_SPILL_CAP,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
@@ -196,9 +135,8 @@ class NatsTransport:
         self.close_timeout = close_timeout
         self.stats = NatsStats()
         self._memory: deque[_Item] = deque()
-        self._spills: deque[_Spill] = deque()
-        self._own: _Spill | None = None  # the spill file this transport appends to, last in _spills
-        self._spilled_pending = 0
+        self._spill = Spill(self.spill_dir, stream, cap=spill_cap)
+        self._losses = LossLog(f"NATS spill {self.spill_dir} ({spill_cap} bytes) for stream {stream}")
         self._unreported = 0  # refusals found while replaying, reported with the next batch
         self._retry_at = 0.0
         self._give_up_at: float | None = None  # set by close(): stop publishing then
@@ -216,7 +154,7 @@ class NatsTransport:
     @property
     def pending(self) -> int:
         """Events not yet acknowledged by JetStream (in memory or in spill files)."""
-        return len(self._memory) + self._spilled_pending
+        return len(self._memory) + self._spill.pending
 
     @property
     def connected(self) -> bool:
@@ -266,28 +204,14 @@ class NatsTransport:
     async def _start(self) -> None:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._adopt_spills()
         self._tasks = [
             asyncio.create_task(self._connect()),
             asyncio.create_task(self._keep_sending()),
         ]
 
-    def _adopt_spills(self) -> None:
-        """Take over the spill files of transports for this stream whose process has ended."""
-        try:
-            paths = sorted(self.spill_dir.glob(f"{UNSAFE_CHARACTERS.sub('_', self.stream)}-*.jsonl"))
-        except OSError:
-            return
-        for path in paths:
-            spill = _Spill.adopt(path)
-            if spill is not None:
-                self._spills.append(spill)
-                self._spilled_pending += spill.remaining
-                log.info("opslineage: replaying %d event(s) left in %s", spill.remaining, path)
-
     async def _connect(self) -> None:
-        def unreachable(error: Exception) -> None:
-            if self._nc is None:  # not yet connected; a later outage is reported as lost
+        def unreachable(error: Exception, errors: int) -> None:
+            if errors == 1 and self._nc is None:  # a later outage is reported as lost
                 log.warning("opslineage: NATS at %s unreachable (%s); buffering events", self.url, error)
 
         async def disconnected() -> None:
@@ -374,39 +298,27 @@ class NatsTransport:
         return reported
 
     def _spill_memory(self) -> None:
-        """Move every event held in memory to the end of this transport's spill file."""
+        """Move every event held in memory to the end of the spill (evicting the oldest past its cap)."""
+        evicted, dropped = self._spill.evicted, self._spill.dropped
         try:
-            if self._own is None:
-                self._own = _Spill.create(self.spill_dir, self.stream)
-                self._spills.append(self._own)
-            self._own.append([payload for _, _, payload in self._memory])
+            written = self._spill.append([payload for _, _, payload in self._memory])
         except OSError as error:  # keep them in memory rather than lose them
             log.error("opslineage: cannot spill to %s: %s; holding events in memory", self.spill_dir, error)
             return
-        self.stats.spilled += len(self._memory)
-        self._spilled_pending += len(self._memory)
+        self.stats.spilled += written
+        self.stats.evicted += self._spill.evicted - evicted
+        self.stats.dropped += self._spill.dropped - dropped
+        self._losses.report({"evicted": self.stats.evicted, "dropped": self.stats.dropped})
         self._memory.clear()
 
     async def _drain(self) -> bool:
         """Publish what is pending, oldest first, until nothing is left (True) or NATS stops answering."""
         while self._can_publish():
-            if self._spills:
-                spill = self._spills[0]
-                lines = spill.read(_CHUNK)
-                items = [self._item_from_line(line) for _, line in lines]
+            if lines := self._spill.read(_CHUNK):
+                items = [self._item_from_line(line) for line in lines]
                 valid = [item for item in items if item is not None]
                 sent = await self._publish(valid) if valid else 0
-                done = _leading(items, sent)
-                spill.advance(lines[done - 1][0] if done else spill.offset, done)
-                if not lines:  # nothing left to read, whatever was counted
-                    self._spilled_pending -= spill.remaining
-                    spill.remaining = 0
-                if spill.remaining == 0:  # replayed: deleted before it stops counting as pending
-                    self._spills.popleft()
-                    if spill is self._own:
-                        self._own = None
-                    spill.close()
-                self._spilled_pending -= done
+                self._spill.commit(_leading(items, sent))
                 if sent < len(valid):
                     return self._back_off()
             elif self._memory:
@@ -485,19 +397,21 @@ class NatsTransport:
             await self._prepare_stream()
             if self._can_publish():
                 async with self._lock:
-                    if await self._drain():
-                        break
+                    remaining = self._give_up_at - time.monotonic()
+                    # cancelled mid-publish, what was not acknowledged stays pending and is spilled
+                    with contextlib.suppress(TimeoutError):
+                        if await asyncio.wait_for(self._drain(), max(remaining, 0.001)):
+                            break
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._memory:
             self._spill_memory()
-        for spill in self._spills:
-            spill.close()
+        self._spill.close()
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), 5)
+                await asyncio.wait_for(self._nc.close(), _CLOSE_WAIT)
         if self.pending:
             log.warning(
                 "opslineage: %d event(s) not yet in NATS stream %s are kept in %s; the next NatsTransport "

@@ -9,11 +9,14 @@ Delivery is at least once (a worker that dies before acknowledging has its messa
 to another after the consumer's ack wait); the store's idempotency on the event digest makes the
 result exactly once. Workers sharing a durable consumer name share the work.
 
-What is never stored is dead-lettered: a message that is not a valid event, or an event the store
-refuses on its own while accepting others (the pipeline then stores each event alone), or after
-``max_attempts`` deliveries, is written to the dead-letter file (when one is given) and published
-on ``opslineage.deadletter``, then terminated so it is not redelivered. Any other store failure is transient: the batch is
-negatively acknowledged with a delay and comes back.
+What can never be stored, for a reason of its own, is dead-lettered: a message the parser
+refuses (whatever went wrong in it), an event the store refuses, or one that makes the store fail
+in another way when stored alone. It is written to the dead-letter file (when one is given) and
+published on ``opslineage.deadletter`` with its reason, then terminated so it is not redelivered;
+the messages behind it go on. Only an outage of the store (a lost connection, a locked or full
+SQLite file) makes the worker retry: the batch is negatively acknowledged, never acknowledged or
+dead-lettered, with a delay that doubles with each delivery (up to ``max_retry_delay``), and the
+worker waits as long before it fetches again.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -38,10 +41,17 @@ from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, connect_options, ensure_stream
-from opslineage.ingest import IngestPipeline, IngestResult, Outcome, actor, parse
+from opslineage.bus.streams import (
+    DEFAULT_STREAM,
+    DEFAULT_SUBJECT,
+    check_bus_url,
+    connect_options,
+    describe,
+    ensure_stream,
+)
+from opslineage.ingest import STORE_OUTAGES, IngestPipeline, IngestResult, Outcome, actor, parse
 from opslineage.model import InvalidEvent, ParsedEvent
-from opslineage.store import open_store
+from opslineage.store import Store, StoreError, StoreUnavailable, open_store
 
 __all__ = [
     "DEADLETTER_SUBJECT",
@@ -55,6 +65,8 @@ DEFAULT_DURABLE = "opslineage-worker"
 DEADLETTER_SUBJECT = "opslineage.deadletter"
 _FETCH_WAIT = 1.0  # seconds a fetch waits for messages: also how soon a stop request is seen
 _SETUP_WAIT = 10.0  # seconds to wait for JetStream to answer at start (it lags a starting server)
+PROGRESS_EVERY = 60.0
+"""Seconds between two progress lines of a worker, by default."""
 _MAX_ACK_PENDING = 20_000  # messages delivered and not yet acknowledged, across all workers
 
 log = logging.getLogger("opslineage")
@@ -105,7 +117,9 @@ def run_worker(
     deadletter: str | Path | None = None,
     ack_wait: float = 30.0,
     retry_delay: float = 5.0,
-    max_attempts: int = 5,
+    max_retry_delay: float = 60.0,
+    connect_timeout: float | None = None,
+    progress_every: float = PROGRESS_EVERY,
 ) -> WorkerStats:
     """Store what the stream holds until stopped (``stop`` set, SIGTERM or SIGINT); returns what it did.
 
@@ -123,19 +137,29 @@ def run_worker(
         deadletter: a JSON-lines file that receives every dead-lettered message.
         ack_wait: seconds before a delivered, unacknowledged message is redelivered (for a consumer
             created here).
-        retry_delay: seconds before a message the store could not take is redelivered.
-        max_attempts: deliveries after which an event the store keeps refusing is dead-lettered.
+        retry_delay: seconds before a message is redelivered after its first delivery met a store
+            outage; doubled on each delivery after that.
+        max_retry_delay: the longest delay between redeliveries, and between fetches in an outage.
+        connect_timeout: seconds to keep trying to reach NATS at start (None: as long as it takes);
+            every failed attempt is logged.
+        progress_every: seconds between two progress lines in the log (what was stored,
+            dead-lettered and retried since the last one, and in all).
 
     Raises:
+        ValueError: ``bus_url`` is not a NATS URL, or ``batch`` is below 1.
+        TimeoutError: NATS did not answer within ``connect_timeout``.
         StoreError: the store cannot be opened.
         StreamMismatch: the stream exists and does not take ``<subject>.>``.
         nats.errors.Error: JetStream refused to create the stream or the consumer.
     """
+    check_bus_url(bus_url)
     if batch < 1:
         raise ValueError("batch must be at least 1")
     worker = _Worker(
-        bus_url, stream, durable, batch, subject, deadletter, ack_wait, retry_delay, max_attempts, stop
+        bus_url, stream, durable, batch, subject, deadletter, ack_wait, retry_delay, max_retry_delay, stop
     )
+    worker.connect_timeout = connect_timeout
+    worker.progress_every = progress_every
     return asyncio.run(worker.run(store_url))
 
 
@@ -152,7 +176,7 @@ class _Worker:
         deadletter: str | Path | None,
         ack_wait: float,
         retry_delay: float,
-        max_attempts: int,
+        max_retry_delay: float,
         stop: threading.Event | None,
     ) -> None:
         self.bus_url = bus_url
@@ -163,12 +187,15 @@ class _Worker:
         self.deadletter_path = Path(deadletter) if deadletter is not None else None
         self.ack_wait = ack_wait
         self.retry_delay = retry_delay
-        self.max_attempts = max_attempts
+        self.max_retry_delay = max_retry_delay
+        self.outages = 0  # batches in a row that met a store outage
         self.stop = stop
         self.actor = actor("worker", durable)
         self.stats = WorkerStats()
         self.stopping = asyncio.Event()
         self.nc: Client | None = None
+        self.connect_timeout: float | None = None
+        self.progress_every = PROGRESS_EVERY
         self.deadletter_file: IO[bytes] | None = None
 
     def stopped(self) -> bool:
@@ -177,7 +204,10 @@ class _Worker:
     async def run(self, store_url: str | None) -> WorkerStats:
         signals = self._handle_signals()
         try:
-            with open_store(store_url) as store:
+            store = await self._open(store_url)
+            if store is None:
+                return self.stats
+            with store:
                 self.nc = await self._connect()
                 if self.nc is None:
                     return self.stats
@@ -203,12 +233,35 @@ class _Worker:
             loop.add_signal_handler(signum, self.stopping.set)
         return [signal.SIGTERM, signal.SIGINT]
 
-    async def _connect(self) -> Client | None:
-        """Connect, waiting for NATS as long as it takes; None when stopped first."""
+    async def _open(self, store_url: str | None) -> Store | None:
+        """Open the store, waiting out an outage (PostgreSQL down, a SQLite file another process
+        holds locked) with the retry back-off, as long as it takes; None when stopped first. A
+        refusal (no such store, a newer schema) is raised at once."""
+        attempt = 0
+        while not self.stopped():
+            try:
+                return await asyncio.to_thread(open_store, store_url)
+            except StoreUnavailable as error:
+                log.warning("opslineage worker: waiting for the store (%s)", _reason(error))
+            attempt += 1
+            await self._pause(self._backoff(attempt))
+        return None
 
-        def unreachable(error: Exception) -> None:
-            if self.nc is None:
-                log.warning("opslineage worker: waiting for NATS at %s (%s)", self.bus_url, error)
+    async def _connect(self) -> Client | None:
+        """Connect, waiting for NATS up to ``connect_timeout`` (logging each failed attempt);
+        None when stopped first."""
+        attempts = 0
+
+        def failed(error: Exception, errors: int) -> None:
+            nonlocal attempts
+            if self.nc is None and not connecting.done():  # until connected, each error is an attempt
+                attempts = errors
+                log.warning(
+                    "opslineage worker: NATS at %s: attempt %d failed (%s); retrying",
+                    self.bus_url,
+                    attempts,
+                    describe(error),
+                )
 
         async def disconnected() -> None:
             if not self.stopped():
@@ -218,15 +271,22 @@ class _Worker:
             log.info("opslineage worker: NATS at %s is back", self.bus_url)
 
         options = connect_options(
-            self.bus_url, unreachable, disconnected_cb=disconnected, reconnected_cb=reconnected
+            self.bus_url, failed, disconnected_cb=disconnected, reconnected_cb=reconnected
         )
+        deadline = None if self.connect_timeout is None else time.monotonic() + self.connect_timeout
         connecting = asyncio.ensure_future(nats.connect(**options))
         while not connecting.done():
             await asyncio.wait({connecting}, timeout=0.5)
-            if self.stopped() and not connecting.done():
+            late = deadline is not None and time.monotonic() > deadline
+            if (self.stopped() or late) and not connecting.done():
                 connecting.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await connecting
+                if late:
+                    raise TimeoutError(
+                        f"no NATS server answered at {self.bus_url} within {self.connect_timeout:g} s"
+                        f" ({attempts} attempt(s))"
+                    )
                 return None
         return connecting.result()
 
@@ -253,7 +313,10 @@ class _Worker:
             self.bus_url,
             pipeline.store.url,
         )
+        reported, at = asdict(self.stats), time.monotonic()
         while not self.stopped():
+            if time.monotonic() - at >= self.progress_every:
+                reported, at = self._progress(reported), time.monotonic()
             try:
                 messages = await subscription.fetch(self.batch, timeout=_FETCH_WAIT)
             except TimeoutError:  # nothing to fetch: nats-py raises asyncio's TimeoutError or its own
@@ -264,26 +327,34 @@ class _Worker:
                 continue
             await self._handle(pipeline, messages)
 
+    def _progress(self, before: dict[str, int]) -> dict[str, int]:
+        """Log what was done since the last report (also when nothing was: the worker is alive)."""
+        now = asdict(self.stats)
+        log.info(
+            "opslineage worker: %s in the last %g s; %s in all",
+            ", ".join(f"{now[name] - before[name]} {name}" for name in now),
+            self.progress_every,
+            ", ".join(f"{value} {name}" for name, value in now.items()),
+        )
+        return now
+
     async def _handle(self, pipeline: IngestPipeline, messages: list[Msg]) -> None:
         """Store one fetched batch, then acknowledge, dead-letter or hand back each message."""
         valid: list[tuple[Msg, ParsedEvent]] = []
         for message in messages:
             try:
                 valid.append((message, parse(message.data)))
-            except InvalidEvent as error:
-                await self._deadletter(message, f"invalid event: {error}")
+            except Exception as error:  # InvalidEvent, or any other failure of this message alone
+                await self._deadletter(message, f"invalid event: {_reason(error)}")
         if valid:
             try:
                 outcomes = await asyncio.to_thread(
                     pipeline.ingest_each, [[event] for _, event in valid], actor=self.actor
                 )
-            except Exception as error:  # the store is unavailable: every message comes back later
-                log.warning(
-                    "opslineage worker: store failed (%s: %s); retrying later", type(error).__name__, error
-                )
-                for message, _ in valid:
-                    await self._settle(message.nak(delay=self.retry_delay))
-                self.stats.retried += len(valid)
+            except STORE_OUTAGES as error:
+                await self._retry([message for message, _ in valid], error)
+            except Exception:  # one of them makes the store fail: find which, storing each alone
+                await self._each_alone(pipeline, valid)
             else:
                 await self._settle_outcomes([message for message, _ in valid], outcomes)
         assert self.nc is not None
@@ -291,25 +362,56 @@ class _Worker:
             await self.nc.flush(timeout=5)
 
     async def _settle_outcomes(self, messages: list[Msg], outcomes: list[Outcome]) -> None:
-        """Acknowledge what was stored; a refused event costs only itself: it is dead-lettered when
-        others were stored beside it (or after ``max_attempts``), else handed back for later."""
-        refused: list[tuple[Msg, Outcome]] = []
+        """Acknowledge what was stored; dead-letter what the store refused (it costs only itself)."""
+        self.outages = 0
+        refused = False
         for message, outcome in zip(messages, outcomes, strict=True):
             if isinstance(outcome, IngestResult):
                 await self._settle(message.ack())
                 self.stats.stored += outcome.accepted
                 self.stats.duplicates += outcome.duplicates
             else:
-                refused.append((message, outcome))
+                refused = True
+                await self._deadletter(message, f"refused by the store: {outcome}")
         if not refused:
             self.stats.batches += 1
-        others_stored = len(refused) < len(messages)
-        for message, reason in refused:
-            if others_stored or message.metadata.num_delivered >= self.max_attempts:
-                await self._deadletter(message, f"refused by the store: {reason}")
+
+    async def _each_alone(self, pipeline: IngestPipeline, valid: list[tuple[Msg, ParsedEvent]]) -> None:
+        """Store each message of a batch the store failed on alone: the one that fails alone (not
+        for an outage) is dead-lettered; an outage hands back it and every one after it."""
+        for index, (message, event) in enumerate(valid):
+            try:
+                outcome = await asyncio.to_thread(pipeline.ingest, [event], actor=self.actor)
+            except STORE_OUTAGES as error:
+                await self._retry([later for later, _ in valid[index:]], error)
+                return
+            except StoreError as refusal:
+                await self._deadletter(message, f"refused by the store: {refusal}")
+            except Exception as error:
+                await self._deadletter(message, f"the store failed on it: {_reason(error)}")
             else:
-                await self._settle(message.nak(delay=self.retry_delay))
-                self.stats.retried += 1
+                await self._settle_outcomes([message], [outcome])
+
+    async def _retry(self, messages: list[Msg], error: BaseException) -> None:
+        """The store is down: hand every message back with a growing delay, and wait before the
+        next fetch (the pause doubles with each batch in a row that meets the outage)."""
+        log.warning("opslineage worker: store unavailable (%s); retrying later", _reason(error))
+        for message in messages:
+            delay = self._backoff(message.metadata.num_delivered)
+            await self._settle(message.nak(delay=delay))
+        self.stats.retried += len(messages)
+        self.outages += 1
+        await self._pause(self._backoff(self.outages))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the worker is told to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped() and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+    def _backoff(self, attempt: int) -> float:
+        """Seconds to wait after the ``attempt``-th try met an outage: doubling, up to the cap."""
+        return min(self.max_retry_delay, self.retry_delay * 2 ** min(max(attempt, 1) - 1, 30))
 
     async def _deadletter(self, message: Msg, reason: str) -> None:
         """Record a message that will never be stored, then terminate it so it is not redelivered."""
@@ -330,14 +432,14 @@ class _Worker:
                 self.deadletter_file.flush()
             except OSError as error:  # not recorded: keep the message
                 log.error("opslineage worker: cannot write %s: %s", self.deadletter_path, error)
-                await self._settle(message.nak(delay=self.retry_delay))
+                await self._settle(message.nak(delay=self._backoff(message.metadata.num_delivered)))
                 self.stats.retried += 1
                 return
         assert self.nc is not None
         headers = {"Opslineage-Stream": self.stream, "Opslineage-Stream-Seq": str(sequence)}
         with contextlib.suppress(NatsError):
             await self.nc.publish(
-                DEADLETTER_SUBJECT, message.data, headers={**headers, "Opslineage-Reason": reason[:1000]}
+                DEADLETTER_SUBJECT, message.data, headers={**headers, "Opslineage-Reason": _header(reason)}
             )
         await self._settle(message.term())
         self.stats.deadlettered += 1
@@ -350,3 +452,15 @@ class _Worker:
         """Send an ack, nak or term; one lost on a broken connection means redelivery, not loss."""
         with contextlib.suppress(NatsError):
             await reply
+
+
+def _reason(error: BaseException) -> str:
+    """An error as a reason: its message, with its type unless it is one of ours."""
+    if isinstance(error, InvalidEvent | StoreError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _header(reason: str) -> str:
+    """A reason as a NATS header value: one line, at most 1,000 characters."""
+    return " ".join(reason.split())[:1000]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -15,20 +14,22 @@ import msgspec
 from opslineage.cli.common import (
     EXIT_CHECK_FAILED,
     UsageError,
+    common_options,
     local_reader,
     print_json,
     progress,
     store_from,
 )
 from opslineage.cli.render import why_tree, wide_console
-from opslineage.ledger.keys import LogKeyError, key_path, load_private_key
+from opslineage.ledger.keys import LogKeyError, load_private_key
+from opslineage.ledger.memory import CacheError, CheckpointMemory
+from opslineage.ledger.witness import WitnessKey
 from opslineage.query import Reader, why_view
 
 __all__ = ["add_parsers"]
 
 STORE_FORMATS = ("openlineage", "prov-json")
 ACTION_FORMATS = ("bundle", "intoto")
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe's reader left
 
 
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -60,11 +61,17 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         help="where to write it (required for bundle and intoto; otherwise stdout when absent)",
     )
     parser.add_argument("--key", metavar="PATH", help="the log key, to sign a checkpoint or the envelope")
+    parser.add_argument(
+        "--since",
+        type=int,
+        metavar="SIZE",
+        help="bundle and intoto: add the consistency proof from this tree size (the one the recipient verified)",
+    )
     parser.set_defaults(run=run_export)
 
     parser = commands.add_parser(
         "verify-bundle",
-        parents=[common],
+        parents=[common_options(store=False)],  # it reads the bundle alone
         help="verify a bundle offline and print the chain it proves",
         description="Check the checkpoint signature, every inclusion proof, and re-derive the why-chain from "
         "the proven events, with no store. Exit 1 when anything fails.",
@@ -74,6 +81,19 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         "--public-key",
         metavar="KEY",
         help="the log's public key you trust (base64 or a .pub/PEM file); default: the bundle's own",
+    )
+    parser.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="require a valid cosignature by this witness on the bundle's checkpoint; repeatable",
+    )
+    parser.add_argument(
+        "--checkpoint-cache",
+        metavar="DIR",
+        help="where this client remembers the newest checkpoint it verified per log "
+        "(default: $OPSLINEAGE_CHECKPOINT_CACHE, else $XDG_CACHE_HOME/opslineage/checkpoints)",
     )
     parser.set_defaults(run=run_verify_bundle)
 
@@ -90,14 +110,14 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} needs -o FILE")
     from opslineage.interop import BundleError, make_bundle, make_intoto  # noqa: PLC0415 (interop loads prov)
 
-    path = key_path(args.key)
     with store_from(args) as store:  # its local administrator: may sign a checkpoint the bundle needs
+        path = local_reader(store).log_key_path(args.key)
         try:
             key = load_private_key(path) if path.exists() or args.format == "intoto" else None
             document = (
-                make_intoto(store, args.action, key)
+                make_intoto(store, args.action, key, args.since)
                 if args.format == "intoto" and key
-                else make_bundle(store, args.action, key)
+                else make_bundle(store, args.action, key, args.since)
             )
         except (BundleError, LogKeyError) as error:
             raise UsageError(str(error)) from None
@@ -117,12 +137,8 @@ def _export_store(args: argparse.Namespace) -> int:
     with store_from(args) as store:
         if args.output is None:
             sys.stdout.flush()
-            try:
-                _write_store(local_reader(store), args.format, sys.stdout.buffer)
-                sys.stdout.buffer.flush()
-            except BrokenPipeError:  # the reader stopped early (`| head`): quietly, as SIGPIPE would
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return EXIT_BROKEN_PIPE
+            _write_store(local_reader(store), args.format, sys.stdout.buffer)
+            sys.stdout.buffer.flush()  # a reader gone early (`| head`) is cli.main's to handle
             return 0
         partial = args.output.with_name(args.output.name + ".partial")
         try:
@@ -177,7 +193,15 @@ def run_verify_bundle(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file} is not JSON: {error}") from None
     if not isinstance(document, dict):
         raise UsageError(f"{args.file} is not a bundle")
-    report = verify_bundle(document, args.public_key)
+    try:
+        witnesses = [WitnessKey.parse(text) for text in args.witness_key]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    memory = CheckpointMemory(args.checkpoint_cache)
+    try:
+        report = verify_bundle(document, args.public_key, memory=memory, witness_keys=witnesses)
+    except CacheError as error:
+        raise UsageError(f"{error} (see --checkpoint-cache)") from None
     if args.json:
         print_json(
             {
@@ -185,6 +209,7 @@ def run_verify_bundle(args: argparse.Namespace) -> int:
                 "events": report.events,
                 "findings": report.findings,
                 "checkpoint": report.checkpoint.to_dict() if report.checkpoint else None,
+                "cosigned_by": report.cosigned_by,
                 "why": report.chain.to_dict() if report.chain else None,
             }
         )
@@ -193,6 +218,7 @@ def run_verify_bundle(args: argparse.Namespace) -> int:
             print(
                 f"ok: {report.events} events proven against checkpoint {report.checkpoint.origin} "
                 f"size {report.checkpoint.tree_size}"
+                + (f", cosigned by {', '.join(report.cosigned_by)}" if report.cosigned_by else "")
                 + (
                     ""
                     if args.public_key

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,14 +15,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from opslineage.query import Principal, Reader
-from opslineage.store import Store, default_store_url, open_store
+from opslineage.store import Horizon, Store, default_store_url, open_store, sqlite_path
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CHECK_FAILED",
     "EXIT_USAGE",
     "UsageError",
-    "as_of",
+    "bus_url",
     "common_options",
+    "horizon",
     "local_reader",
     "print_json",
     "progress",
@@ -30,28 +33,49 @@ __all__ = [
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer the pipe's reader left
 
 
 class UsageError(Exception):
     """Bad usage or bad input: the CLI prints the reason and exits 2."""
 
 
-def common_options() -> argparse.ArgumentParser:
-    """The options every command takes."""
+def common_options(*, store: bool = True) -> argparse.ArgumentParser:
+    """The options every command takes: ``--json``, and ``--store`` unless the command reads none."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--store",
-        metavar="URL",
-        default=None,
-        help="lineage store URL (default: $OPSLINEAGE_STORE, else sqlite:///./opslineage.db)",
-    )
+    if store:
+        parent.add_argument(
+            "--store",
+            metavar="URL",
+            default=None,
+            help="lineage store URL (default: $OPSLINEAGE_STORE, else sqlite:///./opslineage.db)",
+        )
     parent.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     return parent
 
 
-def store_from(args: argparse.Namespace, *, create: bool = False) -> Store:
-    """Open the store the command was pointed at."""
-    return open_store(args.store or default_store_url(), create=create)
+def store_from(args: argparse.Namespace, *, create: bool = False, parents: bool = False) -> Store:
+    """Open the store the command was pointed at; with ``create``, a SQLite file is made if missing,
+    in a directory that must exist unless ``parents`` (a mistyped path is refused, not created)."""
+    url = args.store or default_store_url()
+    path = sqlite_path(url)
+    if create and not parents and path is not None:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise UsageError(
+                f"--store {url}: no directory {folder} (create it, or run `opslineage init` there)"
+            )
+    return open_store(url, create=create)
+
+
+def bus_url(url: str) -> str:
+    """``--bus URL`` checked as a NATS server URL, at once rather than after waiting for it."""
+    from opslineage.bus.streams import check_bus_url  # noqa: PLC0415 (nats-py loads only for --bus)
+
+    try:
+        return check_bus_url(url)
+    except ValueError as error:
+        raise UsageError(f"--bus: {error}") from None
 
 
 def local_reader(store: Store) -> Reader:
@@ -59,17 +83,25 @@ def local_reader(store: Store) -> Reader:
     return Reader(store, Principal.local_admin())
 
 
-def as_of(reader: Reader, text: str | None) -> int | None:
-    """The sequence number ``--as-of TIME`` names (ISO 8601; a date alone means its midnight UTC)."""
+def horizon(reader: Reader, args: argparse.Namespace) -> Horizon:
+    """How far ``--as-of`` (commit time) and ``--event-time-before`` (eventTime) let a read see."""
+    return reader.horizon(_time("--as-of", args.as_of), _time("--event-time-before", args.event_time_before))
+
+
+def _time(flag: str, text: str | None) -> datetime | None:
+    """The time an option names (ISO 8601; without an offset, UTC; a date alone, its midnight)."""
     if text is None:
         return None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-01-05T14:30:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return reader.sequence_at(when)
+        raise UsageError(f"{flag} {text!r} is not an ISO 8601 time (e.g. 2026-01-05T14:30:00Z)") from None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    try:
+        when.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"{flag} {text!r} is outside the years 1 to 9999 in UTC") from None
+    return when
 
 
 def print_json(value: Any) -> None:

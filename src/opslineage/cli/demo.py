@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
+from opslineage.cli.common import UsageError, bus_url, local_reader, print_json, progress, store_from
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.query import why_view
 from opslineage.store import Store, default_store_url
@@ -44,7 +44,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "print a summary and the why-chain of one remediation. Deterministic for a seed; re-running adds nothing.",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--services", type=int, default=6, help="services in the simulated fleet (default 6)")
+    parser.add_argument(
+        "--services", type=int, help="services in the simulated fleet (default 6; a replay has one per CSV)"
+    )
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     parser.add_argument(
         "--telemetry-csv",
@@ -69,13 +71,23 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print what it did."""
-    from opslineage.demo import DemoConfig  # noqa: PLC0415 (numpy loads only when the demo runs)
+    from opslineage.demo import MIN_HOURS, DemoConfig  # noqa: PLC0415 (numpy loads only when the demo runs)
 
-    if args.services < 1 or args.hours < 2:
-        raise UsageError("--services must be at least 1 and --hours at least 2")
-    config = DemoConfig(
-        seed=args.seed, services=args.services, hours=args.hours, telemetry_csv=args.telemetry_csv
-    )
+    if args.telemetry_csv and args.services is not None:
+        raise UsageError(
+            "--services sizes the simulated fleet; a replay has one service per --telemetry-csv file"
+        )
+    services = 6 if args.services is None else args.services
+    if services < 1:
+        raise UsageError("--services must be at least 1")
+    if args.hours < MIN_HOURS:
+        raise UsageError(
+            f"--hours must be at least {MIN_HOURS:g}: the first model trains on the first quarter"
+        )
+    for path in args.telemetry_csv:
+        if not path.is_file():
+            raise UsageError(f"--telemetry-csv {path}: no such file")
+    config = DemoConfig(seed=args.seed, services=services, hours=args.hours, telemetry_csv=args.telemetry_csv)
     if args.bus:
         return _run_on_bus(args, config)
     with store_from(args, create=True) as store:
@@ -134,7 +146,7 @@ def _run(
                 lambda done, total: bar.update(bar.task_ids[0], completed=done, total=total),
                 transport=transport,
             )
-        except ValueError as error:
+        except (ValueError, RuntimeError) as error:  # bad telemetry; lineage the store did not take
             raise UsageError(str(error)) from None
 
 
@@ -145,7 +157,7 @@ def _run_on_bus(args: argparse.Namespace, config: DemoConfig) -> int:
     args.stream = args.stream or DEFAULT_STREAM
     args.subject = args.subject or DEFAULT_SUBJECT
     try:
-        transport = NatsTransport(args.bus, stream=args.stream, subject=args.subject)
+        transport = NatsTransport(bus_url(args.bus), stream=args.stream, subject=args.subject)
     except ValueError as error:
         raise UsageError(str(error)) from None
     result = _run(args, config, None, transport)
@@ -194,16 +206,32 @@ def _print_summary(result: DemoResult, url: str) -> None:
     kinds = ", ".join(f"{result.kinds.get(kind, 0)} {label}" for kind, label in _SUMMARY_KINDS.items())
     resolved = [r for r in result.remediations if r.outcome == "resolved"]
     fixed_incidents = {(r.target, r.incident) for r in resolved if r.incident}
-    if result.kinds:
-        print(f"Recorded {result.counts['events']} lineage events in {url}: {kinds}.")
+    if result.added is not None:
+        already = result.emitted - result.added
+        print(
+            f"This run recorded {result.emitted} lineage events in {url}: {result.added} new"
+            + (f", {already} already stored (the same seed and options ran before)" if already else "")
+            + "."
+        )
+        print(f"The store now holds {result.counts['events']} events: {kinds}.")
     else:
         print(f"Sent {result.counts['events']} lineage events to {url}.")
     print(f"Decisions: {result.decisions} evaluated, {result.not_fired} did not fire.")
-    print(
-        f"Remediations: {len(result.remediations)} "
-        f"({sum(r.status != 'succeeded' for r in result.remediations)} failed or refused); "
-        f"{len(resolved)} resolved their target's problem; "
-        f"{len(fixed_incidents)} of {result.incidents} injected incidents fixed by a remediation."
-    )
-    for name, versions in sorted({**result.model_versions, **result.policy_versions}.items()):
-        print(f"  {name}: " + " → ".join(f"{version} (from {since:%H:%M})" for version, since in versions))
+    failed = sum(r.status != "succeeded" for r in result.remediations)
+    outcome = f"Remediations: {len(result.remediations)} ({failed} failed or refused); "
+    if result.replay:
+        outcome += (
+            f"{len(resolved)} followed by recovery in the recorded series "
+            "(observed, not caused: replayed telemetry cannot react to a remediation)."
+        )
+    else:
+        outcome += (
+            f"{len(resolved)} resolved their target's problem; "
+            f"{len(fixed_incidents)} of {result.incidents} injected incidents fixed by a remediation."
+        )
+    print(outcome)
+    versions = sorted({**result.model_versions, **result.policy_versions}.items())
+    days = {since.date() for _, introduced in versions for _, since in introduced}
+    when = "%Y-%m-%d %H:%M" if len(days) > 1 else "%H:%M"
+    for name, introduced in versions:
+        print(f"  {name}: " + " → ".join(f"{version} (from {since:{when}})" for version, since in introduced))

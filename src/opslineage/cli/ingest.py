@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 from rich.progress import Progress
 
 from opslineage.cli.common import UsageError, print_json, progress, store_from
 from opslineage.ingest import IngestPipeline, cli_actor, parse
 from opslineage.model import InvalidEvent, ParsedEvent
-from opslineage.model.events import MAX_EVENT_BYTES
+from opslineage.model.events import MAX_DEPTH
 
 __all__ = ["add_parser", "read_events"]
 
 CHUNK = 2_000
+STDIN = Path("-")
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
 def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,64 +28,45 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "ingest",
         parents=[common],
         help="ingest OpenLineage events (JSON lines or a JSON array)",
-        description="Ingest OpenLineage RunEvents. One invalid event rejects the whole file; "
-        "events already stored are skipped (ingest is idempotent).",
+        description="Ingest OpenLineage events (run, job and dataset events). One invalid event rejects "
+        "the whole file; events already stored are skipped (ingest is idempotent).",
     )
-    parser.add_argument("file", type=Path, help="file of events; '-' is not accepted, give a path")
+    parser.add_argument("file", type=Path, help="file of events; '-' reads standard input")
     parser.set_defaults(run=run)
 
 
-def read_events(path: Path) -> Iterator[tuple[int, bytes | dict]]:
-    """Yield ``(line, event)`` from a JSON-lines file or a file holding one JSON array."""
+def read_events(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line, event JSON)`` from a JSON-lines file or a file holding one JSON array."""
     try:
-        data = path.read_bytes()
+        data = sys.stdin.buffer.read() if path == STDIN else path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
     start = len(data) - len(data.lstrip())
     if data[start : start + 1] == b"[":
-        yield from _array_items(path, data.decode("utf-8", errors="strict"))
+        yield from _array_items(path, data)
         return
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
             yield number, line
 
 
-def _array_items(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    decoder = json.JSONDecoder()
+def _array_items(path: Path, data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each item of a JSON array as its own bytes, with the line it starts on; the parser checks
+    each one as strictly as a line of JSON lines."""
+    try:
+        items = _decode_array(data)
+    except msgspec.DecodeError as error:
+        raise UsageError(f"{path}: malformed JSON array: {error}; nothing was ingested") from None
+    except RecursionError:
+        raise UsageError(
+            f"{path}: an item of the array is nested deeper than {MAX_DEPTH} levels; nothing was ingested"
+        ) from None
     line, counted = 1, 0
-
-    def skip(position: int) -> int:
-        while position < len(text) and text[position] in " \t\r\n":
-            position += 1
-        return position
-
-    def line_at(position: int) -> int:
-        nonlocal line, counted
-        line += text.count("\n", counted, position)
+    for item in items:
+        position = data.find(item, counted)  # items are in order, with only , and blanks between
+        line += data.count(b"\n", counted, position)
         counted = position
-        return line
-
-    position = skip(text.index("[") + 1)
-    if text.startswith("]", position):
-        return
-    while True:
-        try:
-            item, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise UsageError(
-                f"{path}, line {error.lineno}: malformed JSON: {error.msg}; nothing was ingested"
-            ) from None
-        if end - position > MAX_EVENT_BYTES:
-            raise UsageError(
-                f"{path}, line {line_at(position)}: event is over the limit of {MAX_EVENT_BYTES} bytes"
-            )
-        yield line_at(position), item
-        position = skip(end)
-        if text.startswith("]", position) and skip(position + 1) == len(text):
-            return
-        if not text.startswith(",", position):
-            raise UsageError(f"{path}, line {line_at(position)}: malformed JSON: expected ',' or a final ']'")
-        position = skip(position + 1)
+        yield line, bytes(item)
 
 
 def _parsed_chunks(path: Path, bar: Progress) -> Iterator[list[ParsedEvent]]:

@@ -1,8 +1,14 @@
-"""``init``, ``checkpoint``, ``proof`` and ``verify``: the transparency log from the command line."""
+"""``init``, ``checkpoint``, ``proof`` and ``verify``: the transparency log from the command line.
+
+``checkpoint --witness URL`` has witnesses cosign the new checkpoint; ``verify`` checks the newest
+checkpoint against the one this client remembers for the log (:mod:`opslineage.ledger.memory`),
+and, with ``--witness-key``, that the witnesses cosigned it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,10 +21,13 @@ from opslineage.cli.common import (
     progress,
     store_from,
 )
-from opslineage.ledger.checkpoint import CheckpointError, parse_note
-from opslineage.ledger.keys import LogKeyError, key_path, load_private_key, load_public_key
+from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
+from opslineage.ledger.keys import LogKeyError, load_private_key, load_public_key
 from opslineage.ledger.log import CHECKPOINT_EVERY, CHECKPOINT_SECONDS, checkpoint, init_log
-from opslineage.query import ConsistencyProof, InclusionProof
+from opslineage.ledger.memory import CacheError, CheckpointMemory
+from opslineage.ledger.verify import INDEX_REPORTED, Finding
+from opslineage.ledger.witness import WitnessError, WitnessKey, cosigned_by, witness_checkpoint
+from opslineage.query import ConsistencyProof, InclusionProof, Reader
 
 __all__ = ["add_parsers"]
 
@@ -27,7 +36,10 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     """Register the commands."""
     keyed = argparse.ArgumentParser(add_help=False)
     keyed.add_argument(
-        "--key", metavar="PATH", help="the log's private key (default: $OPSLINEAGE_KEY or ./opslineage.key)"
+        "--key",
+        metavar="PATH",
+        help="the log's private key (default: $OPSLINEAGE_KEY, else where `init` put it: beside a "
+        "SQLite store's file, x.db → x.key, else ./opslineage.key)",
     )
 
     parser = commands.add_parser(
@@ -60,7 +72,23 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         "checkpoint",
         parents=[common, keyed],
         help="sign the log's current size and root",
-        description="Sign and keep a checkpoint; print it as a C2SP signed note.",
+        description="Sign and keep a checkpoint; print it as a C2SP signed note. With --witness, send it "
+        "to each witness (C2SP tlog-witness) with the consistency proof from the size that witness last "
+        "cosigned, and keep their cosignatures with it; exit 1 when a witness refuses it.",
+    )
+    parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a witness to cosign the checkpoint (http://host:port); repeatable",
+    )
+    parser.add_argument(
+        "--witness-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="per witness request (default 10)",
     )
     parser.set_defaults(run=run_checkpoint)
 
@@ -95,12 +123,26 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         metavar="FILE",
         help="also prove the log extends this checkpoint an auditor kept",
     )
+    parser.add_argument(
+        "--witness-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="require a valid cosignature by this witness on the newest checkpoint "
+        "(<name>+<key id>+<key>, as `opslineage witness init` prints it, or a file holding it); repeatable",
+    )
+    parser.add_argument(
+        "--checkpoint-cache",
+        metavar="DIR",
+        help="where this client remembers the newest checkpoint it verified per log (default: "
+        "$OPSLINEAGE_CHECKPOINT_CACHE, else $XDG_CACHE_HOME/opslineage/checkpoints, else ~/.cache/...)",
+    )
     parser.set_defaults(run=run_verify)
 
 
 def run_init(args: argparse.Namespace) -> int:
     """Create the key pair and record the log's origin."""
-    with store_from(args, create=True) as store:
+    with store_from(args, create=True, parents=True) as store:
         try:
             path, origin = init_log(
                 store,
@@ -123,16 +165,24 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_checkpoint(args: argparse.Namespace) -> int:
     """Sign and print a checkpoint."""
+    refusals = []
     with store_from(args) as store:
         try:
-            made = checkpoint(store, load_private_key(key_path(args.key)))
+            made = checkpoint(store, load_private_key(local_reader(store).log_key_path(args.key)))
         except (LogKeyError, CheckpointError) as error:
             raise UsageError(str(error)) from None
+        for url in args.witness:
+            try:
+                made = witness_checkpoint(store, made, url, args.witness_timeout)
+            except WitnessError as error:
+                refusals.append(str(error))
     if args.json:
-        print_json(made.to_dict())
+        print_json({**made.to_dict(), "witness_errors": refusals})
     else:
         print(made.note, end="")
-    return 0
+    for refusal in refusals:
+        print(f"opslineage: witness: {refusal}", file=sys.stderr)
+    return EXIT_CHECK_FAILED if refusals else 0
 
 
 def run_proof(args: argparse.Namespace) -> int:
@@ -161,37 +211,112 @@ def _print_proof(args: argparse.Namespace, proof: InclusionProof | ConsistencyPr
 
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the whole log; exit 1 with findings when anything differs."""
+    memory = CheckpointMemory(args.checkpoint_cache)
     with store_from(args) as store:
         reader = local_reader(store)
         try:
-            public = _public_key(args, reader.log_public_key())
+            public = _public_key(args, reader)
             kept = parse_note(args.checkpoint.read_text()) if args.checkpoint else None
-        except (LogKeyError, CheckpointError, OSError) as error:
+            witnesses = [WitnessKey.parse(text) for text in args.witness_key]
+        except (LogKeyError, CheckpointError, OSError, ValueError) as error:
             raise UsageError(str(error)) from None
         with progress("verify", reader.log_length(), enabled=not args.json) as bar:
             report = reader.verify(public, lambda done, total: bar.update(bar.task_ids[0], completed=done))
         if kept is not None and public is not None:
             report.findings.extend(reader.verify_extends(kept, public))
+        newest = reader.signed_checkpoint()
+        try:
+            report.findings.extend(_against_memory(reader, memory, newest, public))
+            cosigned = _cosignatures(newest, witnesses, report.findings)
+            if report.ok and newest is not None and public is not None:
+                memory.remember(newest)
+        except CacheError as error:
+            raise UsageError(f"{error} (see --checkpoint-cache)") from None
     if args.json:
-        print_json(report.to_dict())
+        print_json(
+            {
+                **report.to_dict(),
+                "newest_checkpoint": newest.to_dict() if newest else None,
+                "cosigned_by": cosigned,
+            }
+        )
     elif report.ok:
         print(
             f"ok: {report.events} events and {report.checkpoints} checkpoint(s) verified"
             + (f", {report.segments} archive segment(s) among them" if report.segments else "")
             + ("; the log extends the kept checkpoint" if kept else "")
+            + (f"; the newest is cosigned by {', '.join(cosigned)}" if cosigned else "")
+            + f"; the graph index matches the events ({report.index_rows} rows)"
         )
     else:
         print(f"FAILED at sequence {report.first_bad_seq}: {len(report.findings)} finding(s)")
         for finding in sorted(report.findings, key=lambda f: f.seq)[:50]:
             print(f"  seq {finding.seq}: {finding.what}")
+        if report.index_differences > INDEX_REPORTED:
+            print(
+                f"  the graph index differs from the events in {report.index_differences} rows;"
+                f" the first {INDEX_REPORTED} are listed"
+            )
     return 0 if report.ok else EXIT_CHECK_FAILED
 
 
-def _public_key(args: argparse.Namespace, recorded: str | None) -> Ed25519PublicKey | None:
+def _against_memory(
+    reader: Reader, memory: CheckpointMemory, newest: Checkpoint | None, public: Ed25519PublicKey | None
+) -> list[Finding]:
+    """Findings of the newest checkpoint against those this client remembers: for its origin, and
+    for every origin whose remembered checkpoint the log's key signed (so that a log whose
+    checkpoints were all deleted, or whose origin was renamed, is still recognised)."""
+    origins = {newest.origin} if newest else set()
+    if public is not None:
+        origins.update(memory.origins_signed_by(public))
+    findings = []
+    for origin in sorted(origins):
+        try:
+            remembered = memory.recall(origin)
+        except CacheError:
+            raise
+        except CheckpointError:
+            remembered = None  # not a checkpoint: check() says so
+        shown = newest if newest is not None and newest.origin == origin else None
+        problem = memory.check(
+            origin,
+            shown,
+            public,
+            lambda old, new: [bytes.fromhex(node) for node in reader.consistency_proof(old, new).proof],
+        )
+        if problem:
+            findings.append(Finding(remembered.tree_size if remembered else 0, problem))
+    return findings
+
+
+def _cosignatures(
+    newest: Checkpoint | None, witnesses: list[WitnessKey], findings: list[Finding]
+) -> list[str]:
+    """The names of the witnesses that cosigned ``newest``; a finding for each required one that did not."""
+    cosigned = []
+    for witness in witnesses:
+        if newest is not None and cosigned_by(newest, witness) is not None:
+            cosigned.append(witness.name)
+            continue
+        where = (
+            f"the newest checkpoint ({newest.origin} size {newest.tree_size})" if newest else "no checkpoint"
+        )
+        findings.append(
+            Finding(
+                newest.tree_size if newest else 0,
+                f"{where} has no valid cosignature by witness {witness.name} ({witness.key_id.hex()}): "
+                "run `opslineage checkpoint --witness URL` with that witness",
+            )
+        )
+    return cosigned
+
+
+def _public_key(args: argparse.Namespace, reader: Reader) -> Ed25519PublicKey | None:
     """The key to check signatures with: --public-key, else the private key's, else the store's record."""
     if args.public_key:
         return load_public_key(args.public_key)
-    path = key_path(args.key)
+    path = reader.log_key_path(args.key)
     if path.exists():
         return load_private_key(path).public_key()
+    recorded = reader.log_public_key()
     return load_public_key(recorded) if recorded else None

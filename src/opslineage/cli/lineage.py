@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
-from opslineage.cli.common import as_of, local_reader, print_json, store_from
+from opslineage.cli.common import horizon, local_reader, print_json, store_from
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.query import LS_KINDS, why_view
 
@@ -17,7 +16,18 @@ __all__ = ["add_parsers"]
 def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the commands."""
     when = argparse.ArgumentParser(add_help=False)
-    when.add_argument("--as-of", metavar="TIME", help="answer as the store stood at TIME (ISO 8601)")
+    when.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="answer as the store stood at TIME (ISO 8601): by when events were stored, not by their "
+        "eventTime, so a replay stored today is empty --as-of any earlier day",
+    )
+    when.add_argument(
+        "--event-time-before",
+        metavar="TIME",
+        help="answer with only what had happened by TIME (ISO 8601), by each event's eventTime: "
+        "a replay of last week shows last week's state whenever it was stored",
+    )
 
     parser = commands.add_parser(
         "why",
@@ -54,7 +64,7 @@ def run_why(args: argparse.Namespace) -> int:
     """Print the why-chain; exit 1 when it is incomplete."""
     with store_from(args) as store:
         reader = local_reader(store)
-        chain = reader.why(args.action, as_of(reader, args.as_of))
+        chain = reader.why(args.action, horizon(reader, args))
     if args.json:
         print_json(chain.to_dict())
     else:
@@ -67,14 +77,14 @@ def run_walk(args: argparse.Namespace) -> int:
     with store_from(args) as store:
         reader = local_reader(store)
         walk = reader.upstream if args.direction == "upstream" else reader.downstream
-        graph = walk(args.node, args.depth, as_of(reader, args.as_of))
+        graph = walk(args.node, args.depth, horizon(reader, args))
     if args.json:
         print_json(graph.to_dict())
         return 0
     table = Table("depth", "node", "type", box=None, title=f"{args.direction} of {graph.root}")
     for node in graph.nodes:
         table.add_row(str(node["depth"]), node["id"], node.get("type", ""))
-    Console().print(table)
+    wide_console().print(table)
     print(f"{len(graph.nodes)} node(s), {len(graph.edges)} edge(s)")
     return 0
 
@@ -84,7 +94,7 @@ def run_ls(args: argparse.Namespace) -> int:
     with store_from(args) as store:
         reader = local_reader(store)
         nodes = reader.list_kind(
-            args.kind, text=args.search, limit=args.limit, offset=args.offset, as_of=as_of(reader, args.as_of)
+            args.kind, text=args.search, limit=args.limit, offset=args.offset, as_of=horizon(reader, args)
         )
     if args.json:
         print_json([node.to_dict() for node in nodes])
@@ -93,5 +103,5 @@ def run_ls(args: argparse.Namespace) -> int:
     for node in nodes:
         name = f"{node.name}@{node.version}" if node.version else (node.name or "")
         table.add_row(node.id, node.type, name, str(node.seq))
-    Console(width=200).print(table)
+    wide_console(200).print(table)
     return 0

@@ -14,10 +14,19 @@ __all__ = ["why_tree", "wide_console"]
 _STYLES = {STRONG: "bold", WARNING: "yellow", ERROR: "red"}
 
 
-def wide_console() -> Console:
+class _Stdout(Console):
+    """rich's console for stdout, but a reader gone early (``| head``) raises BrokenPipeError, for
+    :func:`opslineage.cli.main.main` to end every command the same way (rich itself exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def wide_console(width: int = 160) -> Console:
     """A console for stdout; when it is not a terminal, lines are not wrapped at 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    console = _Stdout()
+    return console if console.is_terminal else _Stdout(width=width)
 
 
 def _text(spans: list[Span]) -> Text:

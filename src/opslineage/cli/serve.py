@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import sys
+from typing import Any
 
-from opslineage.cli.common import store_from
+from opslineage.cli.common import UsageError, store_from
 from opslineage.store import default_store_url
 
 __all__ = ["add_parser"]
@@ -57,9 +60,7 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    import uvicorn  # noqa: PLC0415 (the server's dependencies load only when it runs)
-
-    from opslineage.server import ServerSettings, create_app  # noqa: PLC0415
+    from opslineage.server import ServerSettings, create_app  # noqa: PLC0415 (loaded only to serve)
 
     url = args.store or default_store_url()
     store_from(args, create=True).close()
@@ -67,11 +68,36 @@ def run(args: argparse.Namespace) -> int:
         store=url, token=args.token, max_body=args.max_body, key=args.key, query_timeout=args.query_timeout
     )
     # On SIGTERM, requests in flight get the time budget of a query to finish, and no more.
-    uvicorn.run(
+    serve_app(
         create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level="info",
+        args.host,
+        args.port,
         timeout_graceful_shutdown=max(1, round(args.query_timeout)),
     )
     return 0
+
+
+def serve_app(app: Any, host: str, port: int, **options: Any) -> None:
+    """Run ``app`` on uvicorn until SIGTERM or Ctrl+C, on a socket bound here first, so a taken
+    port is one line and exit 2 rather than uvicorn's log and exit 3.
+
+    Raises:
+        UsageError: the address cannot be listened on.
+    """
+    import uvicorn  # noqa: PLC0415 (the server's dependencies load only when it runs)
+
+    try:
+        listener = socket.create_server((host, port), family=_family(host))
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise UsageError(f"cannot listen on {host} port {port}: {reason}") from None
+    bound_host, bound_port = listener.getsockname()[:2]
+    where = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"opslineage: serving on http://{where}:{bound_port} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", **options)
+    with listener:
+        uvicorn.Server(config).run(sockets=[listener])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from opslineage.cli.common import UsageError, print_json
+from opslineage.cli.common import UsageError, bus_url, print_json
 from opslineage.store import default_store_url
 
 __all__ = ["add_parser"]
@@ -26,6 +26,13 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument(
         "--bus", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up (exit 2) when NATS has not answered within this time at start; every failed "
+        "attempt is logged (default: keep trying, as a service started before NATS should)",
     )
     parser.add_argument("--stream", help="the stream (default: the bus's, OPSLINEAGE)")
     parser.add_argument(
@@ -60,18 +67,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    if args.connect_timeout is not None and not args.connect_timeout > 0:
+        raise UsageError("--connect-timeout must be a positive number of seconds")
     if not logging.getLogger().handlers and not logging.getLogger("opslineage").handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         stats = run_worker(
-            args.bus,
+            bus_url(args.bus),
             args.store or default_store_url(),
             stream=args.stream or DEFAULT_STREAM,
             durable=args.durable or DEFAULT_DURABLE,
             batch=args.batch,
             subject=args.subject or DEFAULT_SUBJECT,
             deadletter=args.deadletter,
+            connect_timeout=args.connect_timeout,
         )
+    except TimeoutError as error:
+        raise UsageError(str(error)) from None
     except (NatsError, StreamMismatch, ValueError) as error:
         raise UsageError(f"{args.bus}: {describe(error)}") from None
     if args.json:

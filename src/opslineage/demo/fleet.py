@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
+DEFAULT_STEP = timedelta(minutes=5)  # the telemetry interval
 METRICS = ("cpu", "mem", "latency_ms", "error_rate")
 EXTRA_FIELD = "gc_pause_ms"
 INCIDENT_KINDS = ("cpu_saturation", "memory_leak", "bad_deploy")
@@ -173,7 +174,7 @@ class Fleet:
         services: int = 6,
         seed: int = 0,
         start: datetime = DEFAULT_START,
-        step: timedelta = timedelta(minutes=5),
+        step: timedelta = DEFAULT_STEP,
         hours: float = 24,
         *,
         max_replicas: int = 6,

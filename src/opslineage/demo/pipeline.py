@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from opslineage.demo.detector import RobustZModel, rolling_features
+from opslineage.demo.fleet import DEFAULT_STEP
 from opslineage.demo.policies import evaluate
 from opslineage.demo.replay import CsvSeries
 from opslineage.demo.worlds import FLEET_PROFILE, REPLAY_PROFILE, FleetWorld, Profile, ReplayWorld, World
@@ -31,6 +32,9 @@ __all__ = ["DemoConfig", "DemoResult", "RemediationInfo", "run_demo"]
 WINDOW = 12  # rows per rolling window: one hour of five-minute telemetry
 SETTLE_STEPS = 6  # stabilization window before an effect is judged
 EFFECT_SAMPLES = 3  # samples averaged before and after an action
+TRAINING_LIMIT = 1000  # the newest feature sets a model trains on (and its training event lists)
+MIN_STEPS = 4 * WINDOW  # the first model trains at a quarter of the run, on at least one full window
+MIN_HOURS = MIN_STEPS * DEFAULT_STEP / timedelta(hours=1)
 COOLDOWN_STEPS = WINDOW  # one remediation per target while the onset is still in the window
 
 
@@ -71,6 +75,12 @@ class DemoResult:
     incidents: int
     counts: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
+    emitted: int = 0
+    """Lineage events this run produced."""
+    added: int | None = None
+    """Of those, how many the store did not hold yet (None when they went to a transport)."""
+    replay: bool = False
+    """The run replayed recorded telemetry (no injected incidents, a world that cannot react)."""
 
     @staticmethod
     def in_force(versions: list[tuple[str, datetime]], when: datetime) -> str:
@@ -85,6 +95,7 @@ class _Pending:
     metric: str
     healthy_below: float | None
     before: list[float]
+    before_window: tuple[datetime, datetime] | None
     due: int
 
 
@@ -102,7 +113,9 @@ class _Pipeline:
         self.windows: dict[str, deque[tuple[Artifact, dict[str, float]]]] = {
             name: deque(maxlen=WINDOW) for name in world.services
         }
-        self.history: dict[str, list[tuple[Artifact, dict[str, float]]]] = defaultdict(list)
+        self.history: dict[str, deque[tuple[Artifact, dict[str, float]]]] = defaultdict(
+            lambda: deque(maxlen=TRAINING_LIMIT)
+        )
         self.models: dict[str, tuple[RobustZModel, ModelRef]] = {}
         self.model_versions: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
         self.policy_versions: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
@@ -111,12 +124,18 @@ class _Pipeline:
         self.pending: list[_Pending] = []
         self.remediations: list[RemediationInfo] = []
         self.decisions = self.not_fired = 0
+        self.focus: str | None = None
+
+    def now(self) -> datetime:
+        """The time of the service being worked on (replayed files each keep their own dates)."""
+        return self.world.observed_at(self.focus) if self.focus else self.world.now
 
     def run(self, on_step: Callable[[int, int], None] | None) -> None:
         total = self.world.steps_total
         self.publish_policies(1)
         for step in range(total):
-            for name, row in self.world.tick().items():
+            ticked = self.world.tick()
+            for name, row in ticked.items():
                 self.ingest(name, row)
             if step == total // 4:
                 self.train(1)
@@ -124,8 +143,10 @@ class _Pipeline:
                 self.train(2)
             elif step == (total * 3) // 5:
                 self.publish_policies(2)
-            for name in self.world.services:
+            for name in ticked:  # a replayed series that has ended has nothing new to analyse
+                self.focus = name
                 self.analyse(step, name)
+            self.focus = None
             self.observe_effects(step, final=step == total - 1)
             if on_step:
                 on_step(step + 1, total)
@@ -148,16 +169,16 @@ class _Pipeline:
         self.windows[name].append((snapshot, row))
 
     def train(self, version: int) -> None:
-        groups: dict[str, list[tuple[Artifact, dict[str, float]]]] = defaultdict(list)
-        for name, seen in self.history.items():
-            groups[self.profile.model_for(name)].extend(seen)
-        for model_name, history in groups.items():
-            seen = history
+        watchers: dict[str, list[str]] = defaultdict(list)
+        for name in self.history:
+            watchers[self.profile.model_for(name)].append(name)
+        for model_name, watched in watchers.items():
+            history = [entry for name in watched for entry in self.history[name]]
+            self.focus = max(watched, key=self.world.observed_at)  # trained as of its newest data
+            seen = sorted(history, key=lambda entry: entry[0].content["window_end"])[-TRAINING_LIMIT:]
             if version > 1:  # retrain on what the current model judged normal
-                current = self.models[
-                    next(n for n in self.history if self.profile.model_for(n) == model_name)
-                ][0]
-                seen = [(a, v) for a, v in history if current.predict(v)[1] == "normal"]
+                current = self.models[watched[0]][0]
+                seen = [(a, v) for a, v in seen if current.predict(v)[1] == "normal"]
             model = RobustZModel(name=model_name, version=str(version)).fit(
                 [v for _, v in seen], list(self.profile.features)
             )
@@ -169,10 +190,10 @@ class _Pipeline:
                     "robust-z (median/MAD)",
                     {"features": model.features, "threshold": model.threshold, "training_rows": len(seen)},
                 )
-            self.model_versions[model_name].append((ref.id, self.world.now))
-            for name in self.history:
-                if self.profile.model_for(name) == model_name:
-                    self.models[name] = (model, ref)
+            self.model_versions[model_name].append((ref.id, self.now()))
+            for name in watched:
+                self.models[name] = (model, ref)
+        self.focus = None
 
     def analyse(self, step: int, name: str) -> None:
         window = self.windows[name]
@@ -186,8 +207,8 @@ class _Pipeline:
         ) as f:
             features = f.feature_set(rolling_features([row for _, row in window]), start, end)
         values = features.content["values"]
+        self.history[name].append((features, values))  # models train on the newest TRAINING_LIMIT
         if name not in self.models:
-            self.history[name].append((features, values))
             return
         model, ref = self.models[name]
         with self.tracer.inference(ref, features, subject=name) as inference:
@@ -236,7 +257,7 @@ class _Pipeline:
             name,
             facet.action,
             action.status,
-            self.world.now,
+            self.now(),
             decision.content["policy"],
             decision.content["model"],
             incident.kind if incident else None,
@@ -245,17 +266,23 @@ class _Pipeline:
         if action.status != "succeeded" or action.record is None:
             return
         metric, healthy = self.profile.effect_metric[facet.action]
-        before = [row[metric] for _, row in list(self.windows[name])[-EFFECT_SAMPLES:] if metric in row]
-        self.pending.append(_Pending(info, action.record, metric, healthy, before, step + SETTLE_STEPS))
+        recent = list(self.windows[name])[-EFFECT_SAMPLES:]
+        before = [row[metric] for _, row in recent if metric in row]
+        self.pending.append(
+            _Pending(info, action.record, metric, healthy, before, _span(recent), step + SETTLE_STEPS)
+        )
 
     def observe_effects(self, step: int, *, final: bool) -> None:
         """Judge every action whose stabilization window has passed (at the end, every one left)."""
         for pending in [p for p in self.pending if p.due <= step or final]:
             self.pending.remove(pending)
-            rows = [row for _, row in self.windows[pending.info.target]][-EFFECT_SAMPLES:]
-            after = (
-                [row[pending.metric] for row in rows if pending.metric in row] if pending.due <= step else []
-            )
+            self.focus = pending.info.target
+            recent = [  # samples taken after the action (a replayed series may have ended before)
+                entry
+                for entry in list(self.windows[pending.info.target])[-EFFECT_SAMPLES:]
+                if pending.due <= step and _times(entry)[0] >= pending.info.decided_at
+            ]
+            after = [row[pending.metric] for _, row in recent if pending.metric in row]
             mean_before = sum(pending.before) / len(pending.before) if pending.before else None
             mean_after = sum(after) / len(after) if after else None
             outcome = classify_effect(
@@ -265,19 +292,36 @@ class _Pipeline:
                 samples_after=len(after),
                 healthy_below=pending.healthy_below,
             )
-            now = self.world.now
+            if not self.world.reacts and outcome not in ("resolved", "worsened"):
+                outcome = "unverifiable"  # a replay cannot show that an action changed nothing
+            now = self.now()
+            start, end = _span(recent) or (now, now)
             with self.tracer.observe_effect(pending.record) as observation:
                 observation.effect(
                     outcome,
-                    now - timedelta(minutes=5 * EFFECT_SAMPLES),
-                    now,
+                    start,
+                    end,
                     metric=pending.metric,
                     before=mean_before,
                     after=mean_after,
                     samples_before=len(pending.before),
                     samples_after=len(after),
+                    before_window=pending.before_window,
+                    attribution="caused" if self.world.reacts else "observed",
                 )
             pending.info.outcome = outcome
+        self.focus = None
+
+
+def _times(entry: tuple[Artifact, dict[str, float]]) -> tuple[datetime, datetime]:
+    """When the snapshot of a window entry starts and ends."""
+    content = entry[0].content
+    return datetime.fromisoformat(content["window_start"]), datetime.fromisoformat(content["window_end"])
+
+
+def _span(window: list[tuple[Artifact, dict[str, float]]]) -> tuple[datetime, datetime] | None:
+    """From the first to the last snapshot of a window; None when it is empty."""
+    return (_times(window[0])[0], _times(window[-1])[1]) if window else None
 
 
 def _seeded_ids(seed: int) -> Callable[[], str]:
@@ -310,19 +354,37 @@ def run_demo(
     else:
         world = FleetWorld(services=config.services, seed=config.seed, hours=config.hours)
         profile = FLEET_PROFILE
+    if world.steps_total < MIN_STEPS:
+        raise ValueError(
+            f"the run has {world.steps_total} telemetry steps and needs at least {MIN_STEPS} to train a model"
+            + (
+                " (rows of the shortest CSV)"
+                if config.telemetry_csv
+                else f" (--hours at least {MIN_HOURS:g})"
+            )
+        )
     tracer = Tracer(
         profile.namespace,
         store=store,
         transport=transport,
         agent="aiops-pipeline",
-        clock=lambda: world.now,
+        clock=lambda: pipeline.now(),  # noqa: PLW0108 (pipeline is made below, before the clock is read)
         run_ids=_seeded_ids(config.seed),
+        max_block=None,  # a batch run records everything: it waits for the store rather than drop
+        spill_cap=0,
     )
+    held_before = store.log_size() if store is not None else 0
     pipeline = _Pipeline(world, profile, tracer)
-    pipeline.run(on_step)
-    tracer.close()
-    if tracer.stats.errors:
-        raise RuntimeError(f"the demo's lineage was not fully recorded: {tracer.stats.last_error}")
+    try:
+        pipeline.run(on_step)
+    finally:  # the writer thread stops before the caller may close the store under it
+        tracer.close()
+    stats = tracer.stats
+    if stats.errors or stats.dropped or stats.evicted:
+        raise RuntimeError(
+            f"the demo's lineage was not fully recorded: {stats.errors} refused, {stats.dropped} dropped,"
+            f" {stats.evicted} evicted ({stats.last_error or 'the store could not keep up'})"
+        )
     incidents = len(getattr(world, "incidents", []))
     return DemoResult(
         dict(pipeline.model_versions),
@@ -333,4 +395,7 @@ def run_demo(
         incidents,
         store.counts() if store is not None else {"events": tracer.stats.emitted},
         count_kinds(store) if store is not None else {},
+        tracer.stats.emitted,
+        store.log_size() - held_before if store is not None else None,
+        bool(config.telemetry_csv),
     )

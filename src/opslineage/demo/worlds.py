@@ -24,6 +24,8 @@ class World(Protocol):
 
     services: list[str]
     steps_total: int
+    reacts: bool
+    """Whether a remediation can change what the services report next (not for replayed data)."""
 
     @property
     def now(self) -> datetime:
@@ -63,6 +65,8 @@ class Profile:
 
 class FleetWorld(Fleet):
     """The simulated fleet (see :mod:`opslineage.demo.fleet`)."""
+
+    reacts = True
 
     def observed_at(self, service: str) -> datetime:
         """Fleet rows are measured at the step's time."""
@@ -130,6 +134,8 @@ class ReplayWorld:
     which is what the recorded effects then say.
     """
 
+    reacts = False
+
     def __init__(self, series: list[CsvSeries], hours: float | None = None) -> None:
         if not series:
             raise ValueError("no telemetry files to replay")
@@ -137,33 +143,38 @@ class ReplayWorld:
         if len(self.series) != len(series):
             raise ValueError("two telemetry files share a name; each file must have a distinct name")
         self.services = list(self.series)
-        shortest = min(len(item.rows) for item in series)
-        if hours is not None:
-            first = series[0].rows[0][0]
-            within = sum(1 for when, _ in series[0].rows if when - first < timedelta(hours=hours))
-            shortest = min(shortest, within)
-        self.steps_total = shortest
+        self.rows = {  # rows replayed of each series: all of it, or its first ``hours``
+            item.name: len(item.rows)
+            if hours is None
+            else sum(1 for when, _ in item.rows if when - item.rows[0][0] < timedelta(hours=hours))
+            for item in series
+        }
+        self.steps_total = max(self.rows.values())
         self._step = -1
 
     @property
     def now(self) -> datetime:
-        """The time of the first series' current row."""
-        return self.observed_at(self.services[0])
+        """The time of the newest row replayed so far."""
+        return max(self.observed_at(name) for name in self.services)
 
     def tick(self) -> dict[str, dict[str, float]]:
-        """The next row of every series."""
+        """The next row of every series that has one left (a shorter series ends first)."""
         self._step += 1
         if self._step >= self.steps_total:
             raise RuntimeError("the replay has no more rows")
-        return {name: {"value": item.rows[self._step][1]} for name, item in self.series.items()}
+        return {
+            name: {"value": item.rows[self._step][1]}
+            for name, item in self.series.items()
+            if self._step < self.rows[name]
+        }
 
     def schema(self, service: str) -> dict[str, str]:
         """CSV series carry a timestamp and one value."""
         return {"timestamp": "datetime", "value": "float"}
 
     def observed_at(self, service: str) -> datetime:
-        """The timestamp of the series' current row."""
-        return self.series[service].rows[max(self._step, 0)][0]
+        """The timestamp of the series' current row (its last, once it has ended)."""
+        return self.series[service].rows[min(max(self._step, 0), self.rows[service] - 1)][0]
 
     def file_digest(self, service: str) -> str | None:
         """The SHA-256 of the CSV file."""

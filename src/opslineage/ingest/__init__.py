@@ -20,6 +20,7 @@ the transparency log: the log proves what was stored, and the actor is the write
 from opslineage.ingest._group import GroupCommitter
 from opslineage.ingest._pipeline import (
     ACTOR_KINDS,
+    STORE_OUTAGES,
     IngestPipeline,
     Outcome,
     RawEvent,
@@ -31,6 +32,7 @@ from opslineage.store import IngestResult
 
 __all__ = [
     "ACTOR_KINDS",
+    "STORE_OUTAGES",
     "GroupCommitter",
     "IngestPipeline",
     "IngestResult",

@@ -11,13 +11,14 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, ParsedEvent, parse_event
-from opslineage.store import IngestResult, Store, StoreError
+from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable
 
 __all__ = [
     "ACTOR_KINDS",
@@ -38,6 +39,10 @@ RawEvent: TypeAlias = bytes | str | dict[str, Any] | ParsedEvent
 Outcome: TypeAlias = IngestResult | InvalidEvent | StoreError
 """What became of one unit of :meth:`IngestPipeline.ingest_each`: stored (its result), not an
 event (why), or refused by the store (why); nothing of a refused unit is stored."""
+
+STORE_OUTAGES = (StoreUnavailable, sqlite3.OperationalError, OSError)
+"""What a store raises when it is down, locked or full rather than refusing what it was given:
+the same call may succeed later."""
 
 log = logging.getLogger("opslineage")
 
@@ -126,8 +131,9 @@ class IngestPipeline:
         transaction, each is stored alone.
 
         Raises:
-            Exception: whatever the store raised besides :class:`StoreError` (it is unavailable);
-                units stored alone before it are stored, the others are not.
+            StoreUnavailable: the store cannot be reached (a unit stored alone fails so); units
+                stored alone before it are stored, the others are not.
+            Exception: whatever else the store raised besides :class:`StoreError`, likewise.
         """
         who = _check_actor(actor)
         outcomes: list[Outcome | list[ParsedEvent]] = []
@@ -151,6 +157,8 @@ class IngestPipeline:
                 for index, chunk in zip(valid, chunks, strict=True):
                     try:
                         outcomes[index] = self.store.ingest(chunk, actor=who)
+                    except StoreUnavailable:
+                        raise  # an outage, not this unit's fault: nothing more is tried
                     except StoreError as refusal:
                         outcomes[index] = refusal
             else:

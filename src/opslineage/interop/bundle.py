@@ -5,7 +5,10 @@ Two forms: a plain JSON bundle (``opslineage-bundle/1``), and the same evidence 
 Statement v1 (subjects: the chain's artifact digests; predicate type
 ``https://opslineage.dev/attestation/why-chain/v1``) in a DSSE envelope signed with the log key.
 Verification never trusts the bundle's own account of the chain: it re-derives the why-chain
-from the proven events.
+from the proven events. The checkpoint note carries the witnesses' cosignatures kept with it; a
+verifier that remembers a checkpoint of the log (:mod:`opslineage.ledger.memory`) refuses a bundle
+whose checkpoint is older, forked, or newer without a consistency proof from the remembered size
+(``consistency``: ``{"old_size", "proof"}``, which ``make_bundle(..., since=SIZE)`` adds).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, key_id, parse_note
 from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signature
 from opslineage.ledger.log import checkpoint
+from opslineage.ledger.memory import CheckpointMemory
+from opslineage.ledger.witness import WitnessKey, cosigned_by
 from opslineage.merkle import ProofError, leaf_hash, verify_inclusion
 from opslineage.model import InvalidEvent, canonical_json, parse_event
 from opslineage.query import NotFound, Reader, WhyChain, as_reader
@@ -56,6 +62,8 @@ class BundleReport:
     events: int = 0
     chain: WhyChain | None = None
     findings: list[str] = field(default_factory=list)
+    cosigned_by: list[str] = field(default_factory=list)
+    """The names of the required witnesses whose cosignature on the checkpoint verified."""
 
     @property
     def ok(self) -> bool:
@@ -69,7 +77,7 @@ def _chain_runs(chain: WhyChain) -> set[str]:
 
 
 def make_bundle(
-    source: Reader | Store, action_id: str, key: Ed25519PrivateKey | None = None
+    source: Reader | Store, action_id: str, key: Ed25519PrivateKey | None = None, since: int | None = None
 ) -> dict[str, Any]:
     """The bundle of ``action_id``'s why-chain. When no checkpoint covers its events and ``key``
     is given with a store, its local administrator signs one (a write, never done for a reader).
@@ -78,9 +86,12 @@ def make_bundle(
         source: what to read: a reader, or a store (read as its local administrator).
         action_id: the action's run id (or record).
         key: the log key, to sign a checkpoint when none covers the chain (only with a store).
+        since: a tree size the recipient verified before: the bundle then carries the consistency
+            proof from it to its checkpoint.
 
     Raises:
-        BundleError: the chain is incomplete, or no checkpoint covers it and none may be signed.
+        BundleError: the chain is incomplete, no checkpoint covers it and none may be signed, or
+            ``since`` is larger than the checkpoint.
     """
     reader = as_reader(source)
     chain = reader.why(action_id)
@@ -92,8 +103,13 @@ def make_bundle(
     if signed is None and key is not None and isinstance(source, Store):
         signed = checkpoint(source, key)
     if signed is None:
-        raise BundleError(f"no signed checkpoint covers sequence {needed}: run `opslineage checkpoint` first")
-    return {
+        first = (
+            "`opslineage checkpoint`"
+            if reader.log_public_key()
+            else "`opslineage init`, then `opslineage checkpoint`"
+        )
+        raise BundleError(f"no signed checkpoint covers sequence {needed}: run {first} first")
+    bundle: dict[str, object] = {
         "format": BUNDLE_FORMAT,
         "action": action_id,
         "checkpoint": signed.note,
@@ -102,6 +118,14 @@ def make_bundle(
             {"seq": e.seq, "event": e.event, "proof": _proof(reader, e.seq, signed.tree_size)} for e in events
         ],
     }
+    if since is not None:
+        if not 0 < since <= signed.tree_size:
+            raise BundleError(
+                f"--since {since} must be between 1 and the checkpoint's size {signed.tree_size}"
+            )
+        proof = reader.consistency_proof(since, signed.tree_size).proof
+        bundle["consistency"] = {"old_size": since, "proof": proof}
+    return bundle
 
 
 def _proof(reader: Reader, seq: int, size: int) -> dict[str, Any]:
@@ -109,7 +133,9 @@ def _proof(reader: Reader, seq: int, size: int) -> dict[str, Any]:
     return {"leaf_index": proof.leaf_index, "tree_size": proof.tree_size, "audit_path": proof.audit_path}
 
 
-def make_intoto(source: Reader | Store, action_id: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+def make_intoto(
+    source: Reader | Store, action_id: str, key: Ed25519PrivateKey, since: int | None = None
+) -> dict[str, Any]:
     """The bundle as an in-toto Statement v1 in a DSSE envelope signed with the log key.
 
     Args:
@@ -117,9 +143,10 @@ def make_intoto(source: Reader | Store, action_id: str, key: Ed25519PrivateKey) 
         action_id: the action's run id (or record).
         key: the log key: it signs the envelope (and, with a store, a checkpoint when none covers
             the chain).
+        since: as for :func:`make_bundle`.
     """
     reader = as_reader(source)
-    bundle = make_bundle(source, action_id, key)
+    bundle = make_bundle(source, action_id, key, since)
     chain = reader.why(action_id)
     subjects = [
         {"name": link["id"], "digest": {"sha256": link["digest"].removeprefix("sha256:")}}
@@ -161,11 +188,27 @@ def _pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def verify_bundle(document: dict[str, Any], public_key: str | None = None) -> BundleReport:
+def verify_bundle(
+    document: dict[str, Any],
+    public_key: str | None = None,
+    *,
+    memory: CheckpointMemory | None = None,
+    witness_keys: list[WitnessKey] | tuple[WitnessKey, ...] = (),
+) -> BundleReport:
     """Verify a bundle (plain or DSSE) offline and re-derive the why-chain it proves.
 
     Without ``public_key`` the bundle's own key is used, which proves integrity but not origin:
     an auditor passes the key they trust.
+
+    Args:
+        document: the bundle or DSSE envelope.
+        public_key: the log key the verifier trusts.
+        memory: the checkpoints this verifier remembers: the bundle's must be consistent with the
+            one remembered for its origin, and is remembered in turn when everything verifies.
+        witness_keys: witnesses whose cosignature the checkpoint must carry.
+
+    Raises:
+        CacheError: ``memory``'s directory cannot be read or written.
     """
     report = BundleReport()
     try:
@@ -176,6 +219,17 @@ def verify_bundle(document: dict[str, Any], public_key: str | None = None) -> Bu
     except (BundleError, LogKeyError, CheckpointError, KeyError, TypeError) as error:
         report.findings.append(f"bundle: {error}")
         return report
+    signed = report.checkpoint
+    for witness in witness_keys:
+        if cosigned_by(signed, witness) is None:
+            report.findings.append(
+                f"the checkpoint ({signed.origin} size {signed.tree_size}) has no valid cosignature by "
+                f"witness {witness.name} ({witness.key_id.hex()})"
+            )
+        else:
+            report.cosigned_by.append(witness.name)
+    if memory is not None and (problem := memory.check(signed.origin, signed, key, _bundle_prover(bundle))):
+        report.findings.append(problem)
     parsed = []
     for entry in bundle.get("events", []):
         try:
@@ -208,7 +262,25 @@ def verify_bundle(document: dict[str, Any], public_key: str | None = None) -> Bu
         report.findings.append(
             "the proven events do not make a complete why-chain: " + ", ".join(report.chain.missing)
         )
+    if memory is not None and report.ok:
+        memory.remember(signed)
     return report
+
+
+def _bundle_prover(bundle: dict[str, Any]) -> Callable[[int, int], list[bytes]] | None:
+    """The consistency proof the bundle carries, for the sizes it was made for; None without one."""
+    carried = bundle.get("consistency")
+    if not isinstance(carried, dict):
+        return None
+
+    def prove(old: int, new: int) -> list[bytes]:
+        if carried.get("old_size") != old:
+            raise ValueError(
+                f"the bundle's consistency proof is from size {carried.get('old_size')}, not {old}"
+            )
+        return [bytes.fromhex(node) for node in carried.get("proof") or []]
+
+    return prove
 
 
 def _unwrap(document: dict[str, Any], public_key: str | None) -> dict[str, Any]:

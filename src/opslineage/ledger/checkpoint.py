@@ -10,7 +10,9 @@
     — <origin> <base64(4-byte key ID || Ed25519 signature)>
 
 The signature covers the note text (the four lines with their newlines). The key ID is
-SHA-256(origin || 0x0A || 0x01 || public key)[:4], as c2sp.org/signed-note recommends.
+SHA-256(origin || 0x0A || 0x01 || public key)[:4], as c2sp.org/signed-note recommends. Further
+signature lines (witness cosignatures, c2sp.org/tlog-cosignature) follow the log's own; they are
+kept as they are and checked by :mod:`opslineage.ledger.witness`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +54,8 @@ class Checkpoint:
     timestamp: str
     signature: bytes
     public_key: str
+    cosignatures: tuple[str, ...] = ()
+    """Other signature lines of the note (``— <name> <base64>``, without the newline), e.g. witnesses'."""
 
     @property
     def text(self) -> str:
@@ -60,8 +64,15 @@ class Checkpoint:
 
     @property
     def note(self) -> str:
-        """The full signed note: text, blank line, signature line."""
-        return f"{self.text}\n{_DASH} {self.origin} {base64.b64encode(self.signature).decode()}\n"
+        """The full signed note: text, blank line, the log's signature line, then any cosignatures."""
+        own = f"{_DASH} {self.origin} {base64.b64encode(self.signature).decode()}\n"
+        return f"{self.text}\n{own}" + "".join(line + "\n" for line in self.cosignatures)
+
+    def with_cosignatures(self, lines: list[str] | tuple[str, ...]) -> Checkpoint:
+        """The same checkpoint with ``lines`` added to its cosignatures (each line once)."""
+        merged = list(self.cosignatures)
+        merged.extend(line for line in lines if line not in merged)
+        return replace(self, cosignatures=tuple(merged))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form ``checkpoint --json`` prints."""
@@ -72,6 +83,7 @@ class Checkpoint:
             "timestamp": self.timestamp,
             "signature": base64.b64encode(self.signature).decode(),
             "public_key": self.public_key,
+            "cosignatures": list(self.cosignatures),
         }
 
     def verify(self, key: Ed25519PublicKey) -> None:
@@ -117,12 +129,19 @@ def parse_note(note: str, public_key: str = "") -> Checkpoint:
         root = base64.b64decode(lines[2], validate=True)
     except (ValueError, binascii.Error):
         raise CheckpointError("checkpoint size or root hash is malformed") from None
+    signature, others = None, []
     for line in signatures.splitlines():
         parts = line.split(" ")
-        if len(parts) == 3 and parts[0] == _DASH and parts[1] == lines[0]:
-            try:
-                signature = base64.b64decode(parts[2], validate=True)
-            except binascii.Error:
-                raise CheckpointError("checkpoint signature is not base64") from None
-            return Checkpoint(lines[0], size, root, lines[3][len("time ") :], signature, public_key)
-    raise CheckpointError(f"checkpoint has no signature line by {lines[0]!r}")
+        if len(parts) != 3 or parts[0] != _DASH:
+            raise CheckpointError(f"not a signature line: {line[:80]!r}")
+        try:
+            decoded = base64.b64decode(parts[2], validate=True)
+        except binascii.Error:
+            raise CheckpointError(f"signature by {parts[1]!r} is not base64") from None
+        if parts[1] == lines[0] and signature is None:
+            signature = decoded
+        elif line not in others:
+            others.append(line)
+    if signature is None:
+        raise CheckpointError(f"checkpoint has no signature line by {lines[0]!r}")
+    return Checkpoint(lines[0], size, root, lines[3][len("time ") :], signature, public_key, tuple(others))

@@ -41,9 +41,10 @@ class LogKeyError(Exception):
     """The key is missing, unreadable or of the wrong kind."""
 
 
-def key_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Where the private key is: ``path``, else ``$OPSLINEAGE_KEY``, else ``./opslineage.key``."""
-    return Path(path or os.environ.get("OPSLINEAGE_KEY") or DEFAULT_KEY_PATH)
+def key_path(path: str | os.PathLike[str] | None = None, recorded: str | None = None) -> Path:
+    """Where the private key is: ``path``, else ``$OPSLINEAGE_KEY``, else where the store
+    recorded it at ``opslineage init`` (``recorded``), else ``./opslineage.key``."""
+    return Path(path or os.environ.get("OPSLINEAGE_KEY") or recorded or DEFAULT_KEY_PATH)
 
 
 def create_key(path: Path) -> Ed25519PrivateKey:

@@ -15,7 +15,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opslineage.ledger.checkpoint import Checkpoint, parse_note, sign
-from opslineage.ledger.keys import LogKeyError, create_key, key_path, load_private_key, public_key_b64
+from opslineage.ledger.keys import (
+    DEFAULT_KEY_PATH,
+    LogKeyError,
+    create_key,
+    key_path,
+    load_private_key,
+    public_key_b64,
+)
 from opslineage.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, root_at
 from opslineage.store import Store
 
@@ -24,9 +31,11 @@ __all__ = [
     "CHECKPOINT_SECONDS",
     "checkpoint",
     "consistency",
+    "cosignatures",
     "inclusion",
     "init_log",
     "latest_checkpoint",
+    "log_key_path",
     "maybe_checkpoint",
     "root",
 ]
@@ -100,7 +109,7 @@ def init_log(
     Raises:
         LogKeyError: a key already exists there, or the store already has a different key.
     """
-    path = key_path(key)
+    path = key_path(key, str(_beside(store)))
     origin = (
         origin
         or store.get_meta("log_origin")
@@ -115,9 +124,21 @@ def init_log(
         )
     store.set_meta("log_origin", origin)
     store.set_meta("log_public_key", public)
+    store.set_meta("log_key", str(path.resolve()))
     store.set_meta("checkpoint_every", str(every))
     store.set_meta("checkpoint_seconds", str(seconds))
     return path, origin
+
+
+def _beside(store: Store) -> Path:
+    """Where ``init`` puts a new key: beside a SQLite file (``x.db`` → ``x.key``), else here."""
+    file = getattr(store, "path", None)
+    return Path(file).with_suffix(".key") if file is not None else Path(DEFAULT_KEY_PATH)
+
+
+def log_key_path(store: Store, key: str | None = None) -> Path:
+    """The log's private key: ``key``, else ``$OPSLINEAGE_KEY``, else where ``init`` put it."""
+    return key_path(key, store.get_meta("log_key"))
 
 
 def _origin(store: Store, key: Ed25519PrivateKey) -> str:
@@ -139,11 +160,18 @@ def checkpoint(store: Store, key: Ed25519PrivateKey, now: datetime | None = None
 
 
 def latest_checkpoint(store: Store) -> Checkpoint | None:
-    """The checkpoint of the largest tree size kept, if any."""
+    """The checkpoint of the largest tree size kept, if any, with the witness cosignatures kept for it."""
     kept = store.latest_checkpoint()
     if kept is None:
         return None
-    return parse_note(kept[2], store.get_meta("log_public_key") or "")
+    return parse_note(kept[2], store.get_meta("log_public_key") or "").with_cosignatures(
+        cosignatures(store, kept[0])
+    )
+
+
+def cosignatures(store: Store, size: int) -> list[str]:
+    """The witness cosignature lines kept for the checkpoint of ``size`` (see :mod:`opslineage.ledger.witness`)."""
+    return [line for line in (store.get_meta(f"cosignatures:{size}") or "").split("\n") if line]
 
 
 def maybe_checkpoint(store: Store, key: str | None = None, now: datetime | None = None) -> Checkpoint | None:
@@ -151,7 +179,7 @@ def maybe_checkpoint(store: Store, key: str | None = None, now: datetime | None 
 
     Does nothing when the log has no key here (``opslineage init`` was not run).
     """
-    path = key_path(key)
+    path = log_key_path(store, key)
     if not path.exists() or store.get_meta("log_origin") is None:
         return None
     now = now or datetime.now(UTC)

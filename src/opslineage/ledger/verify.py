@@ -4,8 +4,11 @@ Every event is rebuilt from its stored body and artifacts, re-canonicalised and 
 tree is rebuilt from those leaves, and compared with the stored leaves, the stored interior
 nodes and every stored checkpoint (whose signature is checked too). Archived events are read from
 their segments like any other, after each segment's file has been checked against the digest the
-store recorded for it. The first sequence number where anything differs is reported, with every
-finding.
+store recorded for it. The graph index (``ids``, ``nodes``, ``edges``: what lineage queries
+answer from) is rebuilt from the same events and compared row by row with the stored one (see
+:mod:`opslineage.ledger._index`). The first sequence number where anything differs is reported,
+with every finding (of the index, the first :data:`~opslineage.ledger._index.REPORTED` and a
+count).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from opslineage.ledger._index import REPORTED as INDEX_REPORTED
+from opslineage.ledger._index import IndexCheck
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.log import consistency, root
 from opslineage.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
 from opslineage.model import canonical_event
 from opslineage.store import Store, StoreError
 
-__all__ = ["Finding", "VerifyReport", "verify_against", "verify_store"]
+__all__ = ["INDEX_REPORTED", "Finding", "VerifyReport", "verify_against", "verify_store"]
 
 CHUNK = 2000
 
@@ -43,6 +48,10 @@ class VerifyReport:
     events: int = 0
     checkpoints: int = 0
     segments: int = 0
+    index_rows: int = 0
+    """Graph-index rows the events derive, compared with the stored ones."""
+    index_differences: int = 0
+    """Rows where the stored index and the events differ (only the first few are findings)."""
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -62,6 +71,8 @@ class VerifyReport:
             "events_checked": self.events,
             "checkpoints_checked": self.checkpoints,
             "segments_checked": self.segments,
+            "index_rows_checked": self.index_rows,
+            "index_differences": self.index_differences,
             "first_bad_seq": self.first_bad_seq,
             "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
         }
@@ -70,19 +81,22 @@ class VerifyReport:
 def verify_store(
     store: Store, public_key: Ed25519PublicKey | None, on_progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
-    """Check every event, leaf, stored tree node and checkpoint of the store's log."""
+    """Check every event, leaf, stored tree node and checkpoint of the store's log, and the graph
+    index against the events."""
     report = VerifyReport()
     size = store.log_size()
     checkpoints = {cp_size: (cp_root, note) for cp_size, cp_root, note in store.checkpoints()}
     tree = CompactRange()  # rebuilt from the events: what the checkpoints must match
     stored_tree = CompactRange()  # built from the stored leaves: what the stored interior nodes must match
     bad_segments = _check_segments(store, report)
+    index = IndexCheck(store)
     after = 0
     while rows := store.stored_events(after=after, limit=CHUNK):
         first, last = after + 1, max(rows[-1][0], after + len(rows))
         leaves = store.log_range(0, first - 1, last)
         events = {seq: (digest, body, segment) for seq, digest, body, segment in rows}
         completed: list[tuple[int, int, bytes]] = []
+        rebuilt: list[tuple[int, bytes]] = []  # (seq, canonical event) of the events that could be
         for seq in range(first, last + 1):
             stored = leaves.get(seq - 1)
             if stored is None:
@@ -94,11 +108,15 @@ def verify_store(
             elif events[seq][2] in bad_segments:  # reported once, for the whole segment
                 tree.append(stored or bytes(32))
             else:
-                tree.append(_check_event(store, seq, *events[seq], stored, report))
+                leaf, canonical = _check_event(store, seq, *events[seq], stored, report)
+                tree.append(leaf)
                 report.events += 1
+                if canonical is not None:
+                    rebuilt.append((seq, canonical))
             if tree.size in checkpoints:
                 _check_checkpoint(tree, *checkpoints[tree.size], public_key, report)
         _check_nodes(store, completed, report)
+        index.check(first, last, rebuilt)
         after = last
         if on_progress:
             on_progress(after, size)
@@ -111,6 +129,9 @@ def verify_store(
             report.findings.append(
                 Finding(cp_size, "a checkpoint claims a larger log than the events stored")
             )
+    index.finish(size)
+    report.index_rows, report.index_differences = index.rows, index.differences
+    report.findings.extend(Finding(seq, what) for seq, what in index.findings)
     return report
 
 
@@ -142,19 +163,20 @@ def _check_event(
     segment: str | None,
     stored: bytes | None,
     report: VerifyReport,
-) -> bytes:
-    """Check one event against its digest and stored leaf; returns the leaf it should have."""
+) -> tuple[bytes, bytes | None]:
+    """Check one event against its digest and stored leaf; returns the leaf it should have, and
+    the event's canonical bytes (None when it cannot be rebuilt)."""
     try:
         canonical = canonical_event(store.thaw_body(seq, body, segment), store.artifact)
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
-        return bytes(32)
+        return bytes(32), None
     if hashlib.sha256(canonical).digest() != digest:
         report.findings.append(Finding(seq, "event content does not match its recorded digest"))
     leaf = leaf_hash(canonical)
     if stored is not None and stored != leaf:
         report.findings.append(Finding(seq, "event does not match its log leaf"))
-    return leaf
+    return leaf, canonical
 
 
 def _check_nodes(store: Store, completed: list[tuple[int, int, bytes]], report: VerifyReport) -> None:

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from typing import Any
 
 import msgspec
 
-__all__ = ["canonical_json", "decode_json", "digest_of", "es_number", "sha256_hex"]
+__all__ = [
+    "NumberOutOfRange",
+    "canonical_json",
+    "decode_json",
+    "digest_of",
+    "es_number",
+    "reject_non_finite",
+    "sha256_hex",
+]
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _encode_as_is = msgspec.json.Encoder().encode
@@ -28,21 +37,45 @@ class _NeedsExactFloat(Exception):
     """A float literal that msgspec would print unlike ECMAScript."""
 
 
+class NumberOutOfRange(Exception):
+    """A JSON number beyond the range of a double (``1e400``): it would decode as Infinity.
+
+    Not a ValueError, which msgspec would wrap into a ValidationError on its way out of a hook.
+    """
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+        super().__init__(f"the number {literal} is out of range (beyond ±{sys.float_info.max:.6g})")
+
+
+_LARGEST = sys.float_info.max
+
+
 def _normalize_float(literal: str) -> float | int:
     """Integral doubles print as integers in ECMAScript, so they become ints; other doubles of
-    1e-5 or more print alike in both; anything else needs the exact path."""
+    1e-5 or more print alike in both; anything else needs the exact path, and a literal beyond a
+    double's range is refused."""
     value = float(literal)
     if value.is_integer():
         if abs(value) < 2**53:
             return int(value)
         raise _NeedsExactFloat
-    if abs(value) < 1e-5:
-        raise _NeedsExactFloat
+    if 1e-5 <= abs(value) <= _LARGEST:
+        return value
+    if math.isinf(value):
+        raise NumberOutOfRange(literal)
+    raise _NeedsExactFloat
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise NumberOutOfRange(literal)
     return value
 
 
 _decode_normalized = msgspec.json.Decoder(float_hook=_normalize_float).decode
-_decode_plain = msgspec.json.Decoder().decode
+_decode_plain = msgspec.json.Decoder(float_hook=_finite_float).decode
 
 
 def es_number(value: float) -> str:
@@ -82,7 +115,12 @@ _reprint_floats = msgspec.json.Decoder(float_hook=_float_literal).decode
 
 def decode_json(data: bytes) -> tuple[Any, bool]:
     """Decode JSON text; returns the value and whether :func:`canonical_json` may take it as is
-    (``normalized``: every float already in a form msgspec prints as ECMAScript does)."""
+    (``normalized``: every float already in a form msgspec prints as ECMAScript does).
+
+    Raises:
+        msgspec.DecodeError: the text is not JSON.
+        NumberOutOfRange: a number is beyond a double's range (it would become Infinity).
+    """
     try:
         return _decode_normalized(data), True
     except _NeedsExactFloat:
@@ -101,12 +139,12 @@ def canonical_json(value: Any, *, normalized: bool = False, from_json: bool = Fa
         from_json: the value was decoded from JSON text, so it cannot hold NaN or Infinity.
 
     Raises:
-        ValueError: the value holds NaN or Infinity.
+        ValueError: the value holds NaN or Infinity (the message names where).
     """
     data = _encode_sorted(value)
     if not normalized:
         if not from_json and b"null" in data:
-            _reject_non_finite(value)  # msgspec writes NaN and Infinity as null
+            reject_non_finite(value)  # msgspec writes NaN and Infinity as null
         try:
             data = _encode_sorted(_decode_normalized(data))
         except _NeedsExactFloat:
@@ -125,16 +163,23 @@ def _utf16_ordered(value: Any) -> Any:
     return value
 
 
-def _reject_non_finite(value: Any) -> None:
-    """msgspec writes NaN and Infinity as ``null``; RFC 8785 forbids them, so find and refuse them."""
+def reject_non_finite(value: Any, where: str = "") -> None:
+    """Refuse NaN and Infinity in a value (msgspec writes them as ``null``; RFC 8785 forbids them).
+
+    Raises:
+        ValueError: naming where (``run.facets.x[2]``).
+    """
     if isinstance(value, float):
-        es_number(value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where or 'the value'} is {value!r}, not a JSON number (RFC 8785 forbids NaN and Infinity)"
+            )
     elif isinstance(value, dict):
-        for item in value.values():
-            _reject_non_finite(item)
+        for key, item in value.items():
+            reject_non_finite(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_non_finite(item)
+        for index, item in enumerate(value):
+            reject_non_finite(item, f"{where}[{index}]")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -6,7 +6,9 @@ and the artifacts it carries. Artifact contents are split out of the stored body
 keeps ``_producer``, ``_schemaURL`` and a ``_content`` digest), so identical content is stored
 once; :mod:`opslineage.model.stored` puts them back, byte for byte. What each facet makes of the
 graph (its node, id, derived edges, versioning, content) comes from the facet registry
-(:mod:`opslineage.model.registry`): nothing here names a facet.
+(:mod:`opslineage.model.registry`): nothing here names a facet. The JSON itself is held to
+what decoders let through silently (duplicate keys, numbers beyond a double, deep nesting) by
+:mod:`opslineage.model._strict`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any, NamedTuple
 import msgspec
 
 from opslineage.model import facets as _facets_module  # noqa: F401 (registers our facet types)
-from opslineage.model.canonical import canonical_json, decode_json, digest_of
+from opslineage.model._strict import MAX_DEPTH, Structure, check_depth, check_keys, locate
+from opslineage.model.canonical import (
+    NumberOutOfRange,
+    canonical_json,
+    decode_json,
+    digest_of,
+    reject_non_finite,
+)
 from opslineage.model.errors import InvalidEvent
 from opslineage.model.ids import entity_id, run_node_id
 from opslineage.model.registry import REGISTERED, FacetType, dataset_plan, is_reserved
@@ -28,6 +37,7 @@ from opslineage.model.stored import CONTENT_KEY
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_DEPTH",
     "MAX_EVENT_BYTES",
     "Edge",
     "Node",
@@ -40,7 +50,12 @@ MAX_EVENT_BYTES = 1 << 20
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})
 _META_KEYS = ("_producer", "_schemaURL", "_deleted")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+"""RFC 3339 ``date-time``, what the OpenLineage schema's ``format: date-time`` names."""
 _registered = REGISTERED.get
+_encode = msgspec.json.Encoder().encode
 
 
 class Node(NamedTuple):
@@ -85,28 +100,62 @@ class ParsedEvent:
 def parse_event(event: bytes | str | dict[str, Any]) -> ParsedEvent:
     """Validate an OpenLineage RunEvent, DatasetEvent or JobEvent and derive what it adds to the graph.
 
+    The JSON must be strict: no key twice in one object, no number beyond a double's range, no
+    nesting deeper than :data:`MAX_DEPTH` levels. A dict is taken as the JSON it encodes to.
+
     Raises:
-        InvalidEvent: naming the field and the reason.
+        InvalidEvent: naming the field and the reason; nothing else, whatever the input.
     """
-    normalized = False
-    from_json = isinstance(event, bytes | str)
-    if isinstance(event, bytes | str):
-        raw = event.encode() if isinstance(event, str) else event
-        if len(raw) > MAX_EVENT_BYTES:
-            raise InvalidEvent(f"event is {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES}")
+    if isinstance(event, dict):
+        text, found = _encoded(event)
+    elif isinstance(event, bytes | str):
         try:
-            event, normalized = decode_json(raw)
-        except msgspec.DecodeError as error:
-            raise InvalidEvent(f"malformed JSON: {error}") from None
-    if not isinstance(event, dict):
-        raise InvalidEvent("an event must be a JSON object")
+            text = event.encode() if isinstance(event, str) else event
+        except UnicodeEncodeError as error:
+            raise InvalidEvent(f"the event is not UTF-8 text: {error.reason}") from None
+        if len(text) > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event is {len(text)} bytes, over the limit of {MAX_EVENT_BYTES}")
+        found = None
+    else:
+        raise InvalidEvent(f"an event must be a JSON object, got {type(event).__name__}")
     try:
-        canonical = canonical_json(event, normalized=normalized, from_json=from_json)
-    except ValueError as error:
-        raise InvalidEvent(str(error)) from None
+        value, normalized = decode_json(text)
+    except msgspec.DecodeError as error:
+        raise InvalidEvent(f"malformed JSON: {error}") from None
+    except NumberOutOfRange as error:
+        raise InvalidEvent(locate(text) or str(error)) from None
+    except RecursionError:
+        raise InvalidEvent(locate(text) or f"the event is nested deeper than {MAX_DEPTH} levels") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    if found is None:
+        found = Structure(text)
+        check_depth(value, found, text)
+    canonical = canonical_json(value, normalized=normalized, from_json=True)
+    check_keys(text, found, canonical)
     if len(canonical) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"event is {len(canonical)} bytes, over the limit of {MAX_EVENT_BYTES}")
-    return _Extractor(event, canonical, normalized).parse()
+    return _Extractor(value, canonical, normalized).parse()
+
+
+def _encoded(event: dict[str, Any]) -> tuple[bytes, Structure]:
+    """The JSON text of an event given as a dict, checked for what JSON cannot hold."""
+    try:
+        text = _encode(event)
+    except RecursionError:
+        raise InvalidEvent(f"the event is nested deeper than {MAX_DEPTH} levels") from None
+    except (TypeError, ValueError) as error:  # a value or key JSON has no form for
+        raise InvalidEvent(f"the event is not JSON: {error}") from None
+    if len(text) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {len(text)} bytes, over the limit of {MAX_EVENT_BYTES}")
+    found = Structure(text)
+    check_depth(event, found)
+    if b"null" in text:  # msgspec writes NaN and Infinity as null
+        try:
+            reject_non_finite(event)
+        except ValueError as error:
+            raise InvalidEvent(str(error)) from None
+    return text, found
 
 
 class _Extractor:
@@ -124,10 +173,15 @@ class _Extractor:
     def parse(self) -> ParsedEvent:
         event = self.event
         event_time = _required_str(event, "eventTime", "eventTime")
+        if not _DATE_TIME.fullmatch(event_time):
+            raise InvalidEvent(
+                f"eventTime {event_time[:40]!r} is not an RFC 3339 date-time with a time zone"
+                " (e.g. 2026-01-05T12:00:00.000Z or 2026-01-05T13:00:00+01:00)"
+            )
         try:
-            datetime.fromisoformat(event_time)
-        except ValueError:
-            raise InvalidEvent(f"eventTime {event_time!r} is not an ISO 8601 date-time") from None
+            datetime.fromisoformat(event_time if event_time.isupper() else event_time.upper())
+        except ValueError as error:
+            raise InvalidEvent(f"eventTime {event_time!r} is not a valid date-time: {error}") from None
         _required_str(event, "producer", "producer")
         if "eventType" in event or "run" in event:
             return self._run_event(event_time)
@@ -163,7 +217,7 @@ class _Extractor:
         name = _required_str(job, "name", "job.name")
         node = f"job:{namespace}:{name}"
         self.nodes.append(Node(node, "job", "job", namespace, name))
-        return node, namespace, name, _facets(job, "facets", "job.facets")
+        return node, namespace, name, _facets(job, "facets", "job.facets", registered=False)
 
     def _lineage(self, actor: str) -> dict[str, Any]:
         """The event with its inputs and outputs stripped of artifact contents, adding their edges."""
@@ -177,8 +231,14 @@ class _Extractor:
 
     def _run_event(self, event_time: str) -> ParsedEvent:
         event_type = self.event.get("eventType", "OTHER")
+        if not isinstance(event_type, str):
+            raise InvalidEvent(
+                f"eventType must be a string, one of {', '.join(sorted(EVENT_TYPES))}; got {_a(_json_type(event_type))}"
+            )
         if event_type not in EVENT_TYPES:
-            raise InvalidEvent(f"eventType {event_type!r} is not one of {', '.join(sorted(EVENT_TYPES))}")
+            raise InvalidEvent(
+                f"eventType {event_type[:40]!r} is not one of {', '.join(sorted(EVENT_TYPES))}"
+            )
         run = self.event.get("run")
         if not isinstance(run, dict):
             raise InvalidEvent("run is missing (a RunEvent needs run.runId)")
@@ -211,14 +271,20 @@ class _Extractor:
     def _run_edges(self, run_node: str, run_facets: dict[str, Any]) -> None:
         parent = run_facets.get("parent")
         if parent is not None:
-            parent_id = (parent.get("run") or {}).get("runId") if isinstance(parent, dict) else None
-            if not isinstance(parent_id, str):
-                raise InvalidEvent("run.facets.parent.run.runId must be a string")
+            parent_run = parent.get("run")
+            if not isinstance(parent_run, dict):
+                raise InvalidEvent(
+                    f"run.facets.parent.run must be an object with a runId, got {_a(_json_type(parent_run))}"
+                )
+            parent_id = _required_str(parent_run, "runId", "run.facets.parent.run.runId")
             self.edges.append(Edge(run_node, run_node_id(parent_id), "hasParent"))
         for key, facet in run_facets.items():
             declared = _registered(key)
-            if declared is not None and declared.on == "run":
-                self._refs(run_node, declared, _typed(facet, declared, f"run.facets.{key}"))
+            if declared is None:
+                continue
+            if declared.on != "run":
+                raise InvalidEvent(f"run.facets.{key} is a dataset facet: it belongs in a dataset's facets")
+            self._refs(run_node, declared, _typed(facet, declared, f"run.facets.{key}"))
 
     def _refs(self, node_id: str, declared: FacetType, typed: Any) -> None:
         """Add the edges (and named nodes) a typed facet's references derive."""
@@ -245,7 +311,7 @@ class _Extractor:
         name = _required_str(dataset, "name", f"{where}.name")
         facets = _dataset_facets(dataset, f"{where}.facets")
         for key in ("inputFacets", "outputFacets"):
-            _facets(dataset, key, f"{where}.{key}")
+            _facets(dataset, key, f"{where}.{key}", registered=False)
         stripped_facets = dict(facets)
         node = self._dataset_node(namespace, name, facets, stripped_facets, where)
         self.nodes.append(node)
@@ -260,7 +326,12 @@ class _Extractor:
     def _dataset_node(
         self, namespace: str, name: str, facets: dict[str, Any], stripped: dict[str, Any], where: str
     ) -> Node:
-        named, marker, content = dataset_plan(tuple(facets))
+        named, marker, content, unused, misplaced = dataset_plan(tuple(facets))
+        if misplaced:
+            raise InvalidEvent(f"{where}.facets.{misplaced[0].key} is a run facet: it belongs in run.facets")
+        for declared_elsewhere in unused:
+            key = declared_elsewhere.key
+            _typed(facets[key], declared_elsewhere, f"{where}.facets.{key}")
         if named is not None:
             return self._named_node(named, namespace, name, facets, stripped, where)
         if marker is None and not content:
@@ -342,7 +413,7 @@ def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
     if value is None:
         raise InvalidEvent(f"{where} is missing")
     if not isinstance(value, str) or not value:
-        raise InvalidEvent(f"{where} must be a non-empty string, got {type(value).__name__}")
+        raise InvalidEvent(f"{where} must be a non-empty string, got {_a(_json_type(value))}")
     return value
 
 
@@ -351,22 +422,41 @@ def _list(obj: dict[str, Any], key: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InvalidEvent(f"{key} must be an array, got {type(value).__name__}")
+        raise InvalidEvent(f"{key} must be an array, got {_a(_json_type(value))}")
     return value
 
 
-def _facets(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+def _facets(obj: dict[str, Any], key: str, where: str, *, registered: bool = True) -> dict[str, Any]:
+    """The facets under ``key``: an object of objects; a reserved key must be a registered facet,
+    and none may be where ``registered`` is false (job facets, input and output facets)."""
     facets = obj.get(key)
     if facets is None:
         return {}
     if not isinstance(facets, dict):
-        raise InvalidEvent(f"{where} must be an object, got {type(facets).__name__}")
+        raise InvalidEvent(f"{where} must be an object, got {_a(_json_type(facets))}")
     for name, facet in facets.items():
         if not isinstance(facet, dict):
-            raise InvalidEvent(f"{where}.{name} must be an object, got {type(facet).__name__}")
+            raise InvalidEvent(f"{where}.{name} must be an object, got {_a(_json_type(facet))}")
         if is_reserved(name) and name not in REGISTERED:
             raise InvalidEvent(f"{where}.{name} is not a known opslineage facet")
+        if not registered and name in REGISTERED:
+            place = "run.facets" if REGISTERED[name].on == "run" else "a dataset's facets"
+            raise InvalidEvent(
+                f"{where}.{name} is an opslineage {REGISTERED[name].on} facet: it belongs in {place}"
+            )
     return facets
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _dataset_facets(dataset: dict[str, Any], where: str) -> dict[str, Any]:

@@ -218,6 +218,7 @@ class ActionFacet(_Facet, kw_only=True):
     params: dict[str, Any] = {}
     executor: str
     approver: str | None = None
+    approved_at: str | None = None
     status: Literal["succeeded", "failed", "failed_to_start"]
     reason: str | None = None
     started_at: str
@@ -234,7 +235,11 @@ class EffectFacet(_Facet, kw_only=True):
     """The observed effect of an action after its stabilization window (``aiops_effect``).
 
     ``insufficient_data`` (too few samples) is never a success; ``unverifiable`` means no metric
-    covers the target.
+    covers the target, or the world could not react to the action. ``window_start``/``window_end``
+    span the samples after the action, ``before_start``/``before_end`` those before it.
+    ``attribution`` says what the verdict rests on: ``caused`` when the target could react to the
+    action (live, or simulated), ``observed`` when the change was only seen in the series after it
+    (replayed telemetry), never caused by it.
     """
 
     key: ClassVar[str] = "aiops_effect"
@@ -250,6 +255,9 @@ class EffectFacet(_Facet, kw_only=True):
     metric: str | None = None
     before: float | None = None
     after: float | None = None
+    before_start: str | None = None
+    before_end: str | None = None
+    attribution: Literal["caused", "observed"] | None = None
 
 
 class EntityFacet(_Facet, kw_only=True):

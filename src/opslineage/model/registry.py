@@ -176,11 +176,15 @@ def _check(facet: FacetType) -> None:
 
 class DatasetPlan(NamedTuple):
     """Which of a dataset's facets make its node: a named version or source (tried first), else
-    the marker of an artifact recorded elsewhere and the content facets (at most one is valid)."""
+    the marker of an artifact recorded elsewhere and the content facets (at most one is valid);
+    the other registered dataset facets (checked, though they make nothing), and the registered
+    run facets wrongly put there."""
 
     named: FacetType | None
     marker: FacetType | None
     content: tuple[FacetType, ...]
+    unused: tuple[FacetType, ...] = ()
+    misplaced: tuple[FacetType, ...] = ()
 
 
 _PLANS: dict[tuple[str, ...], DatasetPlan] = {}
@@ -191,12 +195,18 @@ def dataset_plan(keys: tuple[str, ...]) -> DatasetPlan:
     """The plan for a dataset with these facet keys (in their order), remembered per combination."""
     plan = _PLANS.get(keys)
     if plan is None:
-        found = [t for key in keys if (t := _TYPES.get(key)) is not None and t.on == "dataset"]
+        registered = [t for key in keys if (t := _TYPES.get(key)) is not None]
+        found = [t for t in registered if t.on == "dataset"]
         named = sorted((t for t in found if t.ident in ("version", "dataset")), key=rank)
+        marker = next((t for t in found if t.ident == "declared"), None)
+        content = tuple(t for t in found if t.ident == "content")
+        used = named[:1] if named else [marker, *content[:1]]
         plan = DatasetPlan(
             named[0] if named else None,
-            next((t for t in found if t.ident == "declared"), None),
-            tuple(t for t in found if t.ident == "content"),
+            marker,
+            content,
+            tuple(t for t in found if t not in used),
+            tuple(t for t in registered if t.on != "dataset"),
         )
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()

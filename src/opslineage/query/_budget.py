@@ -49,14 +49,14 @@ def time_budget(store: Store, seconds: float) -> Iterator[None]:
     Raises:
         QueryTimeout: a statement was cancelled because the budget ran out.
     """
-    sqlite = isinstance(store, SQLiteStore)
-    if sqlite:
-        deadline = time.monotonic() + seconds
-        store.db.set_progress_handler(lambda: time.monotonic() > deadline, _STEPS)
+    db = store.db if isinstance(store, SQLiteStore) else None
+    deadline = time.monotonic() + seconds
+    if db is not None:
+        db.set_progress_handler(lambda: time.monotonic() > deadline, _STEPS)
     try:
         yield
     except sqlite3.OperationalError as error:
-        if sqlite and time.monotonic() > deadline and "interrupted" in str(error):
+        if db is not None and time.monotonic() > deadline and "interrupted" in str(error):
             raise QueryTimeout(seconds) from None
         raise
     except StoreError as error:
@@ -64,5 +64,5 @@ def time_budget(store: Store, seconds: float) -> Iterator[None]:
             raise QueryTimeout(seconds) from None
         raise
     finally:
-        if sqlite:
-            store.db.set_progress_handler(None, _STEPS)
+        if db is not None:
+            db.set_progress_handler(None, _STEPS)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opslineage.model import InvalidEvent, parse_node_id
-from opslineage.store import NodeRecord, Store
+from opslineage.store import Cut, Horizon, NodeRecord, Store
 
 __all__ = [
     "LS_KINDS",
@@ -79,7 +79,7 @@ def check_depth(depth: int) -> int:
     return depth
 
 
-def resolve_node(store: Store, text: str, as_of: int | None = None) -> NodeRecord:
+def resolve_node(store: Store, text: str, as_of: Horizon = None) -> NodeRecord:
     """Find the node an id names. ``dataset:NS:NAME`` also finds our artifacts published under
     that dataset name (the newest version, or the one ``#sha256:…`` names).
 
@@ -101,20 +101,27 @@ def resolve_node(store: Store, text: str, as_of: int | None = None) -> NodeRecor
             matches = store.find_nodes(namespace=parsed.namespace, name=parsed.name, limit=1, as_of=as_of)
             if matches:
                 return matches[0]
-    raise NotFound(f"no node {canonical}" + (f" as of sequence {as_of}" if as_of is not None else ""))
+    raise NotFound(f"no node {canonical}{_horizon_text(as_of)}")
 
 
-def upstream(store: Store, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+def _horizon_text(as_of: Horizon) -> str:
+    if isinstance(as_of, Cut):
+        seq = "" if as_of.seq is None else f" in the store as of sequence {as_of.seq}"
+        return f" that had happened by {as_of.before.isoformat()}{seq}"
+    return "" if as_of is None else f" as of sequence {as_of}"
+
+
+def upstream(store: Store, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
     """Everything ``node_id`` came from, up to ``depth`` edges away."""
     return _walk(store, node_id, "up", depth, as_of)
 
 
-def downstream(store: Store, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+def downstream(store: Store, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
     """Everything that came from ``node_id``, up to ``depth`` edges away."""
     return _walk(store, node_id, "down", depth, as_of)
 
 
-def _walk(store: Store, node_id: str, direction: str, depth: int, as_of: int | None) -> LineageGraph:
+def _walk(store: Store, node_id: str, direction: str, depth: int, as_of: Horizon) -> LineageGraph:
     check_depth(depth)
     root = resolve_node(store, node_id, as_of)
     walk = store.walk(root.id, direction=direction, depth=depth, as_of=as_of)
@@ -152,7 +159,7 @@ def list_nodes(
     text: str | None = None,
     limit: int = 100,
     offset: int = 0,
-    as_of: int | None = None,
+    as_of: Horizon = None,
 ) -> list[NodeRecord]:
     """Nodes of one ``ls`` kind (see :data:`LS_KINDS`), newest first.
 

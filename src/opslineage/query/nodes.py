@@ -6,12 +6,13 @@ of the read path returns; :class:`NodePage` is one page of a search.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
 from opslineage.query.lineage import list_nodes, resolve_node
-from opslineage.store import NodeRecord, Store, StoredEvent
+from opslineage.store import EdgeRow, Horizon, NodeRecord, Store, StoredEvent
 
 __all__ = ["Edge", "NodeDetail", "NodeEdges", "NodePage", "node_detail", "node_page"]
 
@@ -68,7 +69,7 @@ class NodePage(msgspec.Struct, frozen=True):
         }
 
 
-def edges_of(rows: list[tuple[str, str, str, str | None]]) -> list[Edge]:
+def edges_of(rows: Iterable[EdgeRow]) -> list[Edge]:
     """Store edge rows (src, dst, kind, role) as :class:`Edge` values."""
     return [Edge(src, dst, kind, role) for src, dst, kind, role in rows]
 
@@ -80,7 +81,7 @@ def node_page(
     text: str | None = None,
     limit: int = 50,
     offset: int = 0,
-    as_of: int | None = None,
+    as_of: Horizon = None,
 ) -> NodePage:
     """Nodes of one ``ls`` kind (or of any kind when None) whose id or name contains ``text``.
 
@@ -94,7 +95,7 @@ def node_page(
     return NodePage(found[:limit], limit, offset, offset + limit if len(found) > limit else None)
 
 
-def node_detail(store: Store, node_id: str, as_of: int | None = None) -> NodeDetail:
+def node_detail(store: Store, node_id: str, as_of: Horizon = None) -> NodeDetail:
     """The node ``node_id`` names (any id form, see :func:`resolve_node`) with its content, facets and edges.
 
     Raises:
@@ -121,7 +122,7 @@ def node_detail(store: Store, node_id: str, as_of: int | None = None) -> NodeDet
     )
 
 
-def _facet_events(store: Store, record: NodeRecord, as_of: int | None) -> list[StoredEvent]:
+def _facet_events(store: Store, record: NodeRecord, as_of: Horizon) -> list[StoredEvent]:
     """The events whose facets describe ``record``: a run's, a job's recent runs', a dataset's recent ones."""
     if record.kind == "run":
         return store.events(run_id=record.id.partition(":")[2])
@@ -136,7 +137,7 @@ def _facet_events(store: Store, record: NodeRecord, as_of: int | None) -> list[S
     return [e for seq in seqs for e in store.events(after=seq - 1, limit=1)]
 
 
-def _facets(store: Store, record: NodeRecord, as_of: int | None) -> dict[str, Any]:
+def _facets(store: Store, record: NodeRecord, as_of: Horizon) -> dict[str, Any]:
     """The facets recorded on a node (a run's, a job's or a dataset's), the newest value per name."""
     merged: dict[str, Any] = {}
     for stored in _facet_events(store, record, as_of):

@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.ledger.checkpoint import Checkpoint
-from opslineage.ledger.log import consistency, inclusion, latest_checkpoint
+from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
 from opslineage.model import InvalidEvent
 from opslineage.query._budget import time_budget
@@ -28,7 +29,7 @@ from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resol
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
 from opslineage.query.principal import Principal
 from opslineage.query.why import WhyChain, why
-from opslineage.store import NodeRecord, Store, StoredEvent
+from opslineage.store import Cut, Horizon, NodeRecord, Store, StoredEvent
 
 __all__ = ["ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
 
@@ -96,9 +97,19 @@ class Reader:
         except OverflowError:
             raise InvalidEvent(f"as_of {when.isoformat()} is outside the years 1 to 9999 in UTC") from None
 
+    def horizon(self, stored_by: datetime | None, happened_by: datetime | None = None) -> Horizon:
+        """How far a read sees: what was stored by ``stored_by`` (commit time) and, when given,
+        had happened by ``happened_by`` (eventTime). None for both: everything.
+
+        Raises:
+            InvalidEvent: ``stored_by`` is not a time in UTC's years 1 to 9999.
+        """
+        seq = self.sequence_at(stored_by)
+        return seq if happened_by is None else Cut(seq, happened_by)
+
     # The graph.
 
-    def resolve(self, node_id: str, as_of: int | None = None) -> NodeRecord:
+    def resolve(self, node_id: str, as_of: Horizon = None) -> NodeRecord:
         """The node any id form names (see :func:`~opslineage.query.resolve_node`).
 
         Raises:
@@ -106,7 +117,7 @@ class Reader:
         """
         return resolve_node(self._store, node_id, as_of)
 
-    def records(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+    def records(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
         """Nodes by exact id; ids with no node are left out."""
         return self._store.nodes(ids, as_of)
 
@@ -117,7 +128,7 @@ class Reader:
         namespace: str | None = None,
         name: str | None = None,
         limit: int = 100,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> list[NodeRecord]:
         """Nodes of an id kind (``run``, ``job`` …) and naming columns, newest first."""
         return self._store.find_nodes(kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of)
@@ -133,7 +144,7 @@ class Reader:
         text: str | None = None,
         limit: int = 100,
         offset: int = 0,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> list[NodeRecord]:
         """Nodes of one ``ls`` kind, newest first (see :func:`~opslineage.query.list_nodes`).
 
@@ -149,12 +160,12 @@ class Reader:
         text: str | None = None,
         limit: int = 50,
         offset: int = 0,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> NodePage:
         """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts."""
         return node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
 
-    def detail(self, node_id: str, as_of: int | None = None) -> NodeDetail:
+    def detail(self, node_id: str, as_of: Horizon = None) -> NodeDetail:
         """One node with its content, facets and edges.
 
         Raises:
@@ -163,20 +174,20 @@ class Reader:
         return node_detail(self._store, node_id, as_of)
 
     def neighbours(
-        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
     ) -> list[Edge]:
         """Edges leaving (``up``) or entering (``down``) any of ``ids``, of ``kinds`` when given."""
         return edges_of(self._store.edges(ids, direction=direction, kinds=kinds, as_of=as_of))
 
-    def upstream(self, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+    def upstream(self, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
         """Everything ``node_id`` came from, up to ``depth`` edges away."""
         return upstream(self._store, node_id, depth, as_of)
 
-    def downstream(self, node_id: str, depth: int = 10, as_of: int | None = None) -> LineageGraph:
+    def downstream(self, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
         """Everything that came from ``node_id``, up to ``depth`` edges away."""
         return downstream(self._store, node_id, depth, as_of)
 
-    def why(self, node_id: str, as_of: int | None = None) -> WhyChain:
+    def why(self, node_id: str, as_of: Horizon = None) -> WhyChain:
         """The causal chain behind an action or a decision.
 
         Raises:
@@ -199,6 +210,10 @@ class Reader:
         return self._store.events(run_id=run_id)
 
     # The transparency log.
+
+    def log_key_path(self, key: str | None = None) -> Path:
+        """The log's private key file: ``key``, else ``$OPSLINEAGE_KEY``, else where ``init`` put it."""
+        return log_key_path(self._store, key)
 
     def log_public_key(self) -> str | None:
         """The log's public key (base64) as the store recorded it, if the log was initialised."""

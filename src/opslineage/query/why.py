@@ -19,7 +19,7 @@ import msgspec
 from opslineage.model.ids import KINDS
 from opslineage.model.registry import why_depth, why_refs
 from opslineage.query.lineage import NotFound, resolve_node
-from opslineage.store import NodeRecord, Store, Walk
+from opslineage.store import Horizon, NodeRecord, Store, Walk
 
 __all__ = ["WhyChain", "why"]
 
@@ -83,7 +83,7 @@ _IN_PROCESS = ("sqlite:",)  # store URLs whose reads are function calls, not rou
 class _Chain:
     """The nodes of one chain with their content, fetched a set at a time."""
 
-    def __init__(self, store: Store, as_of: int | None) -> None:
+    def __init__(self, store: Store, as_of: Horizon) -> None:
         self.store = store
         self.as_of = as_of
         self.asked: set[str] = set()
@@ -164,7 +164,7 @@ def _link(record: NodeRecord, content: dict[str, Any] | None) -> dict[str, Any]:
     return link
 
 
-def why(store: Store, node_id: str, as_of: int | None = None) -> WhyChain:
+def why(store: Store, node_id: str, as_of: Horizon = None) -> WhyChain:
     """The causal chain behind an action (its run id or record id) or a decision.
 
     The chain is arranged in memory from the references the facet registry declares, fetching
@@ -276,7 +276,7 @@ def _action_of(chain: _Chain, root: NodeRecord, generated: list[str]) -> str:
 
 
 def _attach_runs(
-    store: Store, links: list[dict[str, Any] | None], runs: dict[str, str], as_of: int | None
+    store: Store, links: list[dict[str, Any] | None], runs: dict[str, str], as_of: Horizon
 ) -> None:
     """Add to each artifact link the run that generated it (from the walks, or asked for)."""
     present = [link for link in links if link is not None]

@@ -63,6 +63,8 @@ def when(stamp: str | None) -> str:
 
 
 def _number(value: Any) -> str:
+    if value is None:
+        return "n/a"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -116,15 +118,25 @@ def _action(chain: WhyChain) -> WhyNode:
         root.add(Span("effect: not observed yet", WARNING))
     for effect in chain.effects:
         change = (
-            f"{effect['metric']} {_number(effect['before'])} → {_number(effect['after'])}"
+            f"{effect['metric']} {_number(effect.get('before'))} → {_number(effect.get('after'))}"
             if effect.get("metric")
             else "no metric covers the target"
+        )
+        before = (
+            f"{when(effect['before_start'])} → {when(effect['before_end'])} "
+            if effect.get("before_start")
+            else ""
         )
         root.add(
             Span(f"effect: {effect['outcome']}", STRONG),
             Span(
-                f" — {change} over {when(effect['window_start'])} → {when(effect['window_end'])} "
-                f"({effect['samples_before']} samples before, {effect['samples_after']} after)"
+                f" — {change}: before {before}({effect['samples_before']} samples), after "
+                f"{when(effect['window_start'])} → {when(effect['window_end'])} ({effect['samples_after']} samples)"
+            ),
+            *(
+                [Span(" — observed in replayed data, not caused by the action", WARNING)]
+                if effect.get("attribution") == "observed"
+                else []
             ),
         )
     return root

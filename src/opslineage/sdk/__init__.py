@@ -6,7 +6,8 @@ store) is loaded when first named, ``NatsTransport`` lives in :mod:`opslineage.b
 
 from typing import Any
 
-from opslineage.sdk._emitter import DeliveryStatus, EmitterStats
+from opslineage.sdk._emitter import MAX_BLOCK, DeliveryStatus, EmitterStats
+from opslineage.sdk._spill import DEFAULT_SPILL_CAP, REPORT_INTERVAL, Spill, default_spill_dir
 from opslineage.sdk.context import LineageContext, current
 from opslineage.sdk.propagation import continued, extract, inject, inject_into_current_span
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version
@@ -21,6 +22,9 @@ from opslineage.sdk.transports import (
 )
 
 __all__ = [
+    "DEFAULT_SPILL_CAP",
+    "MAX_BLOCK",
+    "REPORT_INTERVAL",
     "Artifact",
     "DeliveryStatus",
     "EmitterStats",
@@ -31,6 +35,7 @@ __all__ = [
     "NoopTransport",
     "PolicyRef",
     "SourceRef",
+    "Spill",
     "StoreTransport",
     "Tracer",
     "Transport",
@@ -39,6 +44,7 @@ __all__ = [
     "code_version",
     "continued",
     "current",
+    "default_spill_dir",
     "extract",
     "inject",
     "inject_into_current_span",

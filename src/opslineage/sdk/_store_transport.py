@@ -5,7 +5,8 @@ This is the one SDK module that uses the store, through the one ingest pipeline
 first delivery (on the emitter's writer thread), never when the transport is made. So a store
 URL that is unreachable or malformed, or a store whose extra (``opslineage[store]``) is not
 installed, surfaces as :class:`~opslineage.sdk.TransportUnavailable`: buffered and retried, never
-raised into the pipeline.
+raised into the pipeline. So does an outage of an open store (a database another process holds
+locked, a lost connection, a full disk): nothing of the batch is lost, it is retried.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class StoreTransport:
     def __init__(self, store: Store | str, producer: str = "opslineage") -> None:
         self._url = store if isinstance(store, str) else None
         self._store = None if isinstance(store, str) else store
+        self.sink = store if isinstance(store, str) else store.url
         self._producer = producer or "opslineage-sdk"
         self._modules: Any = None
         self._pipeline: IngestPipeline | None = None
@@ -47,13 +49,19 @@ class StoreTransport:
         if self._modules is not None:
             return
         try:
-            from opslineage.ingest import IngestPipeline, actor  # noqa: PLC0415 (loaded on the writer, on first use)
+            from opslineage.ingest import (  # noqa: PLC0415 (loaded on the writer, on first use)
+                STORE_OUTAGES,
+                IngestPipeline,
+                actor,
+            )
             from opslineage.store import open_store  # noqa: PLC0415
         except ImportError as error:
             raise TransportUnavailable(
                 f"writing to a store needs the opslineage[store] extra (pip install 'opslineage[store]'): {error}"
             ) from None
-        self._modules = SimpleNamespace(open_store=open_store, IngestPipeline=IngestPipeline, actor=actor)
+        self._modules = SimpleNamespace(
+            open_store=open_store, IngestPipeline=IngestPipeline, actor=actor, outages=STORE_OUTAGES
+        )
 
     @property
     def store(self) -> Store:
@@ -81,15 +89,20 @@ class StoreTransport:
         """Parse and ingest the batch, each event on its own.
 
         Raises:
-            TransportUnavailable: the store URL cannot be opened yet; nothing was written.
+            TransportUnavailable: the store cannot be opened or is out (locked, unreachable):
+                the batch is to be sent again (storing an event twice stores it once).
             TransportError: some events were refused; the others are stored.
         """
         store = self.store
         if self._pipeline is None or self._pipeline.store is not store:
             self._pipeline = self._modules.IngestPipeline(store)
-        outcomes = self._pipeline.ingest_each(
-            [[event] for event in events], actor=self._modules.actor("sdk", self._producer)
-        )
+        try:
+            outcomes = self._pipeline.ingest_each(
+                [[event] for event in events], actor=self._modules.actor("sdk", self._producer)
+            )
+        except self._modules.outages as error:
+            reason = redact_url(f"{type(error).__name__}: {error}")
+            raise TransportUnavailable(f"store {redact_url(self._url or '')!r}: {reason}") from None
         refused = [str(outcome) for outcome in outcomes if isinstance(outcome, Exception)]
         if len(refused) == 1 and len(events) == 1:
             raise TransportError(refused[0], refused=1)

@@ -29,7 +29,8 @@ from typing import Any, cast
 from openlineage.client import OpenLineageClient, event_v2
 from openlineage.client.serde import Serde
 
-from opslineage.sdk.transports import TransportError
+from opslineage.sdk._emitter import redact_url
+from opslineage.sdk.transports import TransportError, TransportUnavailable
 
 __all__ = ["OpenLineageClientTransport", "to_openlineage"]
 
@@ -67,15 +68,21 @@ class OpenLineageClientTransport:
             )
         self.client = client if client is not None else OpenLineageClient(config=config)
         self._owns_client = client is None
+        backend = getattr(self.client, "transport", None)
+        self.sink = str(getattr(backend, "url", None) or type(backend).__qualname__)
 
     def emit(self, events: list[dict[str, Any]]) -> None:
         """Hand each event to the client, in order.
 
-        An event the client's classes cannot carry is refused alone; when the client fails to
-        deliver one, it and the rest of the batch are refused (a backend that is down is not
-        asked again for every event).
+        An event the client's classes cannot carry is refused alone. When the client cannot
+        deliver one for a reason that may pass (a connection refused or reset, a timeout, an HTTP
+        5xx, 408 or 429), the batch stops there and the rest is retried later, spilled meanwhile
+        (a backend that is down is not asked again for every event); any other failure refuses
+        that event and the rest of the batch.
 
         Raises:
+            TransportUnavailable: the backend cannot take events now; how many of the batch were
+                dealt with before.
             TransportError: how many events were refused, and the first reason.
         """
         refused: list[str] = []
@@ -88,7 +95,14 @@ class OpenLineageClientTransport:
             try:
                 self.client.emit(converted)
             except Exception as error:  # whatever the client's transport raises is a delivery failure
-                refused.append(f"{type(error).__name__}: {error}")
+                reason = redact_url(f"{type(error).__name__}: {error}")
+                if _transient(error):
+                    raise TransportUnavailable(
+                        f"the OpenLineage client cannot deliver now: {reason}",
+                        delivered=index - len(refused),
+                        refused=len(refused),
+                    ) from None
+                refused.append(reason)
                 raise TransportError(
                     _message(refused), refused=len(refused) + len(events) - index - 1
                 ) from error
@@ -165,6 +179,23 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(obj) - allowed)
     if unknown:
         raise ValueError(f"{where} has keys the OpenLineage client cannot carry: {', '.join(unknown)}")
+
+
+_RETRIED_STATUSES = {408, 425, 429}
+_NETWORK_LIBRARIES = {"requests", "urllib3", "httpx", "http"}
+
+
+def _transient(error: Exception) -> bool:
+    """Whether a delivery failure may pass: a connection refused or reset, a timeout, an error
+    of the client's HTTP library (those are OSErrors), or an HTTP status other than a 4xx
+    refusal of the event itself. A file that cannot be written is a refusal."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status >= 500 or status in _RETRIED_STATUSES
+    library = type(error).__module__.split(".")[0]
+    return isinstance(error, ConnectionError | TimeoutError) or (
+        isinstance(error, OSError) and library in _NETWORK_LIBRARIES
+    )
 
 
 def _message(refused: list[str]) -> str:

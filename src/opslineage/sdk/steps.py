@@ -11,7 +11,7 @@ import traceback
 from dataclasses import replace
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from opslineage.model.canonical import canonical_json
 from opslineage.model.events import content_digest
@@ -357,6 +357,7 @@ class ActionStep(Step):
         decision: Artifact | None,
         approver: str | None,
         job: str,
+        approved_at: datetime | None = None,
     ) -> None:
         decision = decision or current().decision
         if decision is None or decision.type != "decision":
@@ -371,6 +372,7 @@ class ActionStep(Step):
         self.params = dict(params or {})
         self.decision = decision
         self.approver = approver
+        self.approved_at = approved_at if approved_at is not None or not approver else tracer.clock()
         self.status = "succeeded"
         self.record: Artifact | None = None
 
@@ -392,6 +394,7 @@ class ActionStep(Step):
             params=self.params,
             executor=self.tracer.agent,
             approver=self.approver,
+            approved_at=self.tracer.timestamp(self.approved_at) if self.approved_at else None,
             status=self.status,  # type: ignore[arg-type]
             reason=self.failure or (str(exc) if exc else None),
             started_at=self.tracer.timestamp(self.started_at or self.tracer.clock()),
@@ -428,8 +431,13 @@ class EffectStep(Step):
         after: float | None = None,
         samples_before: int = 0,
         samples_after: int = 0,
+        before_window: tuple[datetime, datetime] | None = None,
+        attribution: Literal["caused", "observed"] | None = None,
     ) -> Artifact:
-        """Record the observed effect and its outcome."""
+        """Record the observed effect and its outcome: ``window_start``/``window_end`` span the
+        samples after the action, ``before_window`` those before it; ``attribution`` is
+        ``observed`` when the target could not react to the action (replayed data) and the
+        verdict is only what the series showed, ``caused`` when it could."""
         facet = EffectFacet(
             action=self.action.digest,
             action_run=self.action.run_id,
@@ -443,5 +451,8 @@ class EffectStep(Step):
             samples_after=samples_after,
             outcome=outcome,
             observed_at=self.tracer.timestamp(self.tracer.clock()),
+            before_start=self.tracer.timestamp(before_window[0]) if before_window else None,
+            before_end=self.tracer.timestamp(before_window[1]) if before_window else None,
+            attribution=attribution,
         )
         return self._produce("effect", facet, str(self.action.content["target"]))

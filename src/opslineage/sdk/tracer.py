@@ -18,23 +18,27 @@
 
 Recording never blocks on I/O and never raises into the pipeline: events go through a bounded
 buffer to a background writer (``sync=True`` writes on the caller's thread, for tests). A store
-given by URL is opened by the writer, so a store that is down or a URL that is wrong is buffered,
-retried with backoff and reported by :meth:`Tracer.status`, never raised.
+given by URL is opened by the writer, so a store that is down, locked or a URL that is wrong is
+retried with backoff, spilled to a bounded file meanwhile, and reported by :meth:`Tracer.status`,
+never raised.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
 from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
-from opslineage.sdk._emitter import DeliveryStatus, Emitter, EmitterStats, EventItem
+from opslineage.sdk._emitter import MAX_BLOCK, DeliveryStatus, Emitter, EmitterStats, EventItem
+from opslineage.sdk._spill import DEFAULT_SPILL_CAP
 from opslineage.sdk.context import active_capture, current
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_version, model_facet
 from opslineage.sdk.steps import (
@@ -47,7 +51,7 @@ from opslineage.sdk.steps import (
     Step,
     TrainStep,
 )
-from opslineage.sdk.transports import MemoryTransport, NoopTransport, Transport
+from opslineage.sdk.transports import MemoryTransport, NoopTransport, Transport, sink_of
 
 if TYPE_CHECKING:
     from opslineage.store import Store
@@ -69,9 +73,19 @@ class Tracer:
         sync: emit on the caller's thread instead of the background writer.
         clock: returns the current time (UTC); inject one for simulations.
         run_ids: returns a new run UUID string; inject one for reproducible runs.
-        queue_size: events buffered at most; when full, the caller waits while the transport
-            delivers, and the newest event is dropped (and counted) while it is unavailable.
-        drop_when_full: drop (and count) the newest event instead of waiting when the buffer is full.
+        queue_size: events buffered in memory at most; from half of it, and whenever the
+            transport is unavailable, the buffer is moved to the spill.
+        drop_when_full: drop (and count) the newest event at once when the buffer is full.
+        max_block: seconds a step waits at most for room when the buffer is full all the same
+            (default 0.1); then the newest event is dropped and counted. None: wait as long as the
+            transport keeps delivering, for a batch job that must record everything (with
+            ``spill_cap=0`` it then never spills either).
+        spill_dir: where undelivered events wait on disk (default
+            ``$XDG_CACHE_HOME/opslineage/spill``); files of this namespace and sink (the transport's
+            ``sink``: a store URL, an endpoint) left there by a process that ended are delivered
+            by this tracer.
+        spill_cap: bytes the spill holds at most (default 64 MiB); past it the oldest spilled
+            events are evicted and counted. 0: no spill.
     """
 
     def __init__(
@@ -86,6 +100,9 @@ class Tracer:
         run_ids: Callable[[], str] | None = None,
         queue_size: int = 10_000,
         drop_when_full: bool = False,
+        max_block: float | None = MAX_BLOCK,
+        spill_dir: str | Path | None = None,
+        spill_cap: int = DEFAULT_SPILL_CAP,
     ) -> None:
         if store is not None and transport is not None:
             raise ValueError("give a store or a transport, not both")
@@ -101,7 +118,16 @@ class Tracer:
         self.new_run_id = run_ids or new_run_id
         self.transport = transport
         self.last_snapshot: dict[str, tuple[str, str]] = {}
-        self._emitter = Emitter(transport, sync=sync, queue_size=queue_size, drop_when_full=drop_when_full)
+        self._emitter = Emitter(
+            transport,
+            sync=sync,
+            queue_size=queue_size,
+            drop_when_full=drop_when_full,
+            max_block=max_block,
+            spill_dir=spill_dir,
+            spill_name=f"{namespace}-{hashlib.sha256(sink_of(transport).encode()).hexdigest()[:12]}",
+            spill_cap=spill_cap,
+        )
 
     @classmethod
     def in_memory(cls, namespace: str = "test", **options: Any) -> Tracer:
@@ -110,7 +136,7 @@ class Tracer:
 
     @property
     def stats(self) -> EmitterStats:
-        """How many events were emitted, refused, dropped or retried."""
+        """How many events were emitted, refused, retried, spilled, evicted or dropped."""
         return self._emitter.stats
 
     def status(self) -> DeliveryStatus:
@@ -123,12 +149,19 @@ class Tracer:
         self._emitter.emit(event)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every recorded event has been handed to the transport."""
+        """Wait until every recorded event has been handed to the transport (also those in the
+        spill); False when ``timeout`` seconds passed first."""
         return self._emitter.flush(timeout)
 
-    def close(self) -> None:
-        """Flush and release the transport."""
-        self._emitter.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is pending, spill what is left and release the transport.
+
+        Without a timeout, delivery goes on while the transport takes events, and what is left
+        once it is unavailable is spilled. With one, close returns within about ``timeout``
+        seconds whatever the transport does, spilling what is left (a batch the transport
+        still held may then be delivered twice).
+        """
+        self._emitter.close(timeout)
 
     def __enter__(self) -> Tracer:
         return self
@@ -270,11 +303,20 @@ class Tracer:
         params: dict[str, Any] | None = None,
         decision: Artifact | None = None,
         approver: str | None = None,
+        approved_at: datetime | None = None,
         job: str | None = None,
     ) -> ActionStep:
-        """Execute a remediation; linked to ``decision`` or to the decision in scope."""
+        """Execute a remediation; linked to ``decision`` or to the decision in scope. With an
+        ``approver``, ``approved_at`` is when the approval was given (default: now)."""
         return ActionStep(
-            self, action_type, target, params, decision, approver, job or f"remediation.{action_type}"
+            self,
+            action_type,
+            target,
+            params,
+            decision,
+            approver,
+            job or f"remediation.{action_type}",
+            approved_at,
         )
 
     def observe_effect(self, action: Artifact, *, job: str = "effect.observe") -> EffectStep:

@@ -27,7 +27,11 @@ __all__ = [
 
 
 class Transport(Protocol):
-    """Sends OpenLineage events somewhere. May raise; the emitter catches and counts."""
+    """Sends OpenLineage events somewhere. May raise; the emitter catches and counts.
+
+    A transport may also have a ``sink`` attribute naming where its events go (a URL, a path):
+    events spilled while it was down are delivered only by a transport with the same ``sink``.
+    """
 
     def emit(self, events: list[dict[str, Any]]) -> None:
         """Deliver a batch of events."""
@@ -65,6 +69,7 @@ class FileTransport:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.sink = str(self.path.resolve())
         self._file = self.path.open("ab")
 
     def emit(self, events: list[dict[str, Any]]) -> None:
@@ -86,5 +91,19 @@ class TransportError(Exception):
 
 
 class TransportUnavailable(Exception):
-    """A transport cannot deliver now (its backend is down or cannot be opened); nothing of the
-    batch was delivered, and the emitter keeps it and retries with backoff."""
+    """A transport cannot deliver now (its backend is down, locked or cannot be opened).
+
+    The first ``delivered + refused`` events of the batch were dealt with (``refused`` of them
+    refused; default none), and the emitter keeps the rest and retries them with backoff
+    (spilling them to disk while this lasts).
+    """
+
+    def __init__(self, message: str, *, delivered: int = 0, refused: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+        self.refused = refused
+
+
+def sink_of(transport: object) -> str:
+    """Where ``transport`` sends its events: its ``sink``, else the name of its class."""
+    return str(getattr(transport, "sink", None) or type(transport).__qualname__)

@@ -22,11 +22,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from opslineage._version import __version__
 from opslineage.ingest import GroupCommitter, IngestPipeline, actor, parse
@@ -43,7 +48,7 @@ from opslineage.query import (
     with_statement_timeout,
 )
 from opslineage.server.marquez import marquez_lineage
-from opslineage.store import Store, StoreError, open_store
+from opslineage.store import Store, StoreError, StoreUnavailable, open_store
 
 __all__ = ["MAX_OFFSET", "ServerSettings", "create_app"]
 
@@ -51,6 +56,15 @@ MAX_OFFSET = 1 << 62
 """The largest ``offset`` of ``GET /api/v1/nodes``."""
 
 _T = TypeVar("_T")
+
+AsOf = Annotated[
+    str | None,
+    Query(
+        description="answer as the store stood at this time (RFC 3339, with its offset)",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 _ANONYMOUS = actor("http", "anonymous")
 _TOKEN = actor("http", "token")
@@ -79,6 +93,57 @@ class ServerSettings:
     query_timeout: float = 5.0
 
 
+class ErrorBody(BaseModel):
+    """What every error answers: a code, what was wrong and, when one is at fault, the field."""
+
+    error: str
+    detail: str
+    field: str | None = None
+
+
+_ERROR_MEANINGS = {
+    400: "Bad input: a malformed request, event, parameter or body encoding",
+    401: "The server has a token and the request does not bear it",
+    404: "No such node, checkpoint or path",
+    405: "The path does not take this method",
+    409: "The store refused the write, or no checkpoint covers the answer yet",
+    413: "The body, as received or decompressed, is over the limit",
+    415: "A Content-Type other than JSON, or an unsupported Content-Encoding",
+    503: "The store is unreachable, or the query ran past the server's time budget and was cancelled",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI declaration of the error answers a route can give (and 405, which any can)."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]}
+        for status in sorted({*statuses, 405})
+    }
+
+
+_READ_ERRORS = _errors(400, 404, 503)
+_INGEST_ERRORS = _errors(400, 401, 409, 413, 415, 503)
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An OpenLineage RunEvent, DatasetEvent or JobEvent "
+    "(https://openlineage.io/spec/2-0-2/OpenLineage.json)",
+    "properties": {
+        "eventType": {"type": "string", "enum": ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]},
+        "eventTime": {"type": "string", "format": "date-time"},
+        "producer": {"type": "string", "format": "uri"},
+        "schemaURL": {"type": "string", "format": "uri"},
+        "run": {"type": "object", "properties": {"runId": {"type": "string", "format": "uuid"}}},
+        "job": {
+            "type": "object",
+            "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}},
+        },
+        "inputs": {"type": "array", "items": {"type": "object"}},
+        "outputs": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["eventTime", "producer", "schemaURL"],
+}
+
+
 class ApiError(Exception):
     """An error answered as JSON with a status code."""
 
@@ -90,6 +155,25 @@ class ApiError(Exception):
 def _invalid(error: InvalidEvent) -> ApiError:
     match = _FIELD.match(error.reason)
     return ApiError(400, "invalid_event", error.reason, match.group(1) if match else None)
+
+
+_JSON_TYPES = ("application/json", "application/x-ndjson", "application/jsonl")
+
+
+def _check_media_type(content_type: str | None) -> None:
+    """Refuse (415) a body not declared as JSON: a browser posts ``text/plain``, a form or an
+    untyped body to another site without asking first, so only JSON proves a deliberate client.
+
+    Raises:
+        ApiError: the Content-Type is missing or is not JSON, JSON lines or ``application/*+json``.
+    """
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type in _JSON_TYPES or (media_type.startswith("application/") and media_type.endswith("+json")):
+        return
+    named = f"Content-Type {media_type!r}" if media_type else "a missing Content-Type"
+    raise ApiError(
+        415, "unsupported_media_type", f"{named} is refused: send application/json", "Content-Type"
+    )
 
 
 class _Context:
@@ -108,26 +192,31 @@ class _Context:
         return self._local.store
 
     async def body(self, request: Request) -> bytes:
-        """The request body, decompressed, within the size limit."""
+        """The request body, decompressed, read as it arrives and refused (413) as soon as the
+        bytes received or the bytes they decompress to pass the size limit.
+
+        Raises:
+            ApiError: not JSON (415), over the limit (413), an unknown encoding (415), or a
+                compressed body that is not exactly one whole gzip member or deflate stream (400).
+        """
+        _check_media_type(request.headers.get("content-type"))
         limit = self.settings.max_body
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, "too_large", f"body of {declared} bytes is over the limit of {limit}")
-        data = await request.body()
-        if len(data) > limit:
-            raise ApiError(413, "too_large", f"body is over the limit of {limit} bytes")
-        encoding = request.headers.get("content-encoding", "identity").lower()
-        if encoding in ("gzip", "deflate"):
-            try:
-                inflater = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
-                data = inflater.decompress(data, limit + 1)
-            except zlib.error as error:
-                raise ApiError(400, "bad_encoding", f"body is not valid {encoding}: {error}") from None
-            if len(data) > limit or inflater.unconsumed_tail:
-                raise ApiError(413, "too_large", f"decompressed body is over the limit of {limit} bytes")
-        elif encoding != "identity":
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip", "deflate"):
             raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported")
-        return data
+        inflater = _Inflater(encoding, limit) if encoding != "identity" else None
+        received, parts = 0, []
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise ApiError(413, "too_large", f"body is over the limit of {limit} bytes")
+            parts.append(inflater.feed(chunk) if inflater else chunk)
+        if inflater:
+            inflater.finish()
+        return b"".join(parts)
 
     def reader(self, request: Request) -> Reader:
         """This thread's store as the caller of ``request`` reads it: the bearer of the server's
@@ -166,6 +255,47 @@ class _Context:
         return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)
 
 
+class _Inflater:
+    """A gzip or deflate body decompressed chunk by chunk, never to more than ``limit`` bytes, and
+    refused unless it is exactly one whole gzip member (or zlib deflate stream)."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.encoding, self.limit, self.size = encoding, limit, 0
+        self._stream = zlib.decompressobj(wbits=47 if encoding == "gzip" else 15)
+        self._what = "the gzip member" if encoding == "gzip" else "the deflate stream"
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What ``chunk`` decompresses to."""
+        if self._stream.eof:
+            self._trailing(chunk)
+        try:
+            data = self._stream.decompress(chunk, self.limit + 1 - self.size)
+        except zlib.error as error:
+            raise ApiError(400, "bad_encoding", f"body is not valid {self.encoding}: {error}") from None
+        self.size += len(data)
+        if self.size > self.limit or self._stream.unconsumed_tail:
+            raise ApiError(413, "too_large", f"decompressed body is over the limit of {self.limit} bytes")
+        if self._stream.eof:
+            self._trailing(self._stream.unused_data)
+        return data
+
+    def finish(self) -> None:
+        """Check that the body ended where its compressed stream does."""
+        if not self._stream.eof:
+            raise ApiError(
+                400,
+                "bad_encoding",
+                f"truncated {self.encoding}: the body ends before the end of {self._what}",
+            )
+
+    def _trailing(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.encoding == "gzip" and data.startswith(b"\x1f\x8b"):
+            raise ApiError(400, "bad_encoding", "a second gzip member follows the first: send one member")
+        raise ApiError(400, "bad_encoding", f"trailing data after {self._what} ({len(data)} bytes or more)")
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the application for ``settings``."""
     context = _Context(settings)
@@ -185,7 +315,35 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class _Unavailable(BaseModel):
+    """What ``/readyz`` answers when the store does not."""
+
+    status: str
+    detail: str
+
+
+def _request_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, without the 422 FastAPI declares by default: bad parameters are 400s
+    with our error body (see ``_error_handlers``)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in document["paths"].values():
+            for operation in path.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            document.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -195,6 +353,25 @@ def _error_handlers(app: FastAPI) -> None:
         if error.field:
             body["field"] = error.field
         return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        field = str(first["loc"][-1]) if first.get("loc") else None
+        detail = f"{field}: {first['msg']}" if field else str(first["msg"])
+        return JSONResponse(
+            {"error": "invalid_request", "detail": detail, **({"field": field} if field else {})},
+            status_code=400,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # every method of the path, not only those of its first route
+            headers["Allow"] = ", ".join(_allowed(app, request))
+        body = {"error": code, "detail": str(error.detail)}
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:
@@ -208,18 +385,39 @@ def _error_handlers(app: FastAPI) -> None:
     async def timeout(_: Request, error: QueryTimeout) -> JSONResponse:
         return JSONResponse({"error": "timeout", "detail": str(error)}, status_code=503)
 
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(_: Request, error: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"error": "store_unavailable", "detail": str(error)}, status_code=503)
+
     @app.exception_handler(StoreError)
     async def conflict(_: Request, error: StoreError) -> JSONResponse:
         return JSONResponse({"error": "conflict", "detail": str(error)}, status_code=409)
 
 
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """The methods some route of the app takes on the request's path."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def _ingest_routes(app: FastAPI, context: _Context) -> None:
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], responses=_errors())
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            **_errors(),
+            503: {"description": "The store does not answer", "model": _Unavailable},
+        },
+    )
     def readyz(request: Request) -> JSONResponse:
         """The store answers."""
         try:
@@ -228,7 +426,13 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
             return JSONResponse({"status": "unavailable", "detail": str(error)}, status_code=503)
         return JSONResponse({"status": "ready", "events": events})
 
-    @app.post("/api/v1/lineage", status_code=201, tags=["ingest"])
+    @app.post(
+        "/api/v1/lineage",
+        status_code=201,
+        tags=["ingest"],
+        responses=_INGEST_ERRORS,
+        openapi_extra=_request_body(_EVENT_SCHEMA),
+    )
     async def ingest_one(request: Request) -> Response:
         """Accept one OpenLineage RunEvent, DatasetEvent or JobEvent, as the OpenLineage clients send it."""
         who = context.authorize(request)
@@ -246,7 +450,14 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
         }
         return Response(msgspec.json.encode(answer), status_code=201, media_type="application/json")
 
-    @app.post("/api/v1/lineage/batch", tags=["ingest"])
+    @app.post(
+        "/api/v1/lineage/batch",
+        tags=["ingest"],
+        responses=_INGEST_ERRORS,
+        openapi_extra=_request_body(
+            {"type": "array", "items": _EVENT_SCHEMA, "description": "Events; JSON lines are taken too"}
+        ),
+    )
     async def ingest_batch(request: Request) -> dict[str, Any]:
         """Accept a JSON array or JSON lines of events. Every valid event is stored, in one
         transaction; invalid ones are listed with their position and reason and stored nowhere."""
@@ -271,6 +482,9 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
             parsed.append(event)
             results.append({"index": index, "status": "accepted", "digest": event.digest.hex()})
         result = await context.committer.ingest(parsed, actor=who)
+        valid = [r for r in results if r["status"] == "accepted"]
+        for position in result.duplicates_at:
+            valid[position]["status"] = "duplicate"
         rejected = sum(r["status"] == "rejected" for r in results)
         return {
             "accepted": result.accepted,
@@ -281,30 +495,30 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
 
 
 def _query_routes(app: FastAPI, context: _Context) -> None:
-    @app.get("/api/v1/lineage", tags=["query"])
+    @app.get("/api/v1/lineage", tags=["query"], responses=_READ_ERRORS)
     def lineage(request: Request, nodeId: str, depth: int = 20) -> Response:  # noqa: N803 - Marquez's name
         """The job/dataset graph around a node, in the shape Marquez answers (``depth`` 0 to 100)."""
         _check_depth(depth)
         return _json(context.read(request, lambda reader: marquez_lineage(reader, nodeId, depth)))
 
-    @app.get("/api/v1/why/{node_id:path}", tags=["query"])
-    def why_chain(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
+    @app.get("/api/v1/why/{node_id:path}", tags=["query"], responses=_READ_ERRORS)
+    def why_chain(request: Request, node_id: str, as_of: AsOf = None) -> Response:
         """Why an action happened and what it did: the structured chain back to its sources."""
         return _json(context.read(request, lambda r: r.why(node_id, _sequence_at(r, as_of)).to_dict()))
 
-    @app.get("/api/v1/why-tree/{node_id:path}", tags=["query"])
-    def why_tree(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
+    @app.get("/api/v1/why-tree/{node_id:path}", tags=["query"], responses=_READ_ERRORS)
+    def why_tree(request: Request, node_id: str, as_of: AsOf = None) -> Response:
         """The why-chain as the tree of lines ``opslineage why`` draws (spans with a style each)."""
         return _json(context.read(request, lambda r: why_view(r.why(node_id, _sequence_at(r, as_of)))))
 
-    @app.get("/api/v1/nodes", tags=["query"])
+    @app.get("/api/v1/nodes", tags=["query"], responses=_READ_ERRORS)
     def nodes(
         request: Request,
         kind: str | None = None,
         q: str | None = None,
         limit: int = 50,
         offset: int = 0,
-        as_of: datetime | None = None,
+        as_of: AsOf = None,
     ) -> Response:
         """Search nodes by kind and text, newest first, a page at a time."""
         if not 1 <= limit <= 1000:
@@ -324,25 +538,21 @@ def _query_routes(app: FastAPI, context: _Context) -> None:
             )
         )
 
-    @app.get("/api/v1/nodes/{node_id:path}", tags=["query"])
-    def node(request: Request, node_id: str, as_of: datetime | None = None) -> Response:
+    @app.get("/api/v1/nodes/{node_id:path}", tags=["query"], responses=_READ_ERRORS)
+    def node(request: Request, node_id: str, as_of: AsOf = None) -> Response:
         """One node: its columns, its content or facets, and its edges."""
         return _json(context.read(request, lambda r: r.detail(node_id, _sequence_at(r, as_of))))
 
-    @app.get("/api/v1/upstream/{node_id:path}", tags=["query"])
-    def upstream_of(
-        request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
-    ) -> Response:
+    @app.get("/api/v1/upstream/{node_id:path}", tags=["query"], responses=_READ_ERRORS)
+    def upstream_of(request: Request, node_id: str, depth: int = 10, as_of: AsOf = None) -> Response:
         """Everything a node came from (``depth`` 0 to 100)."""
         _check_depth(depth)
         return _json(
             context.read(request, lambda r: r.upstream(node_id, depth, _sequence_at(r, as_of)).to_dict())
         )
 
-    @app.get("/api/v1/downstream/{node_id:path}", tags=["query"])
-    def downstream_of(
-        request: Request, node_id: str, depth: int = 10, as_of: datetime | None = None
-    ) -> Response:
+    @app.get("/api/v1/downstream/{node_id:path}", tags=["query"], responses=_READ_ERRORS)
+    def downstream_of(request: Request, node_id: str, depth: int = 10, as_of: AsOf = None) -> Response:
         """Everything that came from a node (``depth`` 0 to 100)."""
         _check_depth(depth)
         return _json(
@@ -355,15 +565,28 @@ def _check_depth(depth: int) -> None:
         raise ApiError(400, "invalid_request", f"depth must be 0 to {MAX_DEPTH}, got {depth}", "depth")
 
 
-def _sequence_at(reader: Reader, as_of: datetime | None) -> int | None:
+def _sequence_at(reader: Reader, as_of: str | None) -> int | None:
+    if as_of is None:
+        return None
     try:
-        return reader.sequence_at(as_of)
+        if not _RFC3339.fullmatch(as_of):
+            raise ValueError(as_of)
+        when = datetime.fromisoformat(as_of.upper())
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"as_of {as_of!r} is not an RFC 3339 date-time with its offset (e.g. 2026-01-05T14:30:00Z)",
+            "as_of",
+        ) from None
+    try:
+        return reader.sequence_at(when)
     except InvalidEvent as error:
         raise ApiError(400, "invalid_request", error.reason, "as_of") from None
 
 
 def _log_routes(app: FastAPI, context: _Context) -> None:
-    @app.get("/api/v1/log/checkpoint", tags=["log"])
+    @app.get("/api/v1/log/checkpoint", tags=["log"], responses=_errors(404, 503))
     def log_checkpoint(request: Request) -> dict[str, Any]:
         """The latest signed checkpoint, as ``opslineage checkpoint --json`` prints it."""
         found = context.read(request, lambda r: r.signed_checkpoint())
@@ -371,7 +594,7 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
             raise ApiError(404, "not_found", "no checkpoint has been signed yet (opslineage checkpoint)")
         return {**found.to_dict(), "note": found.note}
 
-    @app.get("/api/v1/log/proof/inclusion", tags=["log"])
+    @app.get("/api/v1/log/proof/inclusion", tags=["log"], responses=_errors(400, 503))
     def proof_inclusion(request: Request, seq: int, tree_size: int | None = None) -> dict[str, Any]:
         """The RFC 9162 inclusion proof of an event."""
         try:
@@ -379,7 +602,7 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "seq") from None
 
-    @app.get("/api/v1/log/proof/consistency", tags=["log"])
+    @app.get("/api/v1/log/proof/consistency", tags=["log"], responses=_errors(400, 503))
     def proof_consistency(request: Request, first: int, second: int) -> dict[str, Any]:
         """The RFC 9162 consistency proof between two tree sizes."""
         try:
@@ -387,7 +610,7 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
         except ValueError as error:
             raise ApiError(400, "invalid_request", str(error), "first") from None
 
-    @app.get("/api/v1/bundle/{action_id:path}", tags=["log"])
+    @app.get("/api/v1/bundle/{action_id:path}", tags=["log"], responses=_errors(400, 404, 409, 503))
     def bundle(request: Request, action_id: str) -> Response:
         """The audit bundle of an action (see ``opslineage export --format bundle``), proved against
         the newest checkpoint; 409 when none covers the chain yet (run ``opslineage checkpoint``)."""
@@ -404,11 +627,16 @@ def _json(value: Any) -> Response:
 
 
 def _batch_items(data: bytes) -> list[Any]:
+    """The events of a batch body, each as its own bytes: the parser checks each one strictly."""
     text = data.lstrip()
+    if not text:
+        raise ApiError(400, "invalid_request", "the body is empty: send a JSON array or JSON lines of events")
     if text.startswith(b"["):
         try:
-            items = msgspec.json.decode(data)
+            items = msgspec.json.decode(data, type=list[msgspec.Raw])
         except msgspec.DecodeError as error:
             raise ApiError(400, "invalid_request", f"malformed JSON array: {error}") from None
-        return list(items)
+        except RecursionError:
+            raise ApiError(400, "invalid_request", "an item of the array is nested too deep") from None
+        return [bytes(item) for item in items]
     return [line for line in data.split(b"\n") if line.strip()]

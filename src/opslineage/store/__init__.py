@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from opslineage.store._plan import derive_rows
 from opslineage.store.base import ARCHIVE_DIR_ENV, Store
 from opslineage.store.interfaces import (
     ArchiveTier,
@@ -22,9 +23,14 @@ from opslineage.store.interfaces import (
 from opslineage.store.records import (
     ArtifactRow,
     CheckpointRow,
+    Cut,
     EdgeRow,
     EventRow,
+    Horizon,
     HotRows,
+    IndexEdge,
+    IndexNode,
+    IndexRows,
     IngestResult,
     NodeContent,
     NodeRecord,
@@ -32,6 +38,7 @@ from opslineage.store.records import (
     SegmentInfo,
     StoredEvent,
     StoreError,
+    StoreUnavailable,
     Walk,
 )
 from opslineage.store.sqlite import SQLiteStore
@@ -43,11 +50,16 @@ __all__ = [
     "ArtifactReader",
     "ArtifactRow",
     "CheckpointRow",
+    "Cut",
     "EdgeRow",
     "EventLog",
     "EventRow",
     "GraphReader",
+    "Horizon",
     "HotRows",
+    "IndexEdge",
+    "IndexNode",
+    "IndexRows",
     "IngestResult",
     "LogStorage",
     "NodeContent",
@@ -57,10 +69,13 @@ __all__ = [
     "Settings",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "StoredEvent",
     "Walk",
     "default_store_url",
+    "derive_rows",
     "open_store",
+    "sqlite_path",
 ]
 
 DEFAULT_STORE_URL = "sqlite:///./opslineage.db"
@@ -85,18 +100,27 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             (for PostgreSQL also: the server is unreachable or the database does not exist).
     """
     url = url or default_store_url()
+    path = sqlite_path(url)
+    if path is not None:
+        return SQLiteStore(path, create=create)
+    from opslineage.store.postgres import PostgresStore  # noqa: PLC0415 (psycopg loads only when used)
+
+    return PostgresStore(url, create=create)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file a SQLite store URL names; None for a PostgreSQL URL.
+
+    Raises:
+        StoreError: the URL names no supported backend.
+    """
     scheme = url.partition("://")[0] if "://" in url else None
     if scheme in ("postgresql", "postgres"):
-        from opslineage.store.postgres import PostgresStore  # noqa: PLC0415 (psycopg loads only when used)
-
-        return PostgresStore(url, create=create)
+        return None
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-    elif scheme is None:
-        path = url
-    else:
-        raise StoreError(
-            f"unsupported store URL {url!r}: scheme {scheme!r}"
-            " (supported: sqlite:///PATH, postgresql://HOST/DATABASE)"
-        )
-    return SQLiteStore(path, create=create)
+        return url[len("sqlite:///") :]
+    if scheme is None:
+        return url
+    raise StoreError(
+        f"unsupported store URL {url!r}: scheme {scheme!r} (supported: sqlite:///PATH, postgresql://HOST/DATABASE)"
+    )

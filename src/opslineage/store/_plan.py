@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from opslineage.model import ParsedEvent
 from opslineage.store.base import IngestResult, StoreError
 
-__all__ = ["JOIN_EVENTS", "MAX_ACTOR_CHARS", "BatchPlan", "Tally", "check_actor", "joined", "plan_batch"]
+__all__ = [
+    "JOIN_EVENTS",
+    "MAX_ACTOR_CHARS",
+    "BatchPlan",
+    "Tally",
+    "check_actor",
+    "derive_rows",
+    "joined",
+    "plan_batch",
+]
 
 MAX_ACTOR_CHARS = 200
 JOIN_EVENTS = 1000
@@ -82,18 +91,34 @@ def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: in
     fresh: list[ParsedEvent] = []
     taken: list[int] = []
     seen = set(known)
-    nodes: dict[str, tuple[object, ...]] = {}
-    edges: dict[tuple[str, str, str], tuple[str | None, int]] = {}
-    artifacts: dict[str, tuple[str, str, bytes, int]] = {}
-    seq = last
     for position, event in enumerate(events):
         digest = event.digest
         if digest in seen:
             continue
         seen.add(digest)
-        seq += 1
         fresh.append(event)
         taken.append(position)
+    if not fresh:
+        return None
+    nodes, edges, artifacts = derive_rows(enumerate(fresh, start=last + 1))
+    return BatchPlan(fresh, taken, last + 1, nodes, edges, artifacts)
+
+
+def derive_rows(
+    events: Iterable[tuple[int, ParsedEvent]],
+) -> tuple[
+    dict[str, tuple[object, ...]],
+    dict[tuple[str, str, str], tuple[str | None, int]],
+    dict[str, tuple[str, str, bytes, int]],
+]:
+    """The node, edge and artifact rows that events, given with their sequence numbers in
+    ascending order, add: the first-seen row of each, stamped with its event's sequence number
+    (the shapes of :class:`BatchPlan`'s). Ingest stores these; ``verify`` rebuilds the index
+    with them, so there is one derivation of the graph index from the events."""
+    nodes: dict[str, tuple[object, ...]] = {}
+    edges: dict[tuple[str, str, str], tuple[str | None, int]] = {}
+    artifacts: dict[str, tuple[str, str, bytes, int]] = {}
+    for seq, event in events:
         for node in event.nodes:
             if node.id not in nodes:
                 nodes[node.id] = (
@@ -112,9 +137,7 @@ def plan_batch(events: Sequence[ParsedEvent], known: Collection[bytes], last: in
         for ref, (kind, content) in event.artifacts.items():
             if ref not in artifacts:
                 artifacts[ref] = (ref, kind, content, seq)
-    if not fresh:
-        return None
-    return BatchPlan(fresh, taken, last + 1, nodes, edges, artifacts)
+    return nodes, edges, artifacts
 
 
 def joined(chunks: Iterable[Sequence[ParsedEvent]]) -> Iterator[tuple[list[ParsedEvent], list[int]]]:
@@ -135,10 +158,11 @@ def joined(chunks: Iterable[Sequence[ParsedEvent]]) -> Iterator[tuple[list[Parse
 class Tally:
     """What the chunks of one ingest transaction did, added up."""
 
-    __slots__ = ("accepted", "duplicates", "first_seq", "last_seq")
+    __slots__ = ("accepted", "duplicates", "duplicates_at", "first_seq", "given", "last_seq")
 
     def __init__(self) -> None:
-        self.accepted = self.duplicates = 0
+        self.accepted = self.duplicates = self.given = 0
+        self.duplicates_at: list[int] = []
         self.first_seq: int | None = None
         self.last_seq: int | None = None
 
@@ -151,22 +175,30 @@ class Tally:
         start = 0
         for size in sizes:
             low, high = bisect_left(taken, start), bisect_left(taken, start + size)
+            duplicates: tuple[int, ...] = ()
+            if high - low < size:  # the common case, all fresh, costs no pass over the events
+                fresh = set(taken[low:high])
+                duplicates = tuple(i - start for i in range(start, start + size) if i not in fresh)
+            self.duplicates_at.extend(self.given + i for i in duplicates)
+            self.given += size
             start += size
             self.accepted += high - low
-            self.duplicates += size - (high - low)
+            self.duplicates += len(duplicates)
             if high > low:
                 assert plan is not None
                 self.first_seq = self.first_seq or plan.first_seq + low
                 self.last_seq = plan.first_seq + high - 1
             if each is not None:
-                bounds = (
+                first, last = (
                     (plan.first_seq + low, plan.first_seq + high - 1) if plan and high > low else (None, None)
                 )
-                each(IngestResult(high - low, size - (high - low), *bounds))
+                each(IngestResult(high - low, len(duplicates), first, last, duplicates))
 
     def result(self) -> IngestResult:
         """The :class:`IngestResult` of the transaction."""
-        return IngestResult(self.accepted, self.duplicates, self.first_seq, self.last_seq)
+        return IngestResult(
+            self.accepted, self.duplicates, self.first_seq, self.last_seq, tuple(self.duplicates_at)
+        )
 
 
 def check_actor(actor: str | None) -> str | None:

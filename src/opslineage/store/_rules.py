@@ -3,25 +3,48 @@ are written once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC
 
 from opslineage.model import ParsedEvent
 from opslineage.store.base import NodeRecord, StoreError
+from opslineage.store.records import Cut, Horizon
 
 __all__ = [
+    "INDEX_EDGES",
+    "INDEX_NODES",
+    "INDEX_NODE_COLUMNS",
     "NODE_COLUMNS",
     "SEGMENT_OF_ARTIFACT",
     "SEGMENT_OF_EVENT",
     "STATE_QUERIES",
+    "STRAY_IDS",
     "check_archived",
     "check_versions",
     "edge_ends",
     "node_filters",
+    "seen",
     "seq_bound",
+    "stray_ids",
 ]
 
 NODE_COLUMNS = "i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
 """The columns of a :class:`NodeRecord`, from ``nodes n JOIN ids i``."""
+INDEX_NODE_COLUMNS = "n.nid, i.id, n.kind, n.type, n.namespace, n.name, n.version, n.digest, n.seq"
+"""The columns of an :class:`~opslineage.store.records.IndexNode`, from ``nodes n`` and ``ids i``."""
+INDEX_NODES = f"SELECT {INDEX_NODE_COLUMNS} FROM nodes n LEFT JOIN ids i USING (nid)"
+"""Every ``nodes`` row as an :class:`~opslineage.store.records.IndexNode`, to filter on ``n``."""
+INDEX_EDGES = (
+    "SELECT e.src, s.id, e.dst, d.id, e.kind, e.role, e.seq"
+    " FROM edges e LEFT JOIN ids s ON s.nid = e.src LEFT JOIN ids d ON d.nid = e.dst"
+)
+"""Every ``edges`` row as an :class:`~opslineage.store.records.IndexEdge`, to filter on ``e``."""
+STRAY_IDS = (
+    "SELECT nid, id FROM ids i WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE nid = i.nid)"
+    " AND NOT EXISTS (SELECT 1 FROM edges WHERE src = i.nid) AND NOT EXISTS (SELECT 1 FROM edges WHERE dst = i.nid)"
+    " ORDER BY nid"
+)
+"""The ``ids`` rows no node or edge uses (ingest interns only the ids its rows name)."""
 SEGMENT_OF_EVENT = "LEFT JOIN segments s ON s.sid = e.segment"
 SEGMENT_OF_ARTIFACT = "LEFT JOIN segments s ON s.sid = a.segment"
 STATE_QUERIES = (
@@ -46,7 +69,13 @@ their rows go through ``Store._state_row``."""
 
 
 def node_filters(
-    filters: dict[str, str | None], text: str | None, as_of: int | None, *, mark: str, contains: str
+    filters: dict[str, str | None],
+    text: str | None,
+    as_of: Horizon,
+    *,
+    mark: str,
+    contains: str,
+    instant: str,
 ) -> tuple[str, list[object]]:
     """The WHERE clause of ``find_nodes`` and its parameters.
 
@@ -55,9 +84,10 @@ def node_filters(
         text: a substring of the id or name, if given.
         mark: the dialect's placeholder (``?`` or ``%s``).
         contains: the dialect's substring position function (``instr`` or ``strpos``).
+        instant: as for :func:`seen`.
     """
-    clauses: list[str] = [f"n.seq <= {mark}"]
-    params: list[object] = [seq_bound(as_of)]
+    bound, params = seen("n", as_of, marks=(mark, mark), instant=instant, of_nodes=True)
+    clauses = [bound]
     for column, value in filters.items():
         if value is not None:
             clauses.append(f"n.{column} = {mark}")
@@ -121,6 +151,50 @@ def edge_ends(direction: str) -> tuple[str, str]:
     raise ValueError(f"direction must be 'up' or 'down', not {direction!r}")
 
 
-def seq_bound(as_of: int | None) -> int:
+def stray_ids(rows: Iterable[tuple[int, str]], limit: int) -> tuple[int, list[tuple[int, str]]]:
+    """The answer of ``stray_ids`` from the rows of :data:`STRAY_IDS`, read one by one."""
+    count, first = 0, list[tuple[int, str]]()
+    for row in rows:
+        count += 1
+        if len(first) < limit:
+            first.append((row[0], row[1]))
+    return count, first
+
+
+def seq_bound(as_of: Horizon) -> int:
     """The largest sequence number an ``as_of`` answer may see (all of them when None)."""
+    if isinstance(as_of, Cut):
+        as_of = as_of.seq
     return (1 << 62) if as_of is None else as_of
+
+
+def seen(
+    alias: str, as_of: Horizon, *, marks: tuple[str, str], instant: str, of_nodes: bool = False
+) -> tuple[str, list[object]]:
+    """The condition that keeps the rows of table ``alias`` an ``as_of`` answer may see, and its
+    parameters.
+
+    Under a :class:`Cut` an edge is seen when the event that stored it had happened by the cut's
+    time; a node (``of_nodes``) when the event that stored it had, or any seen edge touches it, so
+    that a node first stored by a late event is there as soon as an earlier event used it.
+
+    Args:
+        marks: the dialect's placeholders for the sequence bound and the time of a :class:`Cut`.
+        instant: the dialect's expression of an RFC 3339 text as a comparable instant, ``{}``
+            standing for the text.
+    """
+    clause = f"{alias}.seq <= {marks[0]}"
+    if not isinstance(as_of, Cut):
+        return clause, [seq_bound(as_of)]
+    params: list[object] = [seq_bound(as_of), as_of.before.astimezone(UTC).isoformat()]
+    before = instant.format(marks[1])
+    happened = (
+        f"(SELECT {instant.format('v.event_time')} FROM events v WHERE v.seq = {alias}.seq) <= {before}"
+    )
+    if not of_nodes:
+        return f"{clause} AND {happened}", params
+    used = (
+        f"EXISTS (SELECT 1 FROM edges x JOIN events v ON v.seq = x.seq WHERE (x.src = {alias}.nid OR "
+        f"x.dst = {alias}.nid) AND x.seq <= {marks[0]} AND {instant.format('v.event_time')} <= {before})"
+    )
+    return f"{clause} AND ({happened} OR {used})", params * 2

@@ -24,6 +24,7 @@ from opslineage.store.interfaces import (
     Settings,
 )
 from opslineage.store.records import (
+    Horizon,
     IngestResult,
     NodeContent,
     NodeRecord,
@@ -79,7 +80,7 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Sett
         """
         return self.ingest_many([events], actor=actor)
 
-    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
+    def node(self, node_id: str, as_of: Horizon = None) -> NodeRecord | None:
         """The node with this id, as the store stood at sequence ``as_of``."""
         return self.nodes([node_id], as_of).get(node_id)
 

@@ -20,7 +20,9 @@ from opslineage.store.records import (
     CheckpointRow,
     EdgeRow,
     EventRow,
+    Horizon,
     HotRows,
+    IndexRows,
     IngestResult,
     NodeContent,
     NodeRecord,
@@ -38,15 +40,15 @@ class GraphReader(Protocol):
     """The graph index: nodes and edges, each exact as of a sequence number."""
 
     @abc.abstractmethod
-    def node(self, node_id: str, as_of: int | None = None) -> NodeRecord | None:
+    def node(self, node_id: str, as_of: Horizon = None) -> NodeRecord | None:
         """The node with this id, as the store stood at sequence ``as_of``."""
 
     @abc.abstractmethod
-    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+    def nodes(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
         """Several nodes by id, in one round trip."""
 
     @abc.abstractmethod
-    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
+    def nodes_with_content(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeContent]:
         """Nodes by id together with their artifact content (None when they have none stored)."""
 
     @abc.abstractmethod
@@ -60,7 +62,7 @@ class GraphReader(Protocol):
         text: str | None = None,
         limit: int = 100,
         offset: int = 0,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> list[NodeRecord]:
         """Nodes matching all given filters, newest first."""
 
@@ -71,7 +73,7 @@ class GraphReader(Protocol):
         *,
         direction: str,
         depth: int,
-        as_of: int | None = None,
+        as_of: Horizon = None,
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
         """All nodes within ``depth`` edges of ``start`` going ``up`` (to what it came from) or
@@ -80,13 +82,32 @@ class GraphReader(Protocol):
 
     @abc.abstractmethod
     def edges(
-        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
     ) -> list[EdgeRow]:
         """Edges leaving (``up``) or entering (``down``) any of ``ids``, oldest first."""
 
     @abc.abstractmethod
-    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+    def touching_seqs(self, node_id: str, limit: int, as_of: Horizon = None) -> list[int]:
         """Sequence numbers of the newest events that added an edge to or from ``node_id``."""
+
+    @abc.abstractmethod
+    def index_rows(self, first_seq: int, last_seq: int) -> IndexRows:
+        """The ``nodes`` and ``edges`` rows stamped with a sequence number in [first_seq, last_seq],
+        in sequence order (``ids`` left empty)."""
+
+    @abc.abstractmethod
+    def index_lookup(self, ids: Iterable[str], edges: Iterable[tuple[str, str, str]]) -> IndexRows:
+        """What the graph index holds for these node ids and these (src, dst, kind) edges: their
+        integers, their ``nodes`` rows and their ``edges`` rows, whatever their sequence number."""
+
+    @abc.abstractmethod
+    def batch_ranges(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, int, int]]:
+        """The next ``batches`` rows after id ``after``, as (id, first_seq, last_seq) by id."""
+
+    @abc.abstractmethod
+    def stray_ids(self, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        """The ``ids`` rows no node or edge uses: how many, and the first ``limit`` of them
+        (integer, id) by integer."""
 
 
 class EventLog(Protocol):

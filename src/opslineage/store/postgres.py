@@ -44,15 +44,19 @@ from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
+    INDEX_EDGES,
+    INDEX_NODES,
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
     SEGMENT_OF_EVENT,
     STATE_QUERIES,
+    STRAY_IDS,
     check_archived,
     check_versions,
     edge_ends,
     node_filters,
-    seq_bound,
+    seen,
+    stray_ids,
 )
 from opslineage.store.base import Store
 from opslineage.store.postgres_schema import MIGRATIONS
@@ -61,7 +65,11 @@ from opslineage.store.records import (
     CheckpointRow,
     EdgeRow,
     EventRow,
+    Horizon,
     HotRows,
+    IndexEdge,
+    IndexNode,
+    IndexRows,
     IngestResult,
     NodeContent,
     NodeRecord,
@@ -69,6 +77,7 @@ from opslineage.store.records import (
     SegmentInfo,
     StoredEvent,
     StoreError,
+    StoreUnavailable,
     Walk,
 )
 
@@ -81,6 +90,7 @@ _WRITER_LOCK = int.from_bytes(b"opslinea", "big")  # the advisory lock every wri
 _CACHE_LIMIT = 500_000
 # Ties between edges of one event come back in the order of the index a lookup uses, as in SQLite.
 _TIES = {"up": ("src", "dst", "kind"), "down": ("dst", "kind", "src")}
+_INSTANT = "({})::timestamptz"
 
 
 class PostgresStore(Store):
@@ -160,37 +170,52 @@ class PostgresStore(Store):
     @staticmethod
     def _schema_version(conn: _Conn) -> int | None:
         """The database's schema version; None when it has no store at all."""
-        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        # pg_class through SQL, not to_regclass: the name cache of a session that waited for the
+        # writer lock may not have seen another session create the table meanwhile.
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE c.relname = 'schema_migrations' AND n.nspname = current_schema())"
+        ).fetchone()
         if not (exists and exists[0]):
             return None
         row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         return int(row[0]) if row else 0
 
-    # Connections: every call runs on one pooled connection, and is retried once on a fresh one
-    # when the server had closed the one it got.
+    # Connections: every call runs on one pooled connection. A connection the server had closed
+    # is dropped and the call tried again on another, until the pool has had its chance to hand
+    # out a fresh one: after a server restart every pooled connection is dead, and the server
+    # may end them one by one while the call goes on (pg_terminate_backend does not wait).
 
     def _connection(self) -> _Conn:
         try:
             return self._pool.getconn()
         except psycopg_pool.PoolClosed:
-            raise StoreError(f"store {self.url} is closed") from None
+            raise StoreUnavailable(f"store {self.url} is closed") from None
         except psycopg_pool.PoolTimeout:
-            raise StoreError(
+            raise StoreUnavailable(
                 f"no connection to {self.url} within {self._timeout:g} s (is the server up?)"
             ) from None
 
-    def _read(self, work: Callable[[_Conn], _T], *, retry: bool = True) -> _T:
-        """``work(connection)``, once more on a fresh connection if the server had closed this one."""
-        conn = self._connection()
-        try:
-            return work(conn)
-        except psycopg.OperationalError as error:
-            if not (retry and conn.broken):
-                raise StoreError(f"store {self.url}: {_reason(error)}") from None
-        finally:
-            self._pool.putconn(conn)
-        self._pool.check()  # drop every other dead connection too
-        return self._read(work, retry=False)
+    def _attempts(self) -> int:
+        """One try per connection the pool may hold, and one on a connection it opens afresh."""
+        return self._pool.max_size + 1
+
+    def _unavailable(self, error: psycopg.OperationalError) -> StoreUnavailable:
+        return StoreUnavailable(f"store {self.url}: {_reason(error)}")
+
+    def _read(self, work: Callable[[_Conn], _T]) -> _T:
+        """``work(connection)``, again on another connection while the server had closed this one."""
+        left = self._attempts()
+        while True:
+            left -= 1
+            conn = self._connection()
+            try:
+                return work(conn)
+            except psycopg.OperationalError as error:
+                if not (conn.broken and left):
+                    raise self._unavailable(error) from None
+            finally:
+                self._pool.putconn(conn)
 
     def _rows(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         return self._read(lambda conn: conn.execute(query, params, binary=True).fetchall())
@@ -199,28 +224,30 @@ class PostgresStore(Store):
         """``work(connection)`` in one transaction that holds the writer lock, all or nothing."""
         with self._writing:
             try:
-                return self._transaction(work, retry=True)
+                return self._transaction(work)
             except BaseException:
                 self._frontier = None  # it may hold leaves that were rolled back
                 raise
 
-    def _transaction(self, work: Callable[[_Conn], _T], *, retry: bool) -> _T:
-        conn = self._connection()
-        started = False
-        try:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
-                started = True
-                return work(conn)
-        except psycopg.OperationalError as error:
-            if started or not (retry and conn.broken):  # once work began, a retry could repeat it
-                raise StoreError(f"store {self.url}: {_reason(error)}") from None
-        except psycopg.DataError as error:
-            raise StoreError(f"PostgreSQL cannot store this: {_reason(error)}") from None
-        finally:
-            self._pool.putconn(conn)
-        self._pool.check()
-        return self._transaction(work, retry=False)
+    def _transaction(self, work: Callable[[_Conn], _T]) -> _T:
+        left = self._attempts()
+        while True:
+            left -= 1
+            conn = self._connection()
+            started = False
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITER_LOCK,))
+                    started = True
+                    return work(conn)
+            except psycopg.OperationalError as error:
+                # once work began, a retry could repeat it
+                if started or not (conn.broken and left):
+                    raise self._unavailable(error) from None
+            except psycopg.DataError as error:
+                raise StoreError(f"PostgreSQL cannot store this: {_reason(error)}") from None
+            finally:
+                self._pool.putconn(conn)
 
     # Writing.
 
@@ -393,16 +420,17 @@ class PostgresStore(Store):
 
     # Reading the graph.
 
-    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+    def nodes(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
         wanted = list(ids)
         return self._read(lambda conn: _nodes(conn, wanted, as_of))
 
-    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
+    def nodes_with_content(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeContent]:
+        bound, params = _seen("n", as_of, of_nodes=True)
         rows = self._rows(
             f"SELECT {NODE_COLUMNS}, a.content, s.digest FROM nodes n JOIN ids i USING (nid)"
             f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
-            " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
-            (list(ids), seq_bound(as_of)),
+            f" WHERE i.id = ANY(%s::text[]) AND {bound} ORDER BY i.id",
+            (list(ids), *params),
         )
         return self._with_content(rows)
 
@@ -416,7 +444,7 @@ class PostgresStore(Store):
         text: str | None = None,
         limit: int = 100,
         offset: int = 0,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> list[NodeRecord]:
         where, params = node_filters(
             {"kind": kind, "type": type, "namespace": namespace, "name": name},
@@ -424,6 +452,7 @@ class PostgresStore(Store):
             as_of,
             mark="%s",
             contains="strpos",
+            instant=_INSTANT,
         )
         rows = self._rows(
             f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {where}"
@@ -438,7 +467,7 @@ class PostgresStore(Store):
         *,
         direction: str,
         depth: int,
-        as_of: int | None = None,
+        as_of: Horizon = None,
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
         near, far = edge_ends(direction)
@@ -447,12 +476,13 @@ class PostgresStore(Store):
             stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) = ANY(%(stop)s::text[]), false)"
         # One statement: the reached nodes (seq NULL), then the edges leaving the expanded ones
         # towards reached nodes, in the order edges() gives.
+        bound, params = _seen_named("e", as_of)
         rows = self._rows(
             f"""WITH RECURSIVE w(nid, depth, stop) AS (
                     SELECT nid, 0, false FROM ids WHERE id = %(start)s
                     UNION
                     SELECT e.{far}, w.depth + 1, {stop} FROM w JOIN edges e ON e.{near} = w.nid
-                    WHERE w.depth < %(depth)s AND e.seq <= %(bound)s AND NOT w.stop
+                    WHERE w.depth < %(depth)s AND {bound} AND NOT w.stop
                 ), reached AS (
                     SELECT nid, min(depth) AS depth, bool_or(NOT stop AND depth < %(depth)s) AS expands
                     FROM w GROUP BY nid
@@ -464,9 +494,9 @@ class PostgresStore(Store):
                 SELECT s.id, NULL, d.id, e.kind, e.role, e.seq, e.src, e.dst
                 FROM reached r JOIN edges e ON e.{near} = r.nid AND r.expands
                 JOIN reached f ON f.nid = e.{far} JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
-                WHERE e.seq <= %(bound)s
+                WHERE {bound}
                 ORDER BY seq NULLS FIRST, {", ".join(_TIES[direction])}""",
-            {"start": start, "depth": depth, "bound": seq_bound(as_of), "stop": list(stop_kinds)},
+            {"start": start, "depth": depth, "stop": list(stop_kinds), **params},
         )
         result = Walk()
         for node_id, distance, dst, kind, role, seq, _, _ in rows:
@@ -477,29 +507,97 @@ class PostgresStore(Store):
         return result
 
     def edges(
-        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
     ) -> list[EdgeRow]:
         near, _ = edge_ends(direction)
         kind_clause = "AND e.kind = ANY(%s::text[])" if kinds else ""
         ties = ", ".join(f"e.{column}" for column in _TIES[direction])
+        bound, where = _seen("e", as_of)
         rows = self._rows(
             f"""SELECT s.id, d.id, e.kind, e.role FROM edges e
                 JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
                 WHERE e.{near} IN (SELECT nid FROM ids WHERE id = ANY(%s::text[]))
-                AND e.seq <= %s {kind_clause} ORDER BY e.seq, {ties}""",
-            (list(ids), seq_bound(as_of), *([list(kinds)] if kinds else [])),
+                AND {bound} {kind_clause} ORDER BY e.seq, {ties}""",
+            (list(ids), *where, *([list(kinds)] if kinds else [])),
         )
         return list(map(EdgeRow._make, rows))
 
-    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+    def touching_seqs(self, node_id: str, limit: int, as_of: Horizon = None) -> list[int]:
+        bound, params = _seen_named("edges", as_of)
         rows = self._rows(
-            """WITH n(nid) AS (SELECT nid FROM ids WHERE id = %(id)s)
-               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= %(bound)s
-               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= %(bound)s
+            f"""WITH n(nid) AS (SELECT nid FROM ids WHERE id = %(id)s)
+               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND {bound}
+               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND {bound}
                ORDER BY seq DESC LIMIT %(limit)s""",
-            {"id": node_id, "bound": seq_bound(as_of), "limit": limit},
+            {"id": node_id, "limit": limit, **params},
         )
         return [row[0] for row in rows]
+
+    def index_rows(self, first_seq: int, last_seq: int) -> IndexRows:
+        def work(conn: _Conn) -> IndexRows:
+            bounds = (first_seq, last_seq)
+            nodes = conn.execute(
+                f"{INDEX_NODES} WHERE n.seq BETWEEN %s AND %s ORDER BY n.seq, n.nid", bounds, binary=True
+            )
+            edges = conn.execute(
+                f"{INDEX_EDGES} WHERE e.seq BETWEEN %s AND %s ORDER BY e.seq, e.src, e.dst, e.kind",
+                bounds,
+                binary=True,
+            )
+            return IndexRows({}, list(map(IndexNode._make, nodes)), list(map(IndexEdge._make, edges)))
+
+        return self._read(work)
+
+    def index_lookup(self, ids: Iterable[str], edges: Iterable[tuple[str, str, str]]) -> IndexRows:
+        wanted, wanted_edges = list(ids), list(edges)
+
+        def work(conn: _Conn) -> IndexRows:
+            found: dict[str, int] = dict(
+                conn.execute(
+                    "SELECT id, nid FROM ids WHERE id = ANY(%s::text[])", (wanted,), binary=True
+                ).fetchall()
+            )
+            nodes = conn.execute(
+                f"{INDEX_NODES} WHERE n.nid = ANY(%s::bigint[]) ORDER BY n.nid",
+                (list(found.values()),),
+                binary=True,
+            )
+            keys = [
+                (found[src], found[dst], kind)
+                for src, dst, kind in wanted_edges
+                if src in found and dst in found
+            ]
+            # LIMIT 1 (the key is unique) keeps each lookup one probe of the primary key, whatever
+            # the planner estimates.
+            stored = conn.execute(
+                "SELECT e.src, e.dst, e.kind, e.role, e.seq FROM unnest(%s::bigint[], %s::bigint[], %s::text[])"
+                " AS k (src, dst, kind) CROSS JOIN LATERAL (SELECT * FROM edges"
+                " WHERE src = k.src AND dst = k.dst AND kind = k.kind LIMIT 1) e",
+                [list(column) for column in zip(*keys, strict=True)] or [[], [], []],
+                binary=True,
+            )
+            named = {nid: node_id for node_id, nid in found.items()}
+            return IndexRows(
+                found,
+                list(map(IndexNode._make, nodes)),
+                [IndexEdge(src, named[src], dst, named[dst], *rest) for src, dst, *rest in stored],
+            )
+
+        return self._read(work)
+
+    def batch_ranges(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, int, int]]:
+        return self._rows(
+            "SELECT id, first_seq, last_seq FROM batches WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
+        )
+
+    def stray_ids(self, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        def work(conn: _Conn) -> tuple[int, list[tuple[int, str]]]:
+            with conn.transaction(), conn.cursor(name="stray_ids", binary=True) as cursor:
+                cursor.itersize = 10_000
+                cursor.execute(STRAY_IDS)
+                return stray_ids(cursor, limit)
+
+        return self._read(work)
 
     # Reading events and artifacts.
 
@@ -661,14 +759,25 @@ def _log_node(conn: _Conn, level: int, index: int) -> bytes:
     return bytes(row[0])
 
 
-def _nodes(conn: _Conn, ids: list[str], as_of: int | None) -> dict[str, NodeRecord]:
+def _nodes(conn: _Conn, ids: list[str], as_of: Horizon) -> dict[str, NodeRecord]:
+    bound, params = _seen("n", as_of, of_nodes=True)
     rows = conn.execute(
         f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
-        " WHERE i.id = ANY(%s::text[]) AND n.seq <= %s ORDER BY i.id",
-        (ids, seq_bound(as_of)),
+        f" WHERE i.id = ANY(%s::text[]) AND {bound} ORDER BY i.id",
+        (ids, *params),
         binary=True,
     )
     return {row[0]: NodeRecord(*row) for row in rows}
+
+
+def _seen(alias: str, as_of: Horizon, *, of_nodes: bool = False) -> tuple[str, list[object]]:
+    return seen(alias, as_of, marks=("%s", "%s"), instant=_INSTANT, of_nodes=of_nodes)
+
+
+def _seen_named(alias: str, as_of: Horizon) -> tuple[str, dict[str, object]]:
+    """As :func:`_seen`, with the parameters named ``bound`` and ``before``."""
+    clause, params = seen(alias, as_of, marks=("%(bound)s", "%(before)s"), instant=_INSTANT)
+    return clause, dict(zip(("bound", "before"), params, strict=False))
 
 
 def _masked(url: str) -> str:

@@ -82,7 +82,25 @@ _STEP_V2 = (
 # of the state digest.
 _STEP_V3 = ("ALTER TABLE batches ADD COLUMN actor text",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3)
+# The graph index and the batches become append-only like the log (ingest only ever inserts them),
+# and the index rows get an index on the sequence number that stamps them, so that `verify` can
+# read the rows each range of events added, to compare with what those events derive.
+_STEP_V4 = (
+    "CREATE INDEX nodes_seq ON nodes (seq)",
+    "CREATE INDEX edges_seq ON edges (seq)",
+    *(
+        statement
+        for table in ("ids", "nodes", "edges", "batches")
+        for statement in (
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
+            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+        )
+    ),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3, _STEP_V4)
 """The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
 
 A new schema version is one more entry at the end; released entries never change.

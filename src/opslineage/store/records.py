@@ -9,27 +9,55 @@ tuples now: they unpack and compare as the tuples they replace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 __all__ = [
     "ArtifactRow",
     "CheckpointRow",
+    "Cut",
     "EdgeRow",
     "EventRow",
+    "Horizon",
     "HotRows",
+    "IndexEdge",
+    "IndexNode",
+    "IndexRows",
     "IngestResult",
     "NodeContent",
     "NodeRecord",
     "RawEvent",
     "SegmentInfo",
     "StoreError",
+    "StoreUnavailable",
     "StoredEvent",
     "Walk",
 ]
 
 
+class Cut(NamedTuple):
+    """What had happened by ``before`` by eventTime, as the store stood at sequence ``seq``.
+
+    A node counts from the event that first stored it and an edge from the event that recorded
+    it; a late event (stored after others that happened later) counts by its own eventTime.
+    """
+
+    seq: int | None
+    before: datetime
+
+
+Horizon = int | Cut | None
+"""How far a read may see: up to a sequence number, up to a :class:`Cut`, or all of it (None)."""
+
+
 class StoreError(Exception):
     """The store cannot do what was asked: missing, unreadable, or a conflicting write."""
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or lost the connection (an outage, not a refusal of what
+    was asked): the same call may succeed later. SQLite's own ``sqlite3.OperationalError``
+    (a locked database, a full disk) is the same kind of failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +68,8 @@ class IngestResult:
     duplicates: int
     first_seq: int | None = None
     last_seq: int | None = None
+    duplicates_at: tuple[int, ...] = ()
+    """Positions, among the events given, of those already stored (or given twice), ascending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +104,42 @@ class EdgeRow(NamedTuple):
     dst: str
     kind: str
     role: str | None
+
+
+class IndexNode(NamedTuple):
+    """A ``nodes`` row as stored, its integer resolved through ``ids`` (``id`` None: ``ids`` has no
+    such integer)."""
+
+    nid: int
+    id: str | None
+    kind: str
+    type: str
+    namespace: str | None
+    name: str | None
+    version: str | None
+    digest: str | None
+    seq: int
+
+
+class IndexEdge(NamedTuple):
+    """An ``edges`` row as stored, both ends resolved through ``ids`` (None: no such integer)."""
+
+    src_nid: int
+    src: str | None
+    dst_nid: int
+    dst: str | None
+    kind: str
+    role: str | None
+    seq: int
+
+
+class IndexRows(NamedTuple):
+    """Rows of the graph index as stored, for checking them against the events (``verify``):
+    ``ids`` maps node ids to their integers."""
+
+    ids: dict[str, int]
+    nodes: list[IndexNode]
+    edges: list[IndexEdge]
 
 
 @dataclass(slots=True)

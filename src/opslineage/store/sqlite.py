@@ -1,4 +1,4 @@
-"""The embedded backend: one SQLite file in WAL mode.
+"""The embedded backend: one SQLite file in WAL mode, every commit synced to disk before it returns.
 
 Tables: ``events`` (the append-only log of accepted events; bodies with artifact contents split
 out), ``artifacts`` (content-addressed, stored once), ``ids`` (every node id interned as an
@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -35,15 +36,20 @@ from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
+    INDEX_EDGES,
+    INDEX_NODE_COLUMNS,
+    INDEX_NODES,
     NODE_COLUMNS,
     SEGMENT_OF_ARTIFACT,
     SEGMENT_OF_EVENT,
     STATE_QUERIES,
+    STRAY_IDS,
     check_archived,
     check_versions,
     edge_ends,
     node_filters,
-    seq_bound,
+    seen,
+    stray_ids,
 )
 from opslineage.store.base import Store
 from opslineage.store.records import (
@@ -51,7 +57,11 @@ from opslineage.store.records import (
     CheckpointRow,
     EdgeRow,
     EventRow,
+    Horizon,
     HotRows,
+    IndexEdge,
+    IndexNode,
+    IndexRows,
     IngestResult,
     NodeContent,
     NodeRecord,
@@ -59,6 +69,7 @@ from opslineage.store.records import (
     SegmentInfo,
     StoredEvent,
     StoreError,
+    StoreUnavailable,
     Walk,
 )
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -66,13 +77,25 @@ from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 __all__ = ["SQLiteStore"]
 
 _NODE_SELECT = f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
+_INSTANT = "julianday(upper({}))"  # RFC 3339 text as a day number; upper() for a lower-case t or z
 _CHUNK = 900
 _CACHE_LIMIT = 500_000
+_OUTAGES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL)  # worth trying again later
 _encode = msgspec.json.encode
 
 
 def _json_list(values: Iterable[object]) -> str:
     return _encode(list(values)).decode()
+
+
+class _Closed:
+    """Stands in for the connection of a closed store: any use is a StoreError naming it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __getattr__(self, name: str) -> object:
+        raise StoreError(f"store {self.path} is closed")
 
 
 class SQLiteStore(Store):
@@ -90,14 +113,19 @@ class SQLiteStore(Store):
         self._nids: dict[str, int] = {}  # committed ids only; ids are never renumbered
         self._frontier: CompactRange | None = None  # the log's right edge, as last committed
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # timeout: the busy handler, from the first statement on, so a store another process
+            # is creating or migrating is waited for (up to 10 s) rather than "database is locked".
+            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
+            # Per connection, not per file. FULL syncs the WAL at every commit, so a commit that
+            # returned survives an OS crash or power loss; NORMAL would sync only at checkpoints.
+            self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA cache_size=-262144")  # up to 256 MiB of pages, used only as needed
             self.db.execute("PRAGMA mmap_size=2147418112")  # the most this SQLite build maps
             self._migrate()
         except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", None) in _OUTAGES:
+                raise StoreUnavailable(f"cannot open store {self.path}: {error}") from None
             raise StoreError(f"cannot open store {self.path}: {error}") from None
 
     def _migrate(self) -> None:
@@ -288,19 +316,21 @@ class SQLiteStore(Store):
             known.update(row[0] for row in rows)
         return known
 
-    def nodes(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeRecord]:
+    def nodes(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
+        bound, params = _seen("n", as_of, of_nodes=True)
         rows = self.db.execute(
-            f"{_NODE_SELECT} WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
-            (_json_list(ids), seq_bound(as_of)),
+            f"{_NODE_SELECT} WHERE i.id IN (SELECT value FROM json_each(?)) AND {bound}",
+            (_json_list(ids), *params),
         )
         return {row[0]: NodeRecord(*row) for row in rows}
 
-    def nodes_with_content(self, ids: Iterable[str], as_of: int | None = None) -> dict[str, NodeContent]:
+    def nodes_with_content(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeContent]:
+        bound, params = _seen("n", as_of, of_nodes=True)
         rows = self.db.execute(
             f"SELECT {NODE_COLUMNS}, CAST(a.content AS BLOB), s.digest FROM nodes n JOIN ids i USING (nid)"
             f" LEFT JOIN artifacts a ON a.digest = n.digest {SEGMENT_OF_ARTIFACT}"
-            " WHERE i.id IN (SELECT value FROM json_each(?)) AND n.seq <= ?",
-            (_json_list(ids), seq_bound(as_of)),
+            f" WHERE i.id IN (SELECT value FROM json_each(?)) AND {bound}",
+            (_json_list(ids), *params),
         )
         return self._with_content(rows)
 
@@ -314,7 +344,7 @@ class SQLiteStore(Store):
         text: str | None = None,
         limit: int = 100,
         offset: int = 0,
-        as_of: int | None = None,
+        as_of: Horizon = None,
     ) -> list[NodeRecord]:
         where, params = node_filters(
             {"kind": kind, "type": type, "namespace": namespace, "name": name},
@@ -322,6 +352,7 @@ class SQLiteStore(Store):
             as_of,
             mark="?",
             contains="instr",
+            instant=_INSTANT,
         )
         rows = self.db.execute(
             f"{_NODE_SELECT} WHERE {where} ORDER BY n.seq DESC, n.nid DESC LIMIT ? OFFSET ?",
@@ -335,23 +366,24 @@ class SQLiteStore(Store):
         *,
         direction: str,
         depth: int,
-        as_of: int | None = None,
+        as_of: Horizon = None,
         stop_kinds: Sequence[str] = (),
     ) -> Walk:
         near, far = edge_ends(direction)
         stop = "0"
         if stop_kinds:
             stop = f"coalesce((SELECT kind FROM nodes WHERE nid = e.{far}) IN (SELECT value FROM json_each(?)), 0)"
+        bound, params = _seen("e", as_of)
         rows = self.db.execute(
             f"""WITH RECURSIVE w(nid, depth, stop) AS (
                     SELECT nid, 0, 0 FROM ids WHERE id = ?
                     UNION
                     SELECT e.{far}, w.depth + 1, {stop} FROM w JOIN edges e ON e.{near} = w.nid
-                    WHERE w.depth < ? AND e.seq <= ? AND w.stop = 0
+                    WHERE w.depth < ? AND {bound} AND w.stop = 0
                 )
                 SELECT i.id, min(w.depth), max(w.stop = 0 AND w.depth < ?)
                 FROM w JOIN ids i USING (nid) GROUP BY w.nid""",
-            (start, *([_json_list(stop_kinds)] if stop_kinds else []), depth, seq_bound(as_of), depth),
+            (start, *([_json_list(stop_kinds)] if stop_kinds else []), depth, *params, depth),
         ).fetchall()
         result = Walk(depths={node_id: distance for node_id, distance, _ in rows})
         expanded = [node_id for node_id, _, expands in rows if expands]
@@ -363,28 +395,69 @@ class SQLiteStore(Store):
         return result
 
     def edges(
-        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: int | None = None
+        self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
     ) -> list[EdgeRow]:
         near, _ = edge_ends(direction)
         kind_clause = "AND e.kind IN (SELECT value FROM json_each(?))" if kinds else ""
+        bound, params = _seen("e", as_of)
         rows = self.db.execute(
             f"""SELECT s.id, d.id, e.kind, e.role FROM edges e
                 JOIN ids s ON s.nid = e.src JOIN ids d ON d.nid = e.dst
                 WHERE e.{near} IN (SELECT nid FROM ids WHERE id IN (SELECT value FROM json_each(?)))
-                AND e.seq <= ? {kind_clause} ORDER BY e.seq""",
-            (_json_list(ids), seq_bound(as_of), *([_json_list(kinds)] if kinds else [])),
+                AND {bound} {kind_clause} ORDER BY e.seq""",
+            (_json_list(ids), *params, *([_json_list(kinds)] if kinds else [])),
         )
         return list(map(EdgeRow._make, rows))
 
-    def touching_seqs(self, node_id: str, limit: int, as_of: int | None = None) -> list[int]:
+    def touching_seqs(self, node_id: str, limit: int, as_of: Horizon = None) -> list[int]:
+        bound, params = _seen("edges", as_of)
         rows = self.db.execute(
-            """WITH n(nid) AS (SELECT nid FROM ids WHERE id = ?)
-               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND seq <= ?
-               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND seq <= ?
+            f"""WITH n(nid) AS (SELECT nid FROM ids WHERE id = ?)
+               SELECT seq FROM edges WHERE src = (SELECT nid FROM n) AND {bound}
+               UNION SELECT seq FROM edges WHERE dst = (SELECT nid FROM n) AND {bound}
                ORDER BY seq DESC LIMIT ?""",
-            (node_id, seq_bound(as_of), seq_bound(as_of), limit),
+            (node_id, *params, *params, limit),
         )
         return [row[0] for row in rows]
+
+    def index_rows(self, first_seq: int, last_seq: int) -> IndexRows:
+        bounds = (first_seq, last_seq)
+        nodes = self.db.execute(f"{INDEX_NODES} WHERE n.seq BETWEEN ? AND ? ORDER BY n.seq, n.nid", bounds)
+        edges = self.db.execute(
+            f"{INDEX_EDGES} WHERE e.seq BETWEEN ? AND ? ORDER BY e.seq, e.src, e.dst, e.kind", bounds
+        )
+        return IndexRows({}, list(map(IndexNode._make, nodes)), list(map(IndexEdge._make, edges)))
+
+    def index_lookup(self, ids: Iterable[str], edges: Iterable[tuple[str, str, str]]) -> IndexRows:
+        wanted = _json_list(ids)
+        found = self.db.execute(
+            "SELECT id, nid FROM ids WHERE id IN (SELECT value FROM json_each(?))", (wanted,)
+        )
+        nodes = self.db.execute(
+            f"SELECT {INDEX_NODE_COLUMNS} FROM ids i JOIN nodes n USING (nid)"
+            " WHERE i.id IN (SELECT value FROM json_each(?)) ORDER BY n.nid",
+            (wanted,),
+        )
+        # CROSS JOIN keeps SQLite's join order: each wanted edge, then its ends, then the edge.
+        stored = self.db.execute(
+            "SELECT e.src, s.id, e.dst, d.id, e.kind, e.role, e.seq FROM json_each(?) k"
+            " CROSS JOIN ids s CROSS JOIN ids d CROSS JOIN edges e"
+            " WHERE s.id = k.value ->> 0 AND d.id = k.value ->> 1"
+            " AND e.src = s.nid AND e.dst = d.nid AND e.kind = k.value ->> 2",
+            (_json_list(map(list, edges)),),
+        )
+        return IndexRows(
+            dict(found.fetchall()), list(map(IndexNode._make, nodes)), list(map(IndexEdge._make, stored))
+        )
+
+    def stray_ids(self, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        return stray_ids(self.db.execute(STRAY_IDS), limit)
+
+    def batch_ranges(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, int, int]]:
+        rows = self.db.execute(
+            "SELECT id, first_seq, last_seq FROM batches WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        )
+        return rows.fetchall()
 
     def artifacts(self, digests: Iterable[str]) -> dict[str, bytes]:
         rows = self.db.execute(
@@ -496,4 +569,11 @@ class SQLiteStore(Store):
         return self._state_digest((table, self.db.execute(query)) for table, query in STATE_QUERIES)
 
     def close(self) -> None:
-        self.db.close()
+        if isinstance(self.db, _Closed):
+            return
+        db, self.db = self.db, cast(sqlite3.Connection, _Closed(self.path))
+        db.close()
+
+
+def _seen(alias: str, as_of: Horizon, *, of_nodes: bool = False) -> tuple[str, list[object]]:
+    return seen(alias, as_of, marks=("?", "?"), instant=_INSTANT, of_nodes=of_nodes)

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+
+
+def _append_only(*tables: str) -> tuple[str, ...]:
+    """Triggers that refuse every UPDATE and DELETE of ``tables``."""
+    return tuple(
+        f"CREATE TRIGGER {table}_append_only_{op} BEFORE {op.upper()} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+        for table in tables
+        for op in ("update", "delete")
+    )
+
+
 SCHEMA_V4 = (
     "CREATE TABLE batches (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " recorded_at TEXT NOT NULL)",
@@ -29,12 +41,7 @@ SCHEMA_V4 = (
     "CREATE TABLE log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
     " PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
-    *(
-        f"CREATE TRIGGER {table}_append_only_{op} BEFORE {op.upper()} ON {table}"
-        f" BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-        for table in ("events", "artifacts", "log_nodes", "checkpoints")
-        for op in ("update", "delete")
-    ),
+    *_append_only("events", "artifacts", "log_nodes", "checkpoints"),
 )
 # An archived row keeps every column but its payload, which becomes empty, and points at a segment
 # whose range of sequence numbers holds its own (artifacts go with the events that first stored them).
@@ -59,11 +66,7 @@ STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segmen
     " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, artifacts INTEGER NOT NULL,"
     " raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL, created_at TEXT NOT NULL)",
     "CREATE INDEX artifacts_seq ON artifacts (seq)",  # archiving takes artifacts by the events that brought them
-    *(
-        f"CREATE TRIGGER segments_append_only_{op} BEFORE {op.upper()} ON segments"
-        " BEGIN SELECT RAISE(ABORT, 'segments are append-only'); END"
-        for op in ("update", "delete")
-    ),
+    *_append_only("segments"),
     *(
         statement
         for table, (payload, archived) in _ARCHIVED.items()
@@ -79,6 +82,14 @@ STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segmen
 # Who wrote each batch ("cli:<user>", "http:<token>", "worker:<durable>", "sdk:<producer>"; see
 # opslineage.ingest). Batches stored before it have none. It is not part of the state digest.
 STEP_V6 = ("ALTER TABLE batches ADD COLUMN actor TEXT",)
-MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6}
+# The graph index and the batches become append-only like the log (ingest only ever inserts them),
+# and the index rows get an index on the sequence number that stamps them, so that `verify` can
+# read the rows each range of events added, to compare with what those events derive.
+STEP_V7 = (
+    "CREATE INDEX nodes_seq ON nodes (seq)",
+    "CREATE INDEX edges_seq ON edges (seq)",
+    *_append_only("ids", "nodes", "edges", "batches"),
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6, 7: STEP_V7}
 """Schema version → the statements that bring a store of the version before to it. Stores older
 than the first entry were pre-release and are refused."""
