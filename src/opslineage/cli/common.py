@@ -14,8 +14,8 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from opslineage.query import Principal, Reader
-from opslineage.store import Horizon, Store, default_store_url, open_store, sqlite_path
+from opslineage.query import Horizon, Principal, Reader
+from opslineage.store import Store, default_store_url, open_store, sqlite_path
 
 __all__ = [
     "EXIT_BROKEN_PIPE",

@@ -25,12 +25,15 @@ from opslineage.query.principal import Principal
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
 from opslineage.query.why import WhyChain, why
 from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
+from opslineage.store import Cut, Horizon
 
 __all__ = [
     "LS_KINDS",
     "MAX_DEPTH",
     "ConsistencyProof",
+    "Cut",
     "Edge",
+    "Horizon",
     "InclusionProof",
     "LineageGraph",
     "NodeDetail",
