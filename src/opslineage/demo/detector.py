@@ -247,3 +247,9 @@ class RobustZModel:
     def digest(self) -> str:
         """Return the SHA-256 hex digest of ``artifact_bytes()``."""
         return hashlib.sha256(self.artifact_bytes()).hexdigest()
+
+
+def score(artifact: bytes, values: Mapping[str, float]) -> tuple[float, str]:
+    """Score ``values`` with the model whose artifact bytes are ``artifact``: the scorer the demo
+    records with each model version, so that ``verify`` can score a prediction again."""
+    return RobustZModel.from_dict(json.loads(artifact)).predict(values)

@@ -36,6 +36,7 @@ TRAINING_LIMIT = 1000  # the newest feature sets a model trains on (and its trai
 MIN_STEPS = 4 * WINDOW  # the first model trains at a quarter of the run, on at least one full window
 MIN_HOURS = MIN_STEPS * DEFAULT_STEP / timedelta(hours=1)
 COOLDOWN_STEPS = WINDOW  # one remediation per target while the onset is still in the window
+SCORER = "opslineage.demo.detector:score"  # what verify scores a prediction again with
 
 
 @dataclass
@@ -189,7 +190,10 @@ class _Pipeline:
                     model.artifact_bytes(),
                     "robust-z (median/MAD)",
                     {"features": model.features, "threshold": model.threshold, "training_rows": len(seen)},
+                    scorer=SCORER,
+                    keep_artifact=True,
                 )
+            self.tracer.register_model(ref, approver="mlops:bob")
             self.model_versions[model_name].append((ref.id, self.now()))
             for name in watched:
                 self.models[name] = (model, ref)

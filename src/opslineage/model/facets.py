@@ -25,6 +25,7 @@ __all__ = [
     "PRODUCER",
     "ActionFacet",
     "AgentsRunFacet",
+    "BaselineFacet",
     "Breach",
     "DecisionFacet",
     "EffectFacet",
@@ -35,6 +36,7 @@ __all__ = [
     "Outcome",
     "PolicyFacet",
     "PredictionFacet",
+    "RulesFacet",
     "SnapshotFacet",
     "SourceFacet",
     "Transform",
@@ -114,16 +116,26 @@ class SnapshotFacet(_Facet, kw_only=True):
     file_digest: str | None = None
     schema_change_from: str | None = None
     previous_schema_fingerprint: str | None = None
+    time_shift_seconds: float | None = None
 
 
 class Transform(msgspec.Struct, kw_only=True):
-    """The code that computed a feature set: name, code version, parameters, rationale."""
+    """The code that computed a feature set: name, code version, parameters, rationale.
+
+    ``entry_point`` (``module:qualname``) and ``code_digest`` (SHA-256 of its source) let
+    ``verify`` import a deterministic transform, check that its code is the recorded one and run
+    it again. A transform that is not deterministic records its ``seed`` or why it has none.
+    """
 
     name: str
     code_version: str
     parameters: dict[str, Any] = {}
     deterministic: bool = True
     rationale: str | None = None
+    entry_point: str | None = None
+    code_digest: str | None = None
+    seed: int | None = None
+    stochastic_reason: str | None = None
 
 
 class FeaturesFacet(_Facet, kw_only=True):
@@ -141,7 +153,12 @@ class FeaturesFacet(_Facet, kw_only=True):
 
 
 class ModelFacet(_Facet, kw_only=True):
-    """A model version and the digest of its artifact bytes (``aiops_model``)."""
+    """A model version and the digest of its artifact bytes (``aiops_model``).
+
+    ``artifact_base64`` keeps the artifact itself when it is small enough to record, and
+    ``scorer`` names a deterministic scoring function (``module:qualname``) of it: with both,
+    ``verify`` scores each recorded feature set again.
+    """
 
     key: ClassVar[str] = "aiops_model"
     name: str
@@ -150,6 +167,8 @@ class ModelFacet(_Facet, kw_only=True):
     framework: str
     parameters: dict[str, Any] = {}
     trained_at: str | None = None
+    scorer: str | None = None
+    artifact_base64: str | None = None
 
 
 class PredictionFacet(_Facet, kw_only=True):
@@ -260,6 +279,28 @@ class EffectFacet(_Facet, kw_only=True):
     attribution: Literal["caused", "observed"] | None = None
 
 
+class RulesFacet(_Facet, kw_only=True):
+    """A set of governance rules a steward registered (``aiops_rules``): the rules in force from
+    ``registered_at`` on, until a later set of the same name, and the digest of the file read."""
+
+    key: ClassVar[str] = "aiops_rules"
+    name: str
+    registered_at: str
+    rules: list[dict[str, Any]]
+    file_digest: str | None = None
+    steward: str | None = None
+
+
+class BaselineFacet(_Facet, kw_only=True):
+    """The lineage structure as it stood when a baseline was saved or accepted (``aiops_baseline``)."""
+
+    key: ClassVar[str] = "aiops_baseline"
+    name: str
+    saved_at: str
+    namespace: str | None = None
+    structure: dict[str, Any] = {}
+
+
 class EntityFacet(_Facet, kw_only=True):
     """Marks a dataset as a content-addressed artifact (``aiops_entity``): its type and digest."""
 
@@ -343,6 +384,8 @@ AIOPS_FACETS: tuple[FacetType, ...] = (
         content=True,
         refs=(Ref("action", role="action", type="action", why=False),),
     ),
+    FacetType(RulesFacet.key, RulesFacet, "entity", "rules", content=True),
+    FacetType(BaselineFacet.key, BaselineFacet, "entity", "baseline", content=True),
     FacetType(EntityFacet.key, EntityFacet, "entity", ident="declared"),
     FacetType(
         AgentsRunFacet.key,

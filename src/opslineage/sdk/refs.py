@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import inspect
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
 import msgspec
 
 from opslineage._version import __version__
+from opslineage.model.code import identify
 from opslineage.model.events import content_digest
 from opslineage.model.facets import FACET_VERSION, EntityFacet, ModelFacet, PolicyFacet, SourceFacet
 
@@ -195,37 +195,14 @@ class PolicyRef(_Versioned):
     kind = "policy"
 
 
-_CODE_VERSIONS: dict[CodeType, str] = {}
-_CODE_VERSIONS_MAX = 4096
-
-
 def code_version(fn: Callable[..., Any]) -> str:
     """The version of a transform's code: the SHA-256 of the function's source, prefixed by the
-    git commit of the checkout holding it when there is one, else by this package's version.
-
-    Reading the source costs about a millisecond (and file system calls), so the answer is kept
-    per code object: a function redefined (or reloaded) has a new one and is read again.
-    """
-    code = getattr(fn, "__code__", None)
-    if not isinstance(code, CodeType):
-        return _read_code_version(fn)
-    known = _CODE_VERSIONS.get(code)
-    if known is None:
-        known = _read_code_version(fn)
-        if len(_CODE_VERSIONS) >= _CODE_VERSIONS_MAX:
-            _CODE_VERSIONS.clear()
-        _CODE_VERSIONS[code] = known
-    return known
-
-
-def _read_code_version(fn: Callable[..., Any]) -> str:
-    try:
-        source = inspect.getsource(fn)
-        path = inspect.getsourcefile(fn)
-    except (OSError, TypeError):
+    git commit of the checkout holding it when there is one, else by this package's version."""
+    code = identify(fn)
+    if code.digest is None:
         return f"{__version__}+unknown"
-    commit = _git_commit(str(Path(path).parent)) if path else None
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    commit = _git_commit(str(Path(code.path).parent)) if code.path else None
+    digest = code.digest.removeprefix("sha256:")[:16]
     return f"git:{commit}+src:{digest}" if commit else f"{__version__}+src:{digest}"
 
 
@@ -252,8 +229,11 @@ def model_facet(
     framework: str,
     parameters: dict[str, Any] | None,
     trained_at: str | None,
+    scorer: str | None = None,
+    keep_artifact: bool = False,
 ) -> ModelFacet:
-    """The facet of a model version whose artifact bytes are ``artifact``."""
+    """The facet of a model version whose artifact bytes are ``artifact`` (kept in it, base64,
+    with ``keep_artifact``)."""
     return ModelFacet(
         name=name,
         version=version,
@@ -261,4 +241,6 @@ def model_facet(
         framework=framework,
         parameters=parameters or {},
         trained_at=trained_at,
+        scorer=scorer,
+        artifact_base64=base64.b64encode(artifact).decode() if keep_artifact else None,
     )

@@ -33,7 +33,7 @@ from opslineage.sdk.propagation import inject_into_current_span
 from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, facet_wire
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from opslineage.sdk.tracer import Tracer
 
@@ -190,11 +190,13 @@ class IngestStep(Step):
         *,
         captured_at: datetime | None = None,
         file_digest: str | None = None,
+        time_shift: timedelta | None = None,
     ) -> Artifact:
         """Record one window of rows (each a list in ``fields`` order) with its schema.
 
         A schema fingerprint that differs from this source's previous snapshot is recorded as a
-        schema change linking the two.
+        schema change linking the two. ``time_shift`` says how far the recorded times were moved
+        from the source's own (a replay placed on the run's timeline): original = recorded - shift.
         """
         field_list = [Field(name, kind) for name, kind in fields.items()]
         fingerprint = (
@@ -214,6 +216,7 @@ class IngestStep(Step):
             file_digest=file_digest,
             schema_change_from=previous[1] if changed and previous else None,
             previous_schema_fingerprint=previous[0] if changed and previous else None,
+            time_shift_seconds=time_shift.total_seconds() if time_shift is not None else None,
         )
         artifact = self._produce("snapshot", facet, self.source.name)
         self.tracer.last_snapshot[self.source.id] = (fingerprint, artifact.digest)
@@ -264,10 +267,21 @@ class TrainStep(Step):
         artifact: bytes,
         framework: str,
         parameters: dict[str, Any] | None = None,
+        *,
+        scorer: str | None = None,
+        keep_artifact: bool = False,
     ) -> ModelRef:
-        """Record the trained model version; its artifact digest is the SHA-256 of ``artifact``."""
+        """Record the trained model version; its artifact digest is the SHA-256 of ``artifact``
+        (``scorer`` and ``keep_artifact`` as for :meth:`Tracer.model`)."""
         model = self.tracer.model(
-            name, version, artifact, framework, parameters, trained_at=self.tracer.clock()
+            name,
+            version,
+            artifact,
+            framework,
+            parameters,
+            trained_at=self.tracer.clock(),
+            scorer=scorer,
+            keep_artifact=keep_artifact,
         )
         self.outputs.append(model.dataset())
         return model

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
+from opslineage.model.code import identify
 from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
 from opslineage.sdk._emitter import MAX_BLOCK, DeliveryStatus, Emitter, EmitterStats, EventItem
 from opslineage.sdk._spill import DEFAULT_SPILL_CAP
@@ -205,10 +206,19 @@ class Tracer:
         framework: str,
         parameters: dict[str, Any] | None = None,
         trained_at: datetime | None = None,
+        scorer: str | None = None,
+        keep_artifact: bool = False,
     ) -> ModelRef:
-        """A model version whose artifact bytes are ``artifact`` (recorded when first used)."""
+        """A model version whose artifact bytes are ``artifact`` (recorded when first used).
+
+        ``scorer`` is the entry point (``module:qualname``) of a deterministic function
+        ``(artifact: bytes, values: dict[str, float]) -> (score, label)``; with it and
+        ``keep_artifact`` (the bytes recorded too), ``verify`` scores each recorded feature set
+        again and compares.
+        """
         stamp = self.timestamp(trained_at) if trained_at else None
-        return ModelRef(self.namespace, model_facet(name, version, artifact, framework, parameters, stamp))
+        facet = model_facet(name, version, artifact, framework, parameters, stamp, scorer, keep_artifact)
+        return ModelRef(self.namespace, facet)
 
     def policy(
         self,
@@ -249,6 +259,16 @@ class Tracer:
             step.outputs.append(policy.dataset())
         return step.run_id
 
+    def register_model(self, model: ModelRef, *, approver: str | None = None) -> str:
+        """Record that a model version was approved for use (and by whom). Returns the run id."""
+        step = Step(self, f"model.register.{model.name}")
+        step.job_type = "REGISTER"
+        if approver:
+            step.agents.append((approver, "approver"))
+        with step:
+            step.outputs.append(model.dataset())
+        return step.run_id
+
     # The steps of the chain, as context managers.
 
     def ingest(self, source: SourceRef, *, job: str = "ingest") -> IngestStep:
@@ -264,16 +284,28 @@ class Tracer:
         parameters: dict[str, Any] | None = None,
         deterministic: bool = True,
         rationale: str | None = None,
+        seed: int | None = None,
+        stochastic_reason: str | None = None,
         job: str | None = None,
     ) -> FeaturesStep:
-        """Compute a feature set from ``inputs`` with ``transform`` (a function or a :class:`Transform`)."""
+        """Compute a feature set from ``inputs`` with ``transform`` (a function or a :class:`Transform`).
+
+        A function is recorded with its entry point and source digest, so that ``verify`` can
+        run a deterministic one again on the recorded inputs; one that is not deterministic
+        records its ``seed``, or the ``stochastic_reason`` it has none.
+        """
         if not isinstance(transform, Transform):
+            code = identify(transform)
             transform = Transform(
                 name=getattr(transform, "__qualname__", repr(transform)),
                 code_version=code_version(transform),
                 parameters=parameters or {},
                 deterministic=deterministic,
                 rationale=rationale or (transform.__doc__ or "").strip().split("\n")[0] or None,
+                entry_point=code.entry_point,
+                code_digest=code.digest,
+                seed=seed,
+                stochastic_reason=stochastic_reason,
             )
         return FeaturesStep(self, transform, inputs, subject, job or f"features.{transform.name}")
 
