@@ -1,6 +1,6 @@
 """The layers run one way: each package of ``opslineage`` imports only the packages below it.
 
-model → merkle → store → ledger → ingest / query → interop → server → cli, with the SDK on the
+model → merkle → store → ledger → ingest / query → interop → checks → server → cli, with the SDK on the
 side (it imports the model; a transport's own client only when that transport is made), the bus
 beside the SDK and the demo above both. Imports under ``if TYPE_CHECKING:`` are annotations, not
 dependencies, and are not counted. No module imports itself back through others.
@@ -26,17 +26,18 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": _BELOW_INGEST,
     "query": _BELOW_INGEST,
     "interop": _LIBRARY,
-    "server": _LIBRARY,
+    "checks": _LIBRARY | {"sdk"},
+    "server": _LIBRARY | {"checks"},
     "sdk": {"_version", "model"},
     "testing": {"_version", "model", "sdk"},
     "bus": _BELOW_INGEST | {"ingest", "sdk"},
     "demo": _LIBRARY | {"sdk", "bus"},
-    "cli": _LIBRARY | {"sdk", "bus", "demo", "server"},
+    "cli": _LIBRARY | {"sdk", "bus", "demo", "server", "checks"},
     "__init__": {"_version", "sdk", "store"},
 }
 """Package → the packages its modules may import at module level."""
 
-DEFERRED: dict[str, set[str]] = {"sdk": {"store", "ledger", "ingest", "bus"}}
+DEFERRED: dict[str, set[str]] = {"sdk": {"store", "ledger", "ingest", "bus"}, "checks": {"bus"}}
 """Package → what it may import only inside a function (a transport's own client, when used)."""
 
 

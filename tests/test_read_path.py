@@ -22,7 +22,7 @@ from opslineage.ledger import verify as ledger_verify
 from opslineage.store import Store
 
 SRC = Path(__file__).parents[1] / "src" / "opslineage"
-CHECKED = ("server", "cli", "interop")
+CHECKED = ("server", "cli", "interop", "checks")
 
 # The read methods of the store interface (src/opslineage/store/base.py).
 STORE_READS = frozenset(
