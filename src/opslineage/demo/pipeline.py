@@ -19,9 +19,9 @@ from typing import Any
 
 from opslineage.demo.detector import RobustZModel, rolling_features
 from opslineage.demo.fleet import DEFAULT_STEP
-from opslineage.demo.policies import evaluate
 from opslineage.demo.replay import CsvSeries
 from opslineage.demo.worlds import FLEET_PROFILE, REPLAY_PROFILE, FleetWorld, Profile, ReplayWorld, World
+from opslineage.model.policy_rule import evaluate
 from opslineage.query import count_kinds
 from opslineage.sdk import Artifact, ModelRef, PolicyRef, Tracer, Transport
 from opslineage.sdk.effects import classify_effect
@@ -234,12 +234,13 @@ class _Pipeline:
         facet = policy.facet
         verdict = evaluate(facet.rule, facet.thresholds, inputs, prediction.content["label"])
         cooling = verdict.fired and self.cooldown.get(name, -1) > step
-        rationale = verdict.rationale + (
-            "; held back: the target was remediated less than an hour ago" if cooling else ""
-        )
+        held_back = "the target was remediated less than an hour ago" if cooling else None
+        rationale = verdict.rationale + (f"; held back: {held_back}" if held_back else "")
         self.decisions += 1
         with self.tracer.evaluate(policy, prediction, subject=name) as evaluation:
-            decision = evaluation.decide(verdict.fired and not cooling, rationale, verdict.breaches)
+            decision = evaluation.decide(
+                verdict.fired and not cooling, rationale, verdict.breaches, held_back=held_back
+            )
             if decision.content["fired"]:
                 self.cooldown[name] = step + COOLDOWN_STEPS
                 self.act(step, name, policy, decision)

@@ -211,7 +211,10 @@ class Breach(msgspec.Struct, kw_only=True):
 
 
 class DecisionFacet(_Facet, kw_only=True):
-    """A policy evaluation: fired or not, which input breached what, the action chosen and why."""
+    """A policy evaluation: fired or not, which input breached what, the action chosen and why.
+
+    ``held_back`` says why a decision whose rule held did not fire (a cooldown, say).
+    """
 
     key: ClassVar[str] = "aiops_decision"
     subject: str
@@ -226,6 +229,7 @@ class DecisionFacet(_Facet, kw_only=True):
     params: dict[str, Any] = {}
     rationale: str
     decided_at: str
+    held_back: str | None = None
 
 
 class ActionFacet(_Facet, kw_only=True):

@@ -333,8 +333,11 @@ class PolicyStep(Step):
         breaches: list[dict[str, Any]] | None = None,
         action: str | None = None,
         params: dict[str, Any] | None = None,
+        *,
+        held_back: str | None = None,
     ) -> Artifact:
-        """Record the decision: whether it fired, which input breached what, and why."""
+        """Record the decision: whether it fired, which input breached what, and why;
+        ``held_back`` is why the rule held but the decision did not fire."""
         policy = self.policy.facet
         facet = DecisionFacet(
             subject=self.subject,
@@ -349,6 +352,7 @@ class PolicyStep(Step):
             params=(params if params is not None else dict(policy.params)) if fired else {},
             rationale=rationale,
             decided_at=self.tracer.timestamp(self.tracer.clock()),
+            held_back=held_back,
         )
         return self._produce("decision", facet, f"{self.subject}/{policy.name}")
 

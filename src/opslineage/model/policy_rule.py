@@ -1,4 +1,10 @@
-"""The demo's remediation policies: versioned rules over a prediction and its features."""
+"""The rule of a remediation policy (``aiops_policy``'s ``rule``) and how it is evaluated.
+
+A rule is a conjunction of conditions ``input op {threshold}`` joined by `` and ``; the names in
+braces are the policy's thresholds, the inputs are the feature set's values and the prediction's
+``score``, and the rule fires only on a prediction labelled ``anomaly``. Pipelines evaluate a
+policy with it, and ``verify`` evaluates the recorded rule again on the recorded inputs.
+"""
 
 from __future__ import annotations
 
