@@ -10,7 +10,8 @@ from opslineage.sdk import Artifact
 from opslineage.sdk.steps import ActionStep
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-CHAIN_EVENTS = 18  # START and COMPLETE of 3 ingests, features, policy registration, inference, evaluation, action, effect
+CHAIN_EVENTS = 20  # START and COMPLETE of 3 ingests, features, model and policy registrations, inference,
+# evaluation, action, effect
 
 
 @dataclass
@@ -26,8 +27,9 @@ class Chain:
 
 
 def record_chain(tracer: Tracer, *, subject: str = "svc-01", fire: bool = True) -> Chain:
-    """Record a complete remediation chain with ``tracer`` (three snapshots, one of each else)."""
-    clock = iter(T0 + timedelta(seconds=i) for i in range(10_000))
+    """Record a complete remediation chain with ``tracer`` (three snapshots, one of each else), in
+    causal order: the pipeline's clock starts when the last snapshot's window ends."""
+    clock = iter(T0 + timedelta(minutes=15, seconds=i) for i in range(10_000))
     tracer.clock = lambda: next(clock)
     source = tracer.source(subject, owner="team-a")
     snapshots = []
@@ -41,6 +43,7 @@ def record_chain(tracer: Tracer, *, subject: str = "svc-01", fire: bool = True) 
     with tracer.features(_mean_cpu, snapshots, subject=subject) as step:
         features = step.feature_set({"cpu_mean": 91.0}, T0, T0 + timedelta(minutes=15))
     model = tracer.model("detector", "1", b"model bytes", "robust-z")
+    tracer.register_model(model, approver="mlops:bob")
     policy = tracer.policy(
         "cpu-guard",
         "1",
@@ -63,8 +66,8 @@ def record_chain(tracer: Tracer, *, subject: str = "svc-01", fire: bool = True) 
     with tracer.observe_effect(action.record) as step:
         effect = step.effect(
             "resolved",
-            T0,
             T0 + timedelta(minutes=30),
+            T0 + timedelta(minutes=45),
             metric="cpu",
             before=91.0,
             after=55.0,

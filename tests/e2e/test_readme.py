@@ -27,7 +27,7 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_the_readme_shows_what_the_demo_prints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_readme_shows_what_the_demo_prints_and_it_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPSLINEAGE_STORE", raising=False)
     run = subprocess.run([OPSLINEAGE, "demo"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
@@ -37,3 +37,6 @@ def test_the_readme_shows_what_the_demo_prints(tmp_path: Path, monkeypatch: pyte
         f"README sample is stale; the demo printed:\n{run.stdout}"
     )
     assert expected.count("…") < 12  # the wildcards stay few: the sample must say something
+    verify = subprocess.run([OPSLINEAGE, "verify"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stdout[-2000:]
+    assert re.search(r"^policy: (\d+) of \1 checks passed$", verify.stdout, flags=re.MULTILINE), verify.stdout

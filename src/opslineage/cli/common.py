@@ -26,6 +26,7 @@ __all__ = [
     "common_options",
     "horizon",
     "local_reader",
+    "option_time",
     "print_json",
     "progress",
     "store_from",
@@ -85,10 +86,12 @@ def local_reader(store: Store) -> Reader:
 
 def horizon(reader: Reader, args: argparse.Namespace) -> Horizon:
     """How far ``--as-of`` (commit time) and ``--event-time-before`` (eventTime) let a read see."""
-    return reader.horizon(_time("--as-of", args.as_of), _time("--event-time-before", args.event_time_before))
+    return reader.horizon(
+        option_time("--as-of", args.as_of), option_time("--event-time-before", args.event_time_before)
+    )
 
 
-def _time(flag: str, text: str | None) -> datetime | None:
+def option_time(flag: str, text: str | None) -> datetime | None:
     """The time an option names (ISO 8601; without an offset, UTC; a date alone, its midnight)."""
     if text is None:
         return None

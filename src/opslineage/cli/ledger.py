@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from opslineage.cli.checks import add_layer_options, judge, layers_of, print_layers
 from opslineage.cli.common import (
     EXIT_CHECK_FAILED,
     UsageError,
@@ -25,7 +27,7 @@ from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.keys import LogKeyError, load_private_key, load_public_key
 from opslineage.ledger.log import CHECKPOINT_EVERY, CHECKPOINT_SECONDS, checkpoint, init_log
 from opslineage.ledger.memory import CacheError, CheckpointMemory
-from opslineage.ledger.verify import INDEX_REPORTED, Finding
+from opslineage.ledger.verify import INDEX_REPORTED, Finding, VerifyReport
 from opslineage.ledger.witness import WitnessError, WitnessKey, cosigned_by, witness_checkpoint
 from opslineage.query import ConsistencyProof, InclusionProof, Reader
 
@@ -110,10 +112,12 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     parser = commands.add_parser(
         "verify",
         parents=[common, keyed],
-        help="check the log against the stored events and signatures",
-        description="Recompute every leaf from the stored events and the tree from the leaves, check every "
-        "stored checkpoint's root and signature; exit 1 naming the first sequence number that differs.",
+        help="check the log, and judge the lineage it holds at the data, model and policy layers",
+        description="integrity: recompute every leaf from the stored events and the tree from the leaves, "
+        "check every stored checkpoint's root and signature. data, model, policy: check that the lineage is "
+        "right (see docs/verification.md). Exit 1 on any finding, naming its layer, check and node.",
     )
+    add_layer_options(parser)
     parser.add_argument(
         "--public-key", metavar="KEY", help="the log's public key (base64, or a .pub/PEM file)"
     )
@@ -210,37 +214,56 @@ def _print_proof(args: argparse.Namespace, proof: InclusionProof | ConsistencyPr
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Verify the whole log; exit 1 with findings when anything differs."""
-    memory = CheckpointMemory(args.checkpoint_cache)
+    """Verify the log and judge the lineage at the layers asked for; exit 1 on any finding."""
+    layers = layers_of(args)
     with store_from(args) as store:
         reader = local_reader(store)
-        try:
-            public = _public_key(args, reader)
-            kept = parse_note(args.checkpoint.read_text()) if args.checkpoint else None
-            witnesses = [WitnessKey.parse(text) for text in args.witness_key]
-        except (LogKeyError, CheckpointError, OSError, ValueError) as error:
-            raise UsageError(str(error)) from None
-        with progress("verify", reader.log_length(), enabled=not args.json) as bar:
-            report = reader.verify(public, lambda done, total: bar.update(bar.task_ids[0], completed=done))
-        if kept is not None and public is not None:
-            report.findings.extend(reader.verify_extends(kept, public))
-        newest = reader.signed_checkpoint()
-        try:
-            report.findings.extend(_against_memory(reader, memory, newest, public))
-            cosigned = _cosignatures(newest, witnesses, report.findings)
-            if report.ok and newest is not None and public is not None:
-                memory.remember(newest)
-        except CacheError as error:
-            raise UsageError(f"{error} (see --checkpoint-cache)") from None
+        ok, answer = _verify_log(args, reader) if "integrity" in layers else (True, {})
+        judged = judge(args, reader, layers)
+    if judged is not None:
+        answer["layers"] = judged.to_dict()
+        if not args.json:
+            print_layers(judged)
     if args.json:
-        print_json(
-            {
-                **report.to_dict(),
-                "newest_checkpoint": newest.to_dict() if newest else None,
-                "cosigned_by": cosigned,
-            }
-        )
-    elif report.ok:
+        print_json({**answer, "ok": ok and (judged is None or judged.ok)})
+    return 0 if ok and (judged is None or judged.ok) else EXIT_CHECK_FAILED
+
+
+def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[bool, dict[str, Any]]:
+    """The integrity layer: the log against the events, checkpoints and witnesses. Whether it
+    holds, and its JSON answer; the text is printed unless ``--json``."""
+    memory = CheckpointMemory(args.checkpoint_cache)
+    try:
+        public = _public_key(args, reader)
+        kept = parse_note(args.checkpoint.read_text()) if args.checkpoint else None
+        witnesses = [WitnessKey.parse(text) for text in args.witness_key]
+    except (LogKeyError, CheckpointError, OSError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    with progress("verify", reader.log_length(), enabled=not args.json) as bar:
+        report = reader.verify(public, lambda done, total: bar.update(bar.task_ids[0], completed=done))
+    if kept is not None and public is not None:
+        report.findings.extend(reader.verify_extends(kept, public))
+    newest = reader.signed_checkpoint()
+    try:
+        report.findings.extend(_against_memory(reader, memory, newest, public))
+        cosigned = _cosignatures(newest, witnesses, report.findings)
+        if report.ok and newest is not None and public is not None:
+            memory.remember(newest)
+    except CacheError as error:
+        raise UsageError(f"{error} (see --checkpoint-cache)") from None
+    answer = {
+        **report.to_dict(),
+        "newest_checkpoint": newest.to_dict() if newest else None,
+        "cosigned_by": cosigned,
+    }
+    if not args.json:
+        _print_log(report, kept is not None, cosigned)
+    return report.ok, answer
+
+
+def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
+    """The integrity layer's answer as text."""
+    if report.ok:
         print(
             f"ok: {report.events} events and {report.checkpoints} checkpoint(s) verified"
             + (f", {report.segments} archive segment(s) among them" if report.segments else "")
@@ -257,7 +280,6 @@ def run_verify(args: argparse.Namespace) -> int:
                 f"  the graph index differs from the events in {report.index_differences} rows;"
                 f" the first {INDEX_REPORTED} are listed"
             )
-    return 0 if report.ok else EXIT_CHECK_FAILED
 
 
 def _against_memory(

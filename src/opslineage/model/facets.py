@@ -291,6 +291,7 @@ class RulesFacet(_Facet, kw_only=True):
     name: str
     registered_at: str
     rules: list[dict[str, Any]]
+    roles: dict[str, list[str]] = {}
     file_digest: str | None = None
     steward: str | None = None
 

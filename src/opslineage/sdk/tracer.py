@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
 from opslineage.model.code import identify
-from opslineage.model.facets import PRODUCER, PolicyFacet, SourceFacet, Transform, schema_url
+from opslineage.model.facets import PRODUCER, PolicyFacet, RulesFacet, SourceFacet, Transform, schema_url
 from opslineage.sdk._emitter import MAX_BLOCK, DeliveryStatus, Emitter, EmitterStats, EventItem
 from opslineage.sdk._spill import DEFAULT_SPILL_CAP
 from opslineage.sdk.context import active_capture, current
@@ -268,6 +268,15 @@ class Tracer:
         with step:
             step.outputs.append(model.dataset())
         return step.run_id
+
+    def register_rules(self, rules: RulesFacet) -> Artifact:
+        """Record a set of governance rules a steward registered (its ``steward`` approves the run)."""
+        step = Step(self, f"rules.register.{rules.name}")
+        step.job_type = "REGISTER"
+        if rules.steward:
+            step.agents.append((rules.steward, "approver"))
+        with step:
+            return step._produce("rules", rules, rules.name)
 
     # The steps of the chain, as context managers.
 
