@@ -27,7 +27,9 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_the_readme_shows_what_the_demo_prints_and_it_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_readme_shows_what_the_demo_prints_and_it_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPSLINEAGE_STORE", raising=False)
     run = subprocess.run([OPSLINEAGE, "demo"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr

@@ -149,9 +149,7 @@ def test_a_sqlite_store_from_before_actors_is_migrated_and_keeps_its_content(
         IngestPipeline(store).ingest(_chain("svc-02"), actor="cli:bob")
         assert verify_store(store, None).ok
     *old, new = _batches(run_sql, url)
-    assert (
-        old and {row[2] for row in old} == {None} and new == (before + 1, before + CHAIN_EVENTS, "cli:bob")
-    )
+    assert old and {row[2] for row in old} == {None} and new == (before + 1, before + CHAIN_EVENTS, "cli:bob")
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)

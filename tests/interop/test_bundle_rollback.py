@@ -63,19 +63,19 @@ def test_an_older_or_forked_bundle_is_refused_once_a_newer_one_verified(
     old = _write(tmp_path / "old.json", make_bundle(store, action, key))
     _record(store, "svc-02")
     checkpoint(store, key)
-    new = _write(tmp_path / "new.json", make_bundle(store, action, key, since=18))
-    assert _verify(old, capsys)[0] == 0  # remembers 18
-    assert _verify(new, capsys)[0] == 0  # 18 → 36, with the proof the bundle carries
+    new = _write(tmp_path / "new.json", make_bundle(store, action, key, since=20))
+    assert _verify(old, capsys)[0] == 0  # remembers 20
+    assert _verify(new, capsys)[0] == 0  # 20 → 40, with the proof the bundle carries
     status, report = _verify(old, capsys)
     assert status == 1
     assert (
-        f"the newest checkpoint of {ORIGIN} has size 18, but this client verified size 36"
+        f"the newest checkpoint of {ORIGIN} has size 20, but this client verified size 40"
         in report["findings"][0]
     )
     assert _verify(old, capsys, "--checkpoint-cache", str(tmp_path / "other-client"))[0] == 0
 
     forked = make_bundle(store, action, key)
-    fake = sign(key, ORIGIN, 36, b"\x33" * 32, datetime.now(UTC))
+    fake = sign(key, ORIGIN, 40, b"\x33" * 32, datetime.now(UTC))
     forked["checkpoint"] = fake.note
     status, report = _verify(_write(tmp_path / "fork.json", forked), capsys)
     assert status == 1 and "forked" in " ".join(report["findings"])
@@ -92,14 +92,14 @@ def test_a_newer_bundle_needs_a_consistency_proof_from_the_remembered_size(
     checkpoint(store, key)
     status, report = _verify(_write(tmp_path / "bare.json", make_bundle(store, action, key)), capsys)
     assert status == 1
-    assert "no consistency proof from size 18 came with it" in report["findings"][0]
-    bundle = make_bundle(store, action, key, since=18)
+    assert "no consistency proof from size 20 came with it" in report["findings"][0]
+    bundle = make_bundle(store, action, key, since=20)
     bundle["consistency"]["proof"] = ["00" * 32] * len(bundle["consistency"]["proof"])
     status, report = _verify(_write(tmp_path / "bad.json", bundle), capsys)
     assert status == 1 and "rewrote its history" in report["findings"][0]
-    assert _verify(_write(tmp_path / "good.json", make_bundle(store, action, key, since=18)), capsys)[0] == 0
+    assert _verify(_write(tmp_path / "good.json", make_bundle(store, action, key, since=20)), capsys)[0] == 0
     remembered = CheckpointMemory().recall(ORIGIN)
-    assert remembered is not None and remembered.tree_size == 36
+    assert remembered is not None and remembered.tree_size == 40
 
 
 def test_export_since_and_witness_cosignatures_in_bundles(
@@ -125,4 +125,4 @@ def test_export_since_and_witness_cosignatures_in_bundles(
     status, report = _verify(str(out), capsys, "--witness-key", other)
     assert status == 1 and "no valid cosignature by witness witness.test/w2" in report["findings"][0]
     assert main(["export", "--store", db, "--format", "bundle", action, "-o", str(out), "--since", "99"]) == 2
-    assert "--since 99 must be between 1 and the checkpoint's size 18" in capsys.readouterr().err
+    assert "--since 99 must be between 1 and the checkpoint's size 20" in capsys.readouterr().err

@@ -69,9 +69,9 @@ def test_deleting_an_actions_edges_and_renaming_it_changes_upstream_and_fails_ve
     status, report = _verify(store_url, capsys)
     assert status == 1 and not report["ok"]
     findings = [finding["what"] for finding in report["findings"]]
-    assert f"ids: {action} is missing (event 14 names it)" in findings
-    assert f"nodes: {action} is missing (event 14 adds it)" in findings
-    assert f"nodes: {FORGED} is extra: event 14 does not add it" in findings
+    assert f"ids: {action} is missing (event 16 names it)" in findings
+    assert f"nodes: {action} is missing (event 16 adds it)" in findings
+    assert f"nodes: {FORGED} is extra: event 16 does not add it" in findings
     deleted = [f for f in findings if f.startswith(f"edges: {action} -") and "is missing (event " in f]
     assert len(deleted) == 3 and report["index_differences"] == len(findings)
 
@@ -83,8 +83,8 @@ def test_the_verify_command_prints_what_differs_in_the_index(
     run_sql(store_url, f"DELETE FROM edges WHERE src = {_nid(action)} AND kind = 'used'", tamper=True)
     assert main(["verify", "--store", store_url]) == 1
     out = capsys.readouterr().out
-    assert "FAILED at sequence 15: 1 finding(s)" in out
-    assert f"seq 15: edges: {action} -used-> entity:sha256:" in out and "is missing (event 15 adds it)" in out
+    assert "FAILED at sequence 17: 1 finding(s)" in out
+    assert f"seq 17: edges: {action} -used-> entity:sha256:" in out and "is missing (event 17 adds it)" in out
 
 
 # (table, edit, SQL making it, what the finding says): a row deleted, a row inserted, a column changed.
@@ -93,14 +93,14 @@ EDITS = [
         "nodes",
         "deleted",
         "DELETE FROM nodes WHERE nid = {action_nid}",
-        "nodes: {action} is missing (event 14 adds it)",
+        "nodes: {action} is missing (event 16 adds it)",
     ),
     (
         "nodes",
         "inserted",
         "INSERT INTO ids VALUES (100000, '{forged}');"
-        " INSERT INTO nodes VALUES (100000, 'run', 'action', 'test.ns', 'evil', NULL, NULL, 14)",
-        "nodes: {forged} is extra: event 14 does not add it",
+        " INSERT INTO nodes VALUES (100000, 'run', 'action', 'test.ns', 'evil', NULL, NULL, 16)",
+        "nodes: {forged} is extra: event 16 does not add it",
     ),
     (
         "nodes",
@@ -112,13 +112,13 @@ EDITS = [
         "edges",
         "deleted",
         "DELETE FROM edges WHERE src = {action_nid} AND kind = 'wasAssociatedWith'",
-        "edges: {action} -wasAssociatedWith-> {agent} is missing (event 14 adds it)",
+        "edges: {action} -wasAssociatedWith-> {agent} is missing (event 16 adds it)",
     ),
     (
         "edges",
         "inserted",
-        "INSERT INTO edges VALUES ({action_nid}, {agent_nid}, 'wasInformedBy', NULL, 14)",
-        "edges: {action} -wasInformedBy-> {agent} is extra: event 14 does not add it",
+        "INSERT INTO edges VALUES ({action_nid}, {agent_nid}, 'wasInformedBy', NULL, 16)",
+        "edges: {action} -wasInformedBy-> {agent} is extra: event 16 does not add it",
     ),
     (
         "edges",
@@ -130,7 +130,7 @@ EDITS = [
         "ids",
         "deleted",
         "DELETE FROM ids WHERE id = '{action}'",
-        "ids: {action} is missing (event 14 names it)",
+        "ids: {action} is missing (event 16 names it)",
     ),
     (
         "ids",
@@ -142,7 +142,7 @@ EDITS = [
         "ids",
         "changed",
         "UPDATE ids SET id = '{forged}' WHERE id = '{action}'",
-        "ids: {action} is missing (event 14 names it)",
+        "ids: {action} is missing (event 16 names it)",
     ),
     (
         "batches",
@@ -153,8 +153,8 @@ EDITS = [
     (
         "batches",
         "inserted",
-        "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (19, 19, '2026-01-07T00:00:00+00:00')",
-        "batches: the batches end at event 19, the log at 18",
+        "INSERT INTO batches (first_seq, last_seq, recorded_at) VALUES (21, 21, '2026-01-07T00:00:00+00:00')",
+        "batches: the batches end at event 21, the log at 20",
     ),
     (
         "batches",

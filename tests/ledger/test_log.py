@@ -40,7 +40,7 @@ RunSql = Callable[..., list[tuple[Any, ...]]]  # the run_sql fixture (tests/conf
 
 @pytest.fixture
 def logged(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Store]:
-    """A store with a key, three recorded chains (54 events) and a checkpoint after the second."""
+    """A store with a key, three recorded chains (60 events) and a checkpoint after the second."""
     monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
     store = open_store(store_url)
     init_log(store, origin="opslineage.test/log")
@@ -91,9 +91,9 @@ def test_proofs_from_the_store_verify(logged: tuple[str, Store]) -> None:
             [bytes.fromhex(h) for h in proof["audit_path"]],
             bytes.fromhex(proof["root_hash"]),
         )
-    proof = consistency(store, 36, size)
+    proof = consistency(store, 40, size)
     verify_consistency(
-        36,
+        40,
         size,
         bytes.fromhex(proof["first_root"]),
         bytes.fromhex(proof["second_root"]),
@@ -113,7 +113,7 @@ def test_idempotent_ingest_does_not_append_to_the_log(logged: tuple[str, Store])
 def test_an_untouched_log_verifies(logged: tuple[str, Store], tmp_path: Path) -> None:
     url, _ = logged
     report = _report(url, tmp_path)
-    assert report.ok and report.events == 54 and report.checkpoints == 2
+    assert report.ok and report.events == 60 and report.checkpoints == 2
 
 
 # Each case: its statements per dialect ("both" when one text serves both), and the first
@@ -122,14 +122,14 @@ _TAMPERING = {
     "changed-event-byte": (
         {
             "sqlite": [
-                "UPDATE events SET body = replace(body, X'227376632d303222', X'227376632d303922') WHERE seq = 20"
+                "UPDATE events SET body = replace(body, X'227376632d303222', X'227376632d303922') WHERE seq = 22"
             ],
             "postgres": [
                 "UPDATE events SET body = convert_to(replace(convert_from(body, 'UTF8'), '\"svc-02\"',"
-                " '\"svc-09\"'), 'UTF8') WHERE seq = 20"
+                " '\"svc-09\"'), 'UTF8') WHERE seq = 22"
             ],
         },
-        20,
+        22,
     ),
     "deleted-event": ({"both": ["DELETE FROM events WHERE seq = 30"]}, 30),
     "swapped-events": (
@@ -192,7 +192,7 @@ def test_a_changed_artifact_byte_is_caught_at_the_first_event_carrying_it(
 
 def test_a_forged_checkpoint_is_caught(logged: tuple[str, Store], tmp_path: Path, run_sql: RunSql) -> None:
     url, store = logged
-    size, forged_root = 36, b"\x42" * 32
+    size, forged_root = 40, b"\x42" * 32
     forged = sign(
         Ed25519PrivateKey.generate(),
         "opslineage.test/log",
@@ -242,7 +242,7 @@ def test_verify_command_exit_statuses(
     store.close()
     assert main(["verify", "--store", db, "--checkpoint", str(kept)]) == 0
     assert (
-        "ok: 54 events and 2 checkpoint(s) verified; the log extends the kept checkpoint"
+        "ok: 60 events and 2 checkpoint(s) verified; the log extends the kept checkpoint"
         in capsys.readouterr().out
     )
     run_sql(db, "DELETE FROM events WHERE seq = 5", tamper=True)
@@ -258,7 +258,7 @@ def test_checkpoint_and_proof_commands(
     store.close()
     assert main(["checkpoint", "--store", db]) == 0
     note = capsys.readouterr().out.splitlines()
-    assert note[:2] == ["opslineage.test/log", "54"] and note[3].startswith("time ") and note[4] == ""
+    assert note[:2] == ["opslineage.test/log", "60"] and note[3].startswith("time ") and note[4] == ""
     assert note[5].startswith("\u2014 opslineage.test/log ")
     assert main(["checkpoint", "--store", db, "--json"]) == 0
     made = json.loads(capsys.readouterr().out)
@@ -273,7 +273,7 @@ def test_checkpoint_and_proof_commands(
         "witness_errors",
     }
     assert made["cosignatures"] == [] and made["witness_errors"] == []
-    assert main(["proof", "inclusion", "3", "--tree-size", "36", "--store", db, "--json"]) == 0
+    assert main(["proof", "inclusion", "3", "--tree-size", "40", "--store", db, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {
         "leaf_index",
         "tree_size",
@@ -281,7 +281,7 @@ def test_checkpoint_and_proof_commands(
         "root_hash",
         "audit_path",
     }
-    assert main(["proof", "consistency", "10", "54", "--store", db, "--json"]) == 0
+    assert main(["proof", "consistency", "10", "60", "--store", db, "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {
         "first",
         "second",
@@ -289,7 +289,7 @@ def test_checkpoint_and_proof_commands(
         "second_root",
         "proof",
     }
-    assert main(["proof", "consistency", "54", "10", "--store", db]) == 2
+    assert main(["proof", "consistency", "60", "10", "--store", db]) == 2
     assert "must not be larger" in capsys.readouterr().err
 
 
@@ -327,7 +327,7 @@ def test_checkpoints_are_signed_automatically_every_n_events_or_t_seconds(
         assert main(["ingest", str(path), "--store", db]) == 0
         with open_store(db, create=False) as store:
             sizes.append([size for size, _, _ in store.checkpoints()])
-    assert sizes == [[18], [18], [18, 54]]  # the first at once, then only once 30 more events arrived
+    assert sizes == [[20], [20], [20, 60]]  # the first at once, then only once 30 more events arrived
     with open_store(db, create=False) as store:
         tracer = Tracer.in_memory()
         record_chain(tracer, subject="svc-04")
@@ -335,4 +335,4 @@ def test_checkpoints_are_signed_automatically_every_n_events_or_t_seconds(
         assert maybe_checkpoint(store, key, datetime(2026, 1, 5, tzinfo=UTC)) is None  # neither due
         later = datetime.now(UTC) + timedelta(hours=2)
         made = maybe_checkpoint(store, key, later)
-        assert made is not None and made.tree_size == 72
+        assert made is not None and made.tree_size == 80

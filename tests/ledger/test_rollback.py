@@ -41,7 +41,7 @@ def _record(store: Store, subject: str) -> None:
 
 @pytest.fixture
 def logged(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A store with a key and 54 events, checkpoints at 36 and 54."""
+    """A store with a key and 60 events, checkpoints at 40 and 60."""
     monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
     with open_store(store_url) as store:
         init_log(store, origin=ORIGIN)
@@ -79,19 +79,19 @@ def test_verify_refuses_a_log_cut_back_to_an_older_checkpoint(
     logged: str, run_sql: RunSql, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     db = logged
-    assert _verify(db, capsys)[0] == 0  # remembers size 54
-    _truncate(run_sql, db, 36)
+    assert _verify(db, capsys)[0] == 0  # remembers size 60
+    _truncate(run_sql, db, 40)
     elsewhere = str(tmp_path / "fresh-client")
     assert _verify(db, capsys, "--checkpoint-cache", elsewhere)[0] == 0  # a client that remembers nothing
     status, report = _verify(db, capsys)
     assert status == 1
     (finding,) = report["findings"]
-    assert finding["seq"] == 54
-    assert f"the newest checkpoint of {ORIGIN} has size 36" in finding["what"]
-    assert "this client verified size 54" in finding["what"] and "rolled back" in finding["what"]
+    assert finding["seq"] == 60
+    assert f"the newest checkpoint of {ORIGIN} has size 40" in finding["what"]
+    assert "this client verified size 60" in finding["what"] and "rolled back" in finding["what"]
     assert main(["verify", "--store", db]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("FAILED at sequence 54") and "rolled back" in out
+    assert out.startswith("FAILED at sequence 60") and "rolled back" in out
 
 
 def test_verify_refuses_a_log_whose_checkpoints_were_all_deleted(
@@ -104,7 +104,7 @@ def test_verify_refuses_a_log_whose_checkpoints_were_all_deleted(
     status, report = _verify(db, capsys)
     assert status == 1
     (finding,) = report["findings"]
-    assert f"the log {ORIGIN} has no checkpoint, but this client verified size 54" in finding["what"]
+    assert f"the log {ORIGIN} has no checkpoint, but this client verified size 60" in finding["what"]
     assert "checkpoints were deleted" in finding["what"]
 
 
@@ -129,10 +129,10 @@ def test_verify_refuses_a_fork_and_an_inconsistent_extension(
     """What this client saw before, signed by the log's own key, disagrees with the log now."""
     db, key = logged, load_private_key(tmp_path / "log.key")
     memory = CheckpointMemory(checkpoint_cache)
-    memory.remember(sign(key, ORIGIN, 54, b"\x17" * 32, datetime(2026, 1, 7, tzinfo=UTC)))
+    memory.remember(sign(key, ORIGIN, 60, b"\x17" * 32, datetime(2026, 1, 7, tzinfo=UTC)))
     status, report = _verify(db, capsys)
     assert status == 1
-    assert "at size 54 has another root than the one this client verified" in report["findings"][0]["what"]
+    assert "at size 60 has another root than the one this client verified" in report["findings"][0]["what"]
     assert "forked" in report["findings"][0]["what"]
 
     memory.path(ORIGIN).unlink()
@@ -140,7 +140,7 @@ def test_verify_refuses_a_fork_and_an_inconsistent_extension(
     status, report = _verify(db, capsys)
     assert status == 1
     what = report["findings"][0]["what"]
-    assert "at size 54 does not extend the one this client verified size 20" in what
+    assert "at size 60 does not extend the one this client verified size 20" in what
     assert "rewrote its history" in what
 
 
@@ -160,14 +160,14 @@ def test_a_growing_log_is_remembered_as_it_grows_in_private_files(
     db = logged
     memory = CheckpointMemory(checkpoint_cache)
     assert _verify(db, capsys)[0] == 0
-    assert memory.recall(ORIGIN).tree_size == 54  # type: ignore[union-attr]
+    assert memory.recall(ORIGIN).tree_size == 60  # type: ignore[union-attr]
     with open_store(db) as store:
         _record(store, "svc-04")
         checkpoint(store, load_private_key(tmp_path / "log.key"))
         newest = latest_checkpoint(store)
-    assert _verify(db, capsys)[0] == 0  # 54 → 72, proven consistent
+    assert _verify(db, capsys)[0] == 0  # 60 → 80, proven consistent
     remembered = memory.recall(ORIGIN)
-    assert remembered is not None and remembered.tree_size == 72 and newest is not None
+    assert remembered is not None and remembered.tree_size == 80 and newest is not None
     assert remembered.root_hash == newest.root_hash
     assert stat.S_IMODE(memory.path(ORIGIN).stat().st_mode) == 0o600
     assert stat.S_IMODE(checkpoint_cache.stat().st_mode) == 0o700

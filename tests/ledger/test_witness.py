@@ -76,7 +76,7 @@ class Witness:
 
 @pytest.fixture
 def log(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Ed25519PrivateKey]:
-    """A store with a key and 36 events (no checkpoint yet)."""
+    """A store with a key and 40 events (no checkpoint yet)."""
     monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
     with open_store(store_url) as store:
         init_log(store, origin=ORIGIN)
@@ -109,12 +109,12 @@ def test_the_witness_cosigns_a_growing_log(
     verifier = WitnessKey.parse(witness.vkey)
     status, first, err = _checkpoint(db, capsys, witness.url)
     assert (status, err) == (0, "")
-    assert first.tree_size == 36 and cosigned_by(first, verifier) is not None
+    assert first.tree_size == 40 and cosigned_by(first, verifier) is not None
     with open_store(db) as store:
-        assert store.get_meta(f"witness_size:{witness.url}") == "36"
+        assert store.get_meta(f"witness_size:{witness.url}") == "40"
         _record(store, "svc-03")
-    status, second, _ = _checkpoint(db, capsys, witness.url)  # old 36, a consistency proof 36 → 54
-    assert status == 0 and second.tree_size == 54
+    status, second, _ = _checkpoint(db, capsys, witness.url)  # old 40, a consistency proof 40 → 60
+    assert status == 0 and second.tree_size == 60
     timestamp = cosigned_by(second, verifier)
     assert timestamp is not None and abs(timestamp - time.time()) < 60
     with open_store(db) as store:
@@ -128,21 +128,21 @@ def test_the_witness_refuses_a_fork_and_a_rollback(
     log: tuple[str, Ed25519PrivateKey], witness: Witness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, key = log
-    assert _checkpoint(db, capsys, witness.url)[0] == 0  # the witness holds size 36
+    assert _checkpoint(db, capsys, witness.url)[0] == 0  # the witness holds size 40
     with open_store(db) as store:
         held = latest_checkpoint(store)
-        proof_10 = _proof(store, 10, 36)
-        root_10 = consistency(store, 10, 36)["first_root"]
+        proof_10 = _proof(store, 10, 40)
+        root_10 = consistency(store, 10, 40)["first_root"]
     assert held is not None
-    fork = sign(key, ORIGIN, 36, b"\x66" * 32, datetime.now(UTC))
-    answer = witness.add(36, [], fork.note)
+    fork = sign(key, ORIGIN, 40, b"\x66" * 32, datetime.now(UTC))
+    answer = witness.add(40, [], fork.note)
     assert answer.status_code == 409 and answer.headers["content-type"] == SIZE_CONTENT_TYPE
-    assert answer.text == "36\n"
+    assert answer.text == "40\n"
     older = sign(key, ORIGIN, 10, bytes.fromhex(root_10), datetime.now(UTC))
     answer = witness.add(10, [], older.note)  # a rollback to size 10: not the size it holds
-    assert (answer.status_code, answer.text) == (409, "36\n")
-    assert witness.add(36, proof_10, older.note).status_code == 400  # old larger than the checkpoint
-    assert witness.add(36, [], held.note).status_code == 200  # the same checkpoint again: fine
+    assert (answer.status_code, answer.text) == (409, "40\n")
+    assert witness.add(40, proof_10, older.note).status_code == 400  # old larger than the checkpoint
+    assert witness.add(40, [], held.note).status_code == 200  # the same checkpoint again: fine
 
 
 def test_a_rolled_back_log_cannot_get_a_cosignature(
@@ -151,11 +151,11 @@ def test_a_rolled_back_log_cannot_get_a_cosignature(
     db, _ = log
     with open_store(db) as store:
         _record(store, "svc-03")
-    assert _checkpoint(db, capsys, witness.url)[0] == 0  # the witness holds 54
+    assert _checkpoint(db, capsys, witness.url)[0] == 0  # the witness holds 60
     run_sql(
         db,
-        "DELETE FROM events WHERE seq > 36",
-        "DELETE FROM log_nodes WHERE (idx + 1) * (1 << level) > 36",
+        "DELETE FROM events WHERE seq > 40",
+        "DELETE FROM log_nodes WHERE (idx + 1) * (1 << level) > 40",
         "DELETE FROM checkpoints",
         tamper=True,
     )
@@ -163,9 +163,9 @@ def test_a_rolled_back_log_cannot_get_a_cosignature(
         if forget:
             run_sql(db, "DELETE FROM meta WHERE key LIKE 'witness_size:%'")
         status, made, err = _checkpoint(db, capsys, witness.url)
-        assert status == 1 and made.tree_size == 36 and made.cosignatures == ()
+        assert status == 1 and made.tree_size == 40 and made.cosignatures == ()
         assert (
-            f"has cosigned size 54 of {ORIGIN}, larger than this checkpoint's 36: the log was rolled back"
+            f"has cosigned size 60 of {ORIGIN}, larger than this checkpoint's 40: the log was rolled back"
             in err
         )
 
@@ -178,11 +178,11 @@ def test_the_409_names_the_size_to_prove_from(
     with open_store(db) as store:
         store.set_meta(f"witness_size:{witness.url}", "7")  # what the log believes is wrong
         _record(store, "svc-03")
-    status, made, err = _checkpoint(db, capsys, witness.url)  # old 7 → 409 "36" → old 36 → 200
+    status, made, err = _checkpoint(db, capsys, witness.url)  # old 7 → 409 "40" → old 40 → 200
     assert (status, err) == (0, "")
-    assert made.tree_size == 54 and cosigned_by(made, WitnessKey.parse(witness.vkey)) is not None
+    assert made.tree_size == 60 and cosigned_by(made, WitnessKey.parse(witness.vkey)) is not None
     with open_store(db) as store:
-        assert store.get_meta(f"witness_size:{witness.url}") == "54"
+        assert store.get_meta(f"witness_size:{witness.url}") == "60"
 
 
 def test_the_witness_refuses_what_the_protocol_refuses(
@@ -193,24 +193,24 @@ def test_the_witness_refuses_what_the_protocol_refuses(
     with open_store(db) as store:
         _record(store, "svc-03")
         grown = checkpoint(store, key)
-        proof = _proof(store, 36, 54)
+        proof = _proof(store, 40, 60)
     bad_proof = [bytes(32)] * len(proof)
-    answer = witness.add(36, bad_proof, grown.note)
+    answer = witness.add(40, bad_proof, grown.note)
     assert answer.status_code == 422 and answer.json()["error"] == "inconsistent"
-    stranger = sign(Ed25519PrivateKey.generate(), ORIGIN, 54, grown.root_hash, datetime.now(UTC))
-    assert witness.add(36, proof, stranger.note).status_code == 403
-    unknown = sign(key, "opslineage.test/unknown", 54, grown.root_hash, datetime.now(UTC))
-    assert witness.add(36, proof, unknown.note).status_code == 404
+    stranger = sign(Ed25519PrivateKey.generate(), ORIGIN, 60, grown.root_hash, datetime.now(UTC))
+    assert witness.add(40, proof, stranger.note).status_code == 403
+    unknown = sign(key, "opslineage.test/unknown", 60, grown.root_hash, datetime.now(UTC))
+    assert witness.add(40, proof, unknown.note).status_code == 404
     for body in (
         b"old 036\n\n" + grown.note.encode(),
-        b"old 36\nnot-base64\n\n" + grown.note.encode(),
+        b"old 40\nnot-base64\n\n" + grown.note.encode(),
         b"\xff",
     ):
         answer = httpx.post(f"{witness.url}/add-checkpoint", content=body, timeout=10)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
     too_big = httpx.post(f"{witness.url}/add-checkpoint", content=b"old 0\n" + b"A" * (70 << 10), timeout=10)
     assert too_big.status_code == 413
-    assert witness.add(36, proof, grown.note).status_code == 200  # none of that moved the witness
+    assert witness.add(40, proof, grown.note).status_code == 200  # none of that moved the witness
 
 
 def test_verify_requires_the_witness_cosignature(

@@ -79,7 +79,7 @@ def test_list_nodes_by_kind(store: Store, chain: Chain) -> None:
     assert [n.id for n in list_nodes(store, "action")] == ["run:" + chain.action.run_id]
     assert len(list_nodes(store, "snapshot")) == 3
     assert [n.id for n in list_nodes(store, "policy")] == ["policy:cpu-guard@1"]
-    assert len(list_nodes(store, "run")) == 9
+    assert len(list_nodes(store, "run")) == 10
     assert len(list_nodes(store, "snapshot", limit=2)) == 2
     with pytest.raises(InvalidEvent, match="unknown kind"):
         list_nodes(store, "widgets")

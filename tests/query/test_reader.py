@@ -52,12 +52,12 @@ def test_the_reader_answers_what_the_queries_answer(store: Store, chain: Chain) 
     first = reader.page("snapshot", limit=2)
     assert len(first.nodes) == 2 and first.next_offset == 2
     assert reader.page("snapshot", limit=2, offset=2).next_offset is None
-    assert reader.log_length() == len(reader.event_page(limit=100)) == 18
+    assert reader.log_length() == len(reader.event_page(limit=100)) == 20
     assert {e.run_id for e in reader.run_events(chain.action.run_id)} == {chain.action.run_id}
     assert reader.signed_checkpoint() is None and reader.log_public_key() is None
     proof = reader.inclusion_proof(3)
-    assert (proof.leaf_index, proof.tree_size) == (2, 18) and next(iter(proof.to_dict())) == "leaf_index"
-    assert reader.consistency_proof(5, 18).proof
+    assert (proof.leaf_index, proof.tree_size) == (2, 20) and next(iter(proof.to_dict())) == "leaf_index"
+    assert reader.consistency_proof(5, 20).proof
     assert reader.verify(None).ok and reader.archived_through() == 0
     assert reader.sequence_at(None) is None
 

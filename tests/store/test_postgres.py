@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from helpers import record_chain
+from helpers import CHAIN_EVENTS, record_chain
 from opslineage import Tracer, open_store
 from opslineage.demo import DemoConfig, run_demo
 from opslineage.ledger.log import root
@@ -58,7 +58,7 @@ def test_an_older_store_is_migrated_forward_and_stays_queryable(
         before = same.state_digest(), why(same, action).to_dict()
     with open_store(postgres_url, create=False) as store:  # reading a store migrates it too
         assert (store.state_digest(), why(store, action).to_dict()) == before
-        assert store.ingest(_chain_events("svc-02")).accepted == 18
+        assert store.ingest(_chain_events("svc-02")).accepted == CHAIN_EVENTS
         assert archive_store(store, 18, tmp_path / "archive").to_dict()["moved"]["events"] == 18
         assert why(store, action).to_dict() == before[1] and verify_store(store, None).ok
     versions = _query(postgres_url, "SELECT version FROM schema_migrations ORDER BY version")
@@ -124,9 +124,9 @@ def test_a_store_reconnects_after_the_server_closed_its_connections(
         for reader in readers:
             reader.join()
         assert terminate() >= 1
-        assert store.log_size() == 18  # a read goes on with a fresh connection
+        assert store.log_size() == CHAIN_EVENTS  # a read goes on with a fresh connection
         assert terminate() >= 1
-        assert store.ingest(_chain_events("svc-02")).accepted == 18  # and so does a write
+        assert store.ingest(_chain_events("svc-02")).accepted == CHAIN_EVENTS  # and so does a write
         assert terminate() >= 1
         store.set_meta("after", "reconnecting")
         assert store.get_meta("after") == "reconnecting" and verify_store(store, None).ok
@@ -183,7 +183,7 @@ def test_threads_may_share_one_store(postgres_url: str) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-        assert errors == [] and store.log_size() == 72 and verify_store(store, None).ok
+        assert errors == [] and store.log_size() == 4 * CHAIN_EVENTS and verify_store(store, None).ok
 
 
 def test_the_same_content_gives_the_same_digest_and_answers_as_sqlite(
@@ -234,4 +234,4 @@ def test_text_postgresql_cannot_hold_is_refused_and_nothing_is_written(postgres_
         with pytest.raises(StoreError, match="NUL"):
             store.ingest([*_chain_events("svc-02"), parse_event(event)])
         assert store.state_digest() == before
-        assert store.ingest(_chain_events("svc-02")).accepted == 18 and verify_store(store, None).ok
+        assert store.ingest(_chain_events("svc-02")).accepted == CHAIN_EVENTS and verify_store(store, None).ok

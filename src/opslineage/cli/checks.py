@@ -127,7 +127,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 
 def run_register(args: argparse.Namespace) -> int:
     """Record a rules file; print what was registered."""
-    from opslineage import Tracer  # noqa: PLC0415 (the SDK's writer loads only to record)
+    from opslineage.sdk import Tracer  # noqa: PLC0415 (the SDK loads only to record)
 
     rules = _rules(args.file)
     facet = RulesFacet(
