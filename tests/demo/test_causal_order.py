@@ -191,3 +191,12 @@ def test_a_file_with_no_rows_is_exit_2_naming_it(tmp_path: Path, capsys: pytest.
     assert main(["demo", "--store", f"sqlite:///{tmp_path / 'x.db'}", "--telemetry-csv", *files]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "empty.csv: no rows to replay" in error
+
+
+def test_the_help_says_how_a_replay_is_shifted(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--help"])
+    assert exited.value.code == 0
+    assert "shifted to start together, at the earliest file's first row" in " ".join(
+        capsys.readouterr().out.split()
+    )

@@ -54,7 +54,9 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         nargs="+",
         metavar="FILE",
         default=[],
-        help="replay these timestamp,value CSV series (e.g. NAB) instead of simulating a fleet",
+        help="replay these timestamp,value CSV series (e.g. NAB) instead of simulating a fleet; files of "
+        "different dates are shifted to start together, at the earliest file's first row, so the run has "
+        "one clock (each snapshot records its shift, original time = recorded - shift; `why` shows it)",
     )
     parser.add_argument(
         "--bus",
