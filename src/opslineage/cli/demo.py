@@ -47,14 +47,21 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument(
         "--services", type=int, help="services in the simulated fleet (default 6; a replay has one per CSV)"
     )
-    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        help="simulated hours (default 24); with --telemetry-csv, the first H hours of each file (default: all of it)",
+    )
     parser.add_argument(
         "--telemetry-csv",
         type=Path,
         nargs="+",
         metavar="FILE",
         default=[],
-        help="replay these timestamp,value CSV series (e.g. NAB) instead of simulating a fleet",
+        help="replay these timestamp,value CSV series (e.g. NAB) instead of simulating a fleet; files of "
+        "different dates are shifted to start together, at the earliest file's first row, so the run has "
+        "one clock (each snapshot records its shift, original time = recorded - shift; `why` shows it)",
     )
     parser.add_argument(
         "--bus",

@@ -3,7 +3,8 @@
 Every step is recorded through the SDK as a production pipeline would record it. The model is
 trained on the first quarter of the run and retrained at half time; the policies get a second
 generation at 60%, so the lineage holds two versions of each. Deterministic for a seed: run ids
-come from a seeded generator and time is the world's.
+come from a seeded generator and time is the world's, one clock for every step (a replay puts all
+its files on one timeline), so every why-chain is causally ordered.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class _Pending:
     healthy_below: float | None
     before: list[float]
     before_window: tuple[datetime, datetime] | None
+    ended: datetime
+    """When the action ended: only samples measured from then on tell its effect."""
     due: int
 
 
@@ -125,11 +128,6 @@ class _Pipeline:
         self.pending: list[_Pending] = []
         self.remediations: list[RemediationInfo] = []
         self.decisions = self.not_fired = 0
-        self.focus: str | None = None
-
-    def now(self) -> datetime:
-        """The time of the service being worked on (replayed files each keep their own dates)."""
-        return self.world.observed_at(self.focus) if self.focus else self.world.now
 
     def run(self, on_step: Callable[[int, int], None] | None) -> None:
         total = self.world.steps_total
@@ -144,10 +142,8 @@ class _Pipeline:
                 self.train(2)
             elif step == (total * 3) // 5:
                 self.publish_policies(2)
-            for name in ticked:  # a replayed series that has ended has nothing new to analyse
-                self.focus = name
+            for name in ticked:  # a replayed series with no row due has nothing new to analyse
                 self.analyse(step, name)
-            self.focus = None
             self.observe_effects(step, final=step == total - 1)
             if on_step:
                 on_step(step + 1, total)
@@ -165,7 +161,12 @@ class _Pipeline:
         values = [self.tracer.timestamp(when) if field == "timestamp" else row.get(field) for field in fields]
         with self.tracer.ingest(self.sources[name]) as step:
             snapshot = step.snapshot(
-                [values], fields, when - timedelta(minutes=5), when, file_digest=self.world.file_digest(name)
+                [values],
+                fields,
+                when - timedelta(minutes=5),
+                when,
+                file_digest=self.world.file_digest(name),
+                time_shift=self.world.time_shift(name),
             )
         self.windows[name].append((snapshot, row))
 
@@ -175,11 +176,10 @@ class _Pipeline:
             watchers[self.profile.model_for(name)].append(name)
         for model_name, watched in watchers.items():
             history = [entry for name in watched for entry in self.history[name]]
-            self.focus = max(watched, key=self.world.observed_at)  # trained as of its newest data
             seen = sorted(history, key=lambda entry: entry[0].content["window_end"])[-TRAINING_LIMIT:]
-            if version > 1:  # retrain on what the current model judged normal
-                current = self.models[watched[0]][0]
-                seen = [(a, v) for a, v in seen if current.predict(v)[1] == "normal"]
+            current = self.models.get(watched[0])  # a replayed file slow to fill a window has none yet
+            if current is not None:  # retrain on what the current model judged normal
+                seen = [(a, v) for a, v in seen if current[0].predict(v)[1] == "normal"]
             model = RobustZModel(name=model_name, version=str(version)).fit(
                 [v for _, v in seen], list(self.profile.features)
             )
@@ -194,18 +194,16 @@ class _Pipeline:
                     keep_artifact=True,
                 )
             self.tracer.register_model(ref, approver="mlops:bob")
-            self.model_versions[model_name].append((ref.id, self.now()))
+            self.model_versions[model_name].append((ref.id, self.world.now))
             for name in watched:
                 self.models[name] = (model, ref)
-        self.focus = None
 
     def analyse(self, step: int, name: str) -> None:
         window = self.windows[name]
         if len(window) < WINDOW:
             return
         snapshots = [snapshot for snapshot, _ in window]
-        start = datetime.fromisoformat(snapshots[0].content["window_start"])
-        end = datetime.fromisoformat(snapshots[-1].content["window_end"])
+        start, end = _bounds(list(window))
         with self.tracer.features(
             rolling_features, snapshots, subject=name, parameters={"window": WINDOW}
         ) as f:
@@ -262,7 +260,7 @@ class _Pipeline:
             name,
             facet.action,
             action.status,
-            self.now(),
+            self.world.now,
             decision.content["policy"],
             decision.content["model"],
             incident.kind if incident else None,
@@ -274,18 +272,26 @@ class _Pipeline:
         recent = list(self.windows[name])[-EFFECT_SAMPLES:]
         before = [row[metric] for _, row in recent if metric in row]
         self.pending.append(
-            _Pending(info, action.record, metric, healthy, before, _span(recent), step + SETTLE_STEPS)
+            _Pending(
+                info,
+                action.record,
+                metric,
+                healthy,
+                before,
+                _span(recent),
+                datetime.fromisoformat(action.record.content["ended_at"]),
+                step + SETTLE_STEPS,
+            )
         )
 
     def observe_effects(self, step: int, *, final: bool) -> None:
         """Judge every action whose stabilization window has passed (at the end, every one left)."""
         for pending in [p for p in self.pending if p.due <= step or final]:
             self.pending.remove(pending)
-            self.focus = pending.info.target
             recent = [  # samples taken after the action (a replayed series may have ended before)
                 entry
                 for entry in list(self.windows[pending.info.target])[-EFFECT_SAMPLES:]
-                if pending.due <= step and _times(entry)[0] >= pending.info.decided_at
+                if pending.due <= step and _times(entry)[0] >= pending.ended
             ]
             after = [row[pending.metric] for _, row in recent if pending.metric in row]
             mean_before = sum(pending.before) / len(pending.before) if pending.before else None
@@ -299,7 +305,7 @@ class _Pipeline:
             )
             if not self.world.reacts and outcome not in ("resolved", "worsened"):
                 outcome = "unverifiable"  # a replay cannot show that an action changed nothing
-            now = self.now()
+            now = self.world.now
             start, end = _span(recent) or (now, now)
             with self.tracer.observe_effect(pending.record) as observation:
                 observation.effect(
@@ -315,7 +321,6 @@ class _Pipeline:
                     attribution="caused" if self.world.reacts else "observed",
                 )
             pending.info.outcome = outcome
-        self.focus = None
 
 
 def _times(entry: tuple[Artifact, dict[str, float]]) -> tuple[datetime, datetime]:
@@ -324,9 +329,16 @@ def _times(entry: tuple[Artifact, dict[str, float]]) -> tuple[datetime, datetime
     return datetime.fromisoformat(content["window_start"]), datetime.fromisoformat(content["window_end"])
 
 
+def _bounds(window: list[tuple[Artifact, dict[str, float]]]) -> tuple[datetime, datetime]:
+    """From the earliest start to the latest end of a non-empty window's snapshots (a replayed
+    file's rows need not be in time order)."""
+    times = [_times(entry) for entry in window]
+    return min(start for start, _ in times), max(end for _, end in times)
+
+
 def _span(window: list[tuple[Artifact, dict[str, float]]]) -> tuple[datetime, datetime] | None:
-    """From the first to the last snapshot of a window; None when it is empty."""
-    return (_times(window[0])[0], _times(window[-1])[1]) if window else None
+    """The bounds of a window's snapshots; None when it is empty."""
+    return _bounds(window) if window else None
 
 
 def _seeded_ids(seed: int) -> Callable[[], str]:
@@ -363,7 +375,7 @@ def run_demo(
         raise ValueError(
             f"the run has {world.steps_total} telemetry steps and needs at least {MIN_STEPS} to train a model"
             + (
-                " (rows of the shortest CSV)"
+                " (ticks of the replay's clock)"
                 if config.telemetry_csv
                 else f" (--hours at least {MIN_HOURS:g})"
             )
@@ -373,7 +385,7 @@ def run_demo(
         store=store,
         transport=transport,
         agent="aiops-pipeline",
-        clock=lambda: pipeline.now(),  # noqa: PLW0108 (pipeline is made below, before the clock is read)
+        clock=lambda: world.now,  # one clock for every step of every service
         run_ids=_seeded_ids(config.seed),
         max_block=None,  # a batch run records everything: it waits for the store rather than drop
         spill_cap=0,

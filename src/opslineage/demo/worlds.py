@@ -43,6 +43,9 @@ class World(Protocol):
     def file_digest(self, service: str) -> str | None:
         """The digest of the file the telemetry comes from, when it comes from one."""
 
+    def time_shift(self, service: str) -> timedelta | None:
+        """How far the service's recorded times were moved onto the world's clock (None: not moved)."""
+
     def apply(self, service: str, action: str, params: dict[str, Any] | None = None) -> ActionOutcome:
         """Execute a remediation."""
 
@@ -74,6 +77,10 @@ class FleetWorld(Fleet):
 
     def file_digest(self, service: str) -> str | None:
         """Simulated telemetry comes from no file."""
+        return None
+
+    def time_shift(self, service: str) -> timedelta | None:
+        """Simulated telemetry is measured on the fleet's own clock."""
         return None
 
 
@@ -128,10 +135,15 @@ FLEET_PROFILE = Profile(
 
 
 class ReplayWorld:
-    """Real ``timestamp,value`` series replayed step by step; one file is one service.
+    """Real ``timestamp,value`` series replayed on one clock; one file is one service.
 
-    Replayed telemetry cannot respond to remediations: every action starts and changes nothing,
-    which is what the recorded effects then say.
+    Each file is shifted in time so that all of them start together, at the earliest file's first
+    row; the shift is recorded on every snapshot (original time = recorded - shift). The clock then
+    moves from row to row in time order: each tick is the next time any file has a row, and every
+    file with a row due by then emits it (a file's row stamped earlier than one before it, as some
+    NAB files have, is due at once), so the clock never goes back and nothing is seen before it was
+    measured. Replayed telemetry cannot respond to remediations: every action starts and changes
+    nothing, which is what the recorded effects then say.
     """
 
     reacts = False
@@ -142,6 +154,9 @@ class ReplayWorld:
         self.series = {item.name: item for item in series}
         if len(self.series) != len(series):
             raise ValueError("two telemetry files share a name; each file must have a distinct name")
+        for item in series:
+            if not item.rows:
+                raise ValueError(f"{item.path}: no rows to replay, only a header")
         self.services = list(self.series)
         self.rows = {  # rows replayed of each series: all of it, or its first ``hours``
             item.name: len(item.rows)
@@ -149,32 +164,57 @@ class ReplayWorld:
             else sum(1 for when, _ in item.rows if when - item.rows[0][0] < timedelta(hours=hours))
             for item in series
         }
-        self.steps_total = max(self.rows.values())
+        self.start = min(item.rows[0][0] for item in series)
+        self.shifts = {item.name: self.start - item.rows[0][0] for item in series}
+        self._ticks = self._schedule()
+        self.steps_total = len(self._ticks)
         self._step = -1
+        self._clock = self.start
+        self._emitted = dict.fromkeys(self.services, 0)  # rows of each file replayed so far
+
+    def _shifted(self, service: str, row: int) -> datetime:
+        return self.series[service].rows[row][0] + self.shifts[service]
+
+    def _schedule(self) -> list[tuple[datetime, list[str]]]:
+        """Every tick: its time and the files that emit their next row then."""
+        position = dict.fromkeys(self.services, 0)
+        clock, ticks = self.start, []
+        while left := [name for name in self.services if position[name] < self.rows[name]]:
+            clock = max(clock, min(self._shifted(name, position[name]) for name in left))
+            due = [name for name in left if self._shifted(name, position[name]) <= clock]
+            for name in due:
+                position[name] += 1
+            ticks.append((clock, due))
+        return ticks
 
     @property
     def now(self) -> datetime:
-        """The time of the newest row replayed so far."""
-        return max(self.observed_at(name) for name in self.services)
+        """The replay's clock: the time of the current tick (the common start before the first)."""
+        return self._clock
 
     def tick(self) -> dict[str, dict[str, float]]:
-        """The next row of every series that has one left (a shorter series ends first)."""
+        """Advance the clock to the next tick; the row of every file that has one due."""
         self._step += 1
         if self._step >= self.steps_total:
             raise RuntimeError("the replay has no more rows")
-        return {
-            name: {"value": item.rows[self._step][1]}
-            for name, item in self.series.items()
-            if self._step < self.rows[name]
-        }
+        self._clock, due = self._ticks[self._step]
+        rows = {}
+        for name in due:
+            rows[name] = {"value": self.series[name].rows[self._emitted[name]][1]}
+            self._emitted[name] += 1
+        return rows
 
     def schema(self, service: str) -> dict[str, str]:
         """CSV series carry a timestamp and one value."""
         return {"timestamp": "datetime", "value": "float"}
 
     def observed_at(self, service: str) -> datetime:
-        """The timestamp of the series' current row (its last, once it has ended)."""
-        return self.series[service].rows[min(max(self._step, 0), self.rows[service] - 1)][0]
+        """When the file's latest replayed row was measured, on the replay's timeline."""
+        return self._shifted(service, max(self._emitted[service] - 1, 0))
+
+    def time_shift(self, service: str) -> timedelta | None:
+        """How far the file's rows are moved onto the replay's timeline."""
+        return self.shifts[service]
 
     def file_digest(self, service: str) -> str | None:
         """The SHA-256 of the CSV file."""

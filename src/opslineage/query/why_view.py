@@ -15,7 +15,7 @@ import msgspec
 
 from opslineage.query.why import WhyChain
 
-__all__ = ["ERROR", "STRONG", "WARNING", "Span", "WhyNode", "WhyView", "short", "when", "why_view"]
+__all__ = ["ERROR", "STRONG", "WARNING", "Span", "WhyNode", "WhyView", "shift", "short", "when", "why_view"]
 
 STRONG = "strong"
 WARNING = "warning"
@@ -60,6 +60,17 @@ def short(digest: str | None) -> str:
 def when(stamp: str | None) -> str:
     """``2026-01-05T14:35:00.000Z`` → ``2026-01-05 14:35:00Z``."""
     return (stamp or "?").replace("T", " ").replace(".000Z", "Z")
+
+
+def shift(seconds: float) -> str:
+    """How far a replay moved recorded times: ``10551600`` → ``+122d 3h``, ``-90`` → ``-1m 30s``."""
+    sign, rest = "-" if seconds < 0 else "+", round(abs(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + " ".join(parts) if parts else "0s"
 
 
 def _number(value: Any) -> str:
@@ -192,6 +203,9 @@ def _features(parent: WhyNode, features: dict[str, Any], chain: WhyChain) -> Non
                 f"{snapshot['row_count']} row(s), schema {short(snapshot['schema_fingerprint'])}"
             )
         ]
+        moved = snapshot.get("time_shift_seconds")
+        if moved is not None:
+            line.append(Span(f", replayed, shifted {shift(moved)}" if moved else ", replayed, not shifted"))
         if snapshot.get("schema_change_from"):
             line.append(
                 Span(f" schema changed from {short(snapshot['previous_schema_fingerprint'])}", WARNING)
