@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from opslineage import open_store
+from opslineage.checks.findings import LAYERS
+from opslineage.checks.verify import verify_layers
 from opslineage.cli.main import main
 from opslineage.demo import DemoConfig, DemoResult, run_demo
 from opslineage.demo.replay import CsvSeries
-from opslineage.query import list_nodes, why
+from opslineage.query import as_reader, list_nodes, why
 from opslineage.store import Store
 
 OPSLINEAGE = str(Path(sys.executable).parent / "opslineage")
@@ -152,11 +154,19 @@ def _assert_one_timeline(store: Store, files: list[Path]) -> None:
         assert all(_t(snapshot["window_end"]) - shift in own for snapshot in snapshots)
 
 
+def _assert_verifies(store: Store) -> None:
+    """``verify``'s judged layers find nothing, and judged something at each layer."""
+    report = verify_layers(as_reader(store), LAYERS)
+    assert report.ok, report.findings[:5]
+    assert all(report.checked[layer] > 0 for layer in ("data", "model", "policy"))
+
+
 def test_a_replay_of_files_of_different_dates_is_on_one_clock(store: Store, tmp_path: Path) -> None:
     files = [*sorted(BUNDLED.glob("*.csv")), _disordered(tmp_path)]
     result = run_demo(store, DemoConfig(telemetry_csv=files, hours=48))
     assert _assert_causal(store) == len(result.remediations) > 0
     _assert_one_timeline(store, files)
+    _assert_verifies(store)
     for versions in [*result.model_versions.values(), *result.policy_versions.values()]:
         assert [since for _, since in versions] == sorted(since for _, since in versions)
 
@@ -171,6 +181,7 @@ def test_the_issue_12_replay_is_causal_and_why_shows_the_shift(tmp_path: Path) -
     with open_store(db, create=False) as store:
         assert _assert_causal(store) == len(remediations) > 0
         _assert_one_timeline(store, DATED)
+        _assert_verifies(store)
     shown: dict[str, str] = {}
     for target in ("machine_temperature_system_failure", "iio_us-east-1_i-a2eb1cd9_NetworkIn"):
         action = next(r["action"] for r in remediations if r["target"] == target)
