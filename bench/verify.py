@@ -3,21 +3,21 @@ model, policy) go, against the integrity layer (the log rebuilt) measured in the
 
     python bench/verify.py [--services 12] [--hours 120] [--store PATH]   # PATH is reused when it exists
 
-Prints one JSON object: events, seconds and events per second per layer set, and the ratio of
-``--layers all`` to ``--layers integrity`` (both read every event; a ratio near 1 says judging
-costs about what rebuilding the log does).
+Prints one JSON line per figure: events per second for the integrity layer, the judged layers
+and all of them, and the ratio of ``--layers all`` to ``--layers integrity`` (the floor: both
+read every event; a ratio of 2 says judging costs what rebuilding the log does).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from corpus import emit
 from opslineage import open_store
 from opslineage.checks.findings import JUDGED_LAYERS
 from opslineage.checks.verify import verify_layers
@@ -48,23 +48,11 @@ def main() -> None:
         judged = min(_timed(lambda: verify_layers(reader, JUDGED_LAYERS)) for _ in range(args.repeat))
         report = verify_layers(reader, JUDGED_LAYERS)
     every = integrity + judged
-    print(
-        json.dumps(
-            {
-                "events": events,
-                "findings": len(report.findings),
-                "checks": {layer: total for layer, (_, total) in report.correctness().items()},
-                "integrity_s": round(integrity, 3),
-                "judged_s": round(judged, 3),
-                "all_s": round(every, 3),
-                "integrity_events_per_s": round(events / integrity),
-                "judged_events_per_s": round(events / judged),
-                "all_events_per_s": round(events / every),
-                "all_over_integrity": round(every / integrity, 2),
-            },
-            indent=2,
-        )
-    )
+    scope = {"events": events, "findings": len(report.findings)}
+    emit("verify_integrity_events_per_s", events / integrity, "events/s", **scope)
+    emit("verify_judged_events_per_s", events / judged, "events/s", **scope, checks=dict(report.checked))
+    emit("verify_all_events_per_s", events / every, "events/s", **scope)
+    emit("verify_all_over_integrity", every / integrity, "ratio", **scope)
 
 
 def _timed(work: Callable[[], object]) -> float:
