@@ -251,32 +251,30 @@ class Tracer:
 
     def register_policy(self, policy: PolicyRef, *, approver: str | None = None) -> str:
         """Record that a policy version was published (and by whom approved). Returns the run id."""
-        step = Step(self, f"policy.register.{policy.name}")
-        step.job_type = "REGISTER"
-        if approver:
-            step.agents.append((approver, "approver"))
+        step = self._registration(f"policy.register.{policy.name}", approver)
         with step:
             step.outputs.append(policy.dataset())
         return step.run_id
 
     def register_model(self, model: ModelRef, *, approver: str | None = None) -> str:
         """Record that a model version was approved for use (and by whom). Returns the run id."""
-        step = Step(self, f"model.register.{model.name}")
-        step.job_type = "REGISTER"
-        if approver:
-            step.agents.append((approver, "approver"))
+        step = self._registration(f"model.register.{model.name}", approver)
         with step:
             step.outputs.append(model.dataset())
         return step.run_id
 
     def register_rules(self, rules: RulesFacet) -> Artifact:
         """Record a set of governance rules a steward registered (its ``steward`` approves the run)."""
-        step = Step(self, f"rules.register.{rules.name}")
-        step.job_type = "REGISTER"
-        if rules.steward:
-            step.agents.append((rules.steward, "approver"))
-        with step:
+        with self._registration(f"rules.register.{rules.name}", rules.steward) as step:
             return step._produce("rules", rules, rules.name)
+
+    def _registration(self, job: str, approver: str | None) -> Step:
+        """A REGISTER step, approved by ``approver`` when there is one."""
+        step = Step(self, job)
+        step.job_type = "REGISTER"
+        if approver:
+            step.agents.append((approver, "approver"))
+        return step
 
     # The steps of the chain, as context managers.
 
