@@ -23,9 +23,9 @@ from opslineage.sdk import MemoryTransport
 
 @pytest.fixture(scope="module")
 def demo_events() -> list[dict[str, Any]]:
-    """The default demo's events, as its tracer emitted them."""
+    """A short demo's events (four actions), as its tracer emitted them."""
     transport = MemoryTransport()
-    run_demo(None, DemoConfig(), transport=transport)
+    run_demo(None, DemoConfig(seed=1, services=3, hours=6), transport=transport)
     return list(transport.events)
 
 
@@ -94,10 +94,11 @@ def test_dropping_the_feature_set_runs_of_some_actions_lowers_coverage_by_their_
 
 
 def test_periods_split_the_totals_and_since_leaves_out_what_came_before(
-    demo_run: tuple[Path, DemoResult], demo_events: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+    demo_events: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, _ = demo_run
-    url = f"sqlite:///{path}"
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with open_store(url) as store:
+        IngestPipeline(store).ingest(demo_events, actor=actor("cli", "test"))
     by_day = _quality_json(capsys, "--store", url, "--by", "day")
     for figure in FIGURES:
         periods = [entry["figures"][figure] for entry in by_day["periods"]]
