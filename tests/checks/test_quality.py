@@ -132,6 +132,18 @@ def test_a_namespace_without_items_has_no_data_not_a_share(
     assert table.count("no data") == len(FIGURES) and "nowhere" in table
 
 
+def test_an_empty_store_says_it_has_nothing_to_measure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    open_store(url).close()
+    assert main(["quality", "--store", url]) == 0
+    assert "no actions, predictions, feature sets or effects" in capsys.readouterr().out
+    report = _quality_json(capsys, "--store", url, "--by", "week")
+    assert report["namespaces"] == [] and report["periods"] == []
+    assert all(figure["ratio"] is None for figure in report["total"].values())
+
+
 def test_the_table_shows_each_figure_with_its_counts(
     demo_run: tuple[Path, DemoResult], capsys: pytest.CaptureFixture[str]
 ) -> None:

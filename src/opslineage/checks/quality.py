@@ -24,9 +24,10 @@ from typing import Any, Literal
 from opslineage.query import NotFound, Reader
 from opslineage.store import NodeRecord
 
-__all__ = ["FIGURES", "PERIODS", "Coverage", "QualityReport", "Ratio", "quality"]
+__all__ = ["FIGURES", "PERIODS", "UNDATED", "Coverage", "Period", "QualityReport", "Ratio", "quality"]
 
 Period = Literal["day", "week"]
+"""How figures can be split in time: by UTC day or by ISO week."""
 PERIODS: tuple[Period, ...] = ("day", "week")
 """The periods figures can be split by."""
 
