@@ -11,7 +11,19 @@ import os
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import archive, audit, checks, demo, ingest, ledger, lineage, serve, witness, worker
+from opslineage.cli import (
+    archive,
+    audit,
+    checks,
+    demo,
+    ingest,
+    ledger,
+    lineage,
+    quality,
+    serve,
+    witness,
+    worker,
+)
 from opslineage.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -36,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_parsers(commands, common)
     audit.add_parsers(commands, common)
     archive.add_parser(commands, common)
+    quality.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)
     witness.add_parser(commands, common)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -260,6 +261,27 @@ class Reader:
     def archived_through(self) -> int:
         """The last sequence number whose event is archived (0 when none is)."""
         return max((segment.last_seq for segment in self._store.segments()), default=0)
+
+    # Quality
+
+    def artifact_records(
+        self, node_type: str, *, namespace: str | None = None, as_of: Horizon = None
+    ) -> list[NodeRecord]:
+        """Every artifact node of one type (``action``, ``prediction`` …), of ``namespace`` when
+        given, oldest first, in one query."""
+        found = self._store.find_nodes(
+            kind="entity", type=node_type, namespace=namespace, limit=1 << 62, as_of=as_of
+        )
+        return found[::-1]
+
+    def contents(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, Any]:
+        """The decoded recorded content of artifacts by node id, in one round trip; ids with no
+        node, or only referenced (no content stored), are left out."""
+        return {
+            node_id: msgspec.json.decode(content)
+            for node_id, (_, content) in self._store.nodes_with_content(ids, as_of).items()
+            if content is not None
+        }
 
 
 def as_reader(source: Reader | Store) -> Reader:

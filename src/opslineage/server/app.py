@@ -28,15 +28,16 @@ import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from opslineage._version import __version__
+from opslineage.checks.quality import Period
 from opslineage.ingest import GroupCommitter, IngestPipeline, actor, parse
 from opslineage.interop import BundleError, make_bundle
-from opslineage.model import InvalidEvent
+from opslineage.model import InvalidEvent, ParsedEvent
 from opslineage.query import (
     LS_KINDS,
     MAX_DEPTH,
@@ -48,7 +49,8 @@ from opslineage.query import (
     with_statement_timeout,
 )
 from opslineage.server.marquez import marquez_lineage
-from opslineage.store import Store, StoreError, StoreUnavailable, open_store
+from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
+from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
 
 __all__ = ["MAX_OFFSET", "ServerSettings", "create_app"]
 
@@ -61,6 +63,13 @@ AsOf = Annotated[
     str | None,
     Query(
         description="answer as the store stood at this time (RFC 3339, with its offset)",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+Since = Annotated[
+    str | None,
+    Query(
+        description="only items recorded at or after this time (RFC 3339, with its offset)",
         json_schema_extra={"format": "date-time"},
     ),
 ]
@@ -84,6 +93,8 @@ class ServerSettings:
         max_body: the largest request body accepted, in bytes (after decompression too).
         key: the log's private key path, to sign checkpoints on ingest (default: $OPSLINEAGE_KEY).
         query_timeout: seconds a read may take before it is cancelled (a 503).
+        quality_cache: seconds the quality figures of ``/metrics`` and ``/api/v1/quality`` are
+            served again before they are computed anew.
     """
 
     store: str
@@ -91,6 +102,7 @@ class ServerSettings:
     max_body: int = 16 << 20
     key: str | None = None
     query_timeout: float = 5.0
+    quality_cache: float = 30.0
 
 
 class ErrorBody(BaseModel):
@@ -185,6 +197,7 @@ class _Context:
         self._local = threading.local()
         open_store(settings.store).close()  # create it (and fail early) before serving, unbudgeted
         self.committer = GroupCommitter(lambda: IngestPipeline(open_store(settings.store), settings.key))
+        self.metrics = ServerMetrics(settings.quality_cache)
 
     def store(self) -> Store:
         if getattr(self._local, "store", None) is None:
@@ -217,6 +230,19 @@ class _Context:
         if inflater:
             inflater.finish()
         return b"".join(parts)
+
+    async def ingest(self, parsed: list[ParsedEvent], who: str, rejected: int = 0) -> IngestResult:
+        """Store ``parsed`` through the group committer, counting the events in the metrics:
+        ``rejected`` invalid ones besides, and all of them when the store refuses the batch."""
+        try:
+            result = await self.committer.ingest(parsed, actor=who)
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            self.metrics.count_ingest(rejected=rejected + len(parsed))
+            raise
+        self.metrics.count_ingest(result.accepted, result.duplicates, rejected)
+        return result
 
     def reader(self, request: Request) -> Reader:
         """This thread's store as the caller of ``request`` reads it: the bearer of the server's
@@ -315,6 +341,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
+    _quality_routes(app, context)
+    app.add_middleware(LatencyMiddleware, metrics=context.metrics, routes=app.router.routes)
+    app.state.metrics = context.metrics  # the verifier sets its correctness figures here
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -440,8 +469,9 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
         try:
             parsed = parse(data)
         except InvalidEvent as error:
+            context.metrics.count_ingest(rejected=1)
             raise _invalid(error) from None
-        result = await context.committer.ingest([parsed], actor=who)
+        result = await context.ingest([parsed], who)
         answer = {
             "accepted": result.accepted,
             "duplicate": result.duplicates == 1,
@@ -481,11 +511,11 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
                 continue
             parsed.append(event)
             results.append({"index": index, "status": "accepted", "digest": event.digest.hex()})
-        result = await context.committer.ingest(parsed, actor=who)
+        rejected = len(results) - len(parsed)
+        result = await context.ingest(parsed, who, rejected)
         valid = [r for r in results if r["status"] == "accepted"]
         for position in result.duplicates_at:
             valid[position]["status"] = "duplicate"
-        rejected = sum(r["status"] == "rejected" for r in results)
         return {
             "accepted": result.accepted,
             "duplicates": result.duplicates,
@@ -565,20 +595,29 @@ def _check_depth(depth: int) -> None:
         raise ApiError(400, "invalid_request", f"depth must be 0 to {MAX_DEPTH}, got {depth}", "depth")
 
 
-def _sequence_at(reader: Reader, as_of: str | None) -> int | None:
-    if as_of is None:
-        return None
+def _rfc3339(text: str, field: str) -> datetime:
+    """A query parameter's RFC 3339 date-time, with its offset.
+
+    Raises:
+        ApiError: it is not one (400, naming ``field``).
+    """
     try:
-        if not _RFC3339.fullmatch(as_of):
-            raise ValueError(as_of)
-        when = datetime.fromisoformat(as_of.upper())
+        if not _RFC3339.fullmatch(text):
+            raise ValueError(text)
+        return datetime.fromisoformat(text.upper())
     except ValueError:
         raise ApiError(
             400,
             "invalid_request",
-            f"as_of {as_of!r} is not an RFC 3339 date-time with its offset (e.g. 2026-01-05T14:30:00Z)",
-            "as_of",
+            f"{field} {text!r} is not an RFC 3339 date-time with its offset (e.g. 2026-01-05T14:30:00Z)",
+            field,
         ) from None
+
+
+def _sequence_at(reader: Reader, as_of: str | None) -> int | None:
+    if as_of is None:
+        return None
+    when = _rfc3339(as_of, "as_of")
     try:
         return reader.sequence_at(when)
     except InvalidEvent as error:
@@ -619,6 +658,33 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
         except BundleError as error:
             raise ApiError(409, "no_checkpoint", str(error)) from None
         return Response(msgspec.json.encode(document), media_type="application/json")
+
+
+def _quality_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/api/v1/quality", tags=["query"], responses=_errors(400, 503))
+    def quality_figures(
+        request: Request,
+        namespace: str | None = None,
+        since: Since = None,
+        by: Period | None = None,
+    ) -> Response:
+        """Coverage of the lineage in total, per namespace and (with ``by``) per day or ISO week,
+        and each verification layer's share of passing checks when the verifier gives them, as
+        ``opslineage quality --json`` prints them (computed anew at most every ``quality_cache`` s)."""
+        when = _rfc3339(since, "since") if since is not None else None
+        return _json(
+            context.read(
+                request,
+                lambda r: context.metrics.quality(r, namespace=namespace, since=when, by=by).to_dict(),
+            )
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse, responses=_errors(503))
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics: ingest counters, request latency per route, the coverage ratios per
+        namespace and the verification layers' findings (see docs/quality.md)."""
+        body = context.read(request, context.metrics.exposition)
+        return Response(body, media_type=PROMETHEUS_TEXT)
 
 
 def _json(value: Any) -> Response:
