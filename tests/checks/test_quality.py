@@ -58,7 +58,10 @@ def test_every_figure_is_whole_on_the_demo(
         assert figure["denominator"] > 0 and figure["ratio"] == 1.0, name
     assert figures["model_digest_coverage"]["denominator"] == result.kinds["prediction"]
     assert figures["code_version_coverage"]["denominator"] == result.kinds["feature"]
-    assert report["periods"] == [] and report["correctness"] is None
+    assert report["periods"] == []
+    checks = report["correctness"]
+    assert set(checks) == {"data", "model", "policy"}, "the CLI judges the layers too"
+    assert all(c["numerator"] == c["denominator"] > 0 and c["ratio"] == 1.0 for c in checks.values())
 
 
 def test_dropping_the_feature_set_runs_of_some_actions_lowers_coverage_by_their_share(

@@ -122,12 +122,19 @@ def test_latency_is_labelled_by_route_template_not_by_path(live: tuple[LiveServe
     assert not any("dataset:a:b" in str(labels) for _, labels in samples)
 
 
-def test_verify_findings_show_once_the_verifier_gives_its_figures(
+def test_verify_findings_are_the_judged_layers_of_the_scraped_store(
     live: tuple[LiveServer, ServerMetrics],
 ) -> None:
     server, metrics = live
-    assert not any(name == "opslineage_verify_findings_total" for name, _ in scrape(server.url))
-    metrics.correctness = lambda reader: {"data": (8, 10), "policy": (5, 5)}
+    assert not any(name == "opslineage_verify_findings_total" for name, _ in scrape(server.url)), (
+        "no checks yet"
+    )
+    assert httpx.post(f"{server.url}{BATCH}", json=chain_events(), headers=TOKEN, timeout=30).is_success
+    samples = scrape(server.url)
+    for layer in ("data", "model", "policy"):
+        assert samples[("opslineage_verify_findings_total", (("layer", layer),))] == 0
+        assert samples[("opslineage_verify_checks_passed_ratio", (("layer", layer),))] == 1.0
+    metrics.correctness = lambda reader, namespace, since: {"data": (8, 10), "policy": (5, 5)}
     samples = scrape(server.url)
     assert samples[("opslineage_verify_findings_total", (("layer", "data"),))] == 2
     assert samples[("opslineage_verify_findings_total", (("layer", "policy"),))] == 0
@@ -164,7 +171,7 @@ def test_the_quality_route_answers_the_cli_shape_and_refuses_bad_parameters(
 
 def test_every_metric_the_docs_alert_on_is_exported(live: tuple[LiveServer, ServerMetrics]) -> None:
     server, metrics = live
-    metrics.correctness = lambda reader: {"data": (1, 1)}
+    metrics.correctness = lambda reader, namespace, since: {"data": (1, 1)}
     assert httpx.post(f"{server.url}{BATCH}", json=chain_events(), headers=TOKEN, timeout=30).is_success
     exported = {name for name, _ in scrape(server.url)}
     (rules,) = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)

@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from opslineage.checks.data import check_data
-from opslineage.checks.findings import LAYERS, LayerReport
+from opslineage.checks.findings import JUDGED_LAYERS, LAYERS, LayerReport
 from opslineage.checks.models import check_models
 from opslineage.checks.policy import check_policies
 from opslineage.checks.recorded import Artifact, Recorded, read_recorded
 from opslineage.checks.rules import RuleSet, check_rules
 from opslineage.query import Reader
 
-__all__ = ["parse_layers", "verify_layers"]
+__all__ = ["correctness", "parse_layers", "verify_layers"]
 
 
 def parse_layers(text: str) -> tuple[str, ...]:
@@ -55,6 +55,13 @@ def verify_layers(
         check_policies(recorded, report, wanted)
         check_rules(recorded, report, wanted, rules)
     return report
+
+
+def correctness(
+    reader: Reader, namespace: str | None = None, since: datetime | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per judged layer, how many of its checks pass and how many ran: quality's correctness."""
+    return verify_layers(reader, JUDGED_LAYERS, namespace=namespace, since=since).correctness()
 
 
 def _selector(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from rich.table import Table
 
 from opslineage.checks.quality import FIGURES, PERIODS, Coverage, QualityReport, Ratio, quality
+from opslineage.checks.verify import correctness
 from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
 from opslineage.cli.render import wide_console
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 namespace=args.namespace,
                 since=since,
                 by=args.by,
+                correctness=correctness(reader, args.namespace, since),
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     if args.json:

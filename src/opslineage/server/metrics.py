@@ -5,8 +5,9 @@ one: several apps live in one process in the tests): events ingested by outcome,
 requests per route, and, computed on scrape, the lineage's quality figures
 (:mod:`opslineage.checks.quality`). Those read every action's why-chain, so they are cached for
 ``quality_cache`` seconds (30 by default) per reader and query: a scrape within that time shows
-the figures of the previous one. The verification layers' findings are filled from
-:attr:`ServerMetrics.correctness` when the verifier provides it.
+the figures of the previous one. The verification layers' figures come from
+:attr:`ServerMetrics.correctness`: by default a pass of ``verify``'s judged layers over the
+same scope, cached with the rest.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opslineage.checks.quality import FIGURES, Period, QualityReport, quality
+from opslineage.checks.verify import correctness as judged_correctness
 from opslineage.query import Reader
 
 __all__ = ["PROMETHEUS_TEXT", "Correctness", "LatencyMiddleware", "ServerMetrics"]
@@ -29,7 +31,7 @@ __all__ = ["PROMETHEUS_TEXT", "Correctness", "LatencyMiddleware", "ServerMetrics
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 """The Content-Type of ``/metrics``: the text format every Prometheus server reads."""
 
-Correctness = Callable[[Reader], Mapping[str, tuple[int, int]]]
+Correctness = Callable[[Reader, str | None, datetime | None], Mapping[str, tuple[int, int]]]
 """What the verifier provides: passed and total checks per verification layer, as one reader sees."""
 
 _CACHE_ENTRIES = 64  # distinct (reader, query) keys remembered; the oldest is dropped past that
@@ -59,8 +61,9 @@ class ServerMetrics:
         )
         for outcome in ("accepted", "duplicate", "rejected"):
             self.ingested.labels(outcome)
-        self.correctness: Correctness | None = None
-        """Set by the verifier: each layer's passed and total checks, shown in quality and ``/metrics``."""
+        self.correctness: Correctness | None = judged_correctness
+        """Each judged layer's passed and total checks for a reader, namespace and since, shown in
+        quality and ``/metrics``; None leaves them out."""
         self._ttl = quality_cache
         self._cache: dict[_QueryKey, tuple[float, QualityReport]] = {}
         self._lock = threading.Lock()
@@ -86,7 +89,7 @@ class ServerMetrics:
             cached = self._cache.get(key)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        correctness = self.correctness(reader) if self.correctness is not None else None
+        correctness = self.correctness(reader, namespace, since) if self.correctness is not None else None
         report = quality(reader, namespace=namespace, since=since, by=by, correctness=correctness)
         with self._lock:
             self._cache.pop(key, None)
