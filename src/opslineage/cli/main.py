@@ -11,7 +11,7 @@ import os
 import sys
 
 from opslineage._version import __version__
-from opslineage.cli import archive, audit, demo, ingest, ledger, lineage, serve, witness, worker
+from opslineage.cli import archive, audit, demo, ingest, ledger, lineage, reconcile, serve, witness, worker
 from opslineage.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, common_options
 from opslineage.model import InvalidEvent
 from opslineage.query import NotFound
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_parsers(commands, common)
     ledger.add_parsers(commands, common)
     audit.add_parsers(commands, common)
+    reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)

@@ -261,6 +261,12 @@ class Reader:
         """The last sequence number whose event is archived (0 when none is)."""
         return max((segment.last_seq for segment in self._store.segments()), default=0)
 
+    # Baselines
+
+    def setting(self, key: str) -> str | None:
+        """A store setting (reconciliation keeps which drifts it alerted on), None when unset."""
+        return self._store.get_meta(key)
+
 
 def as_reader(source: Reader | Store) -> Reader:
     """``source`` itself when it is a reader; a store given directly is read by its local administrator
