@@ -27,9 +27,11 @@ from opslineage import Tracer, open_store
 from opslineage.checks.alerts import NatsChannel, WebhookChannel
 from opslineage.cli.main import main
 from opslineage.demo import DemoConfig, run_demo
-from opslineage.model.facets import PolicyFacet, Transform
+from opslineage.model.events import content_digest
+from opslineage.model.facets import PolicyFacet, RulesFacet, Transform
 from opslineage.query import Principal, Reader
 from opslineage.sdk.refs import PolicyRef
+from opslineage.store import Store
 
 NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 DEMO_END = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # where a 6-hour demo's clock stops
@@ -127,6 +129,13 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
     status = main(list(argv))
     out = capsys.readouterr().out
     return status, json.loads(out) if "--json" in argv else out
+
+
+def _fields(store: Store, service: str) -> dict[str, str]:
+    """The schema of the newest stored snapshot of ``service``."""
+    reader = Reader(store, Principal.local_admin())
+    newest = reader.search(kind="entity", name=f"snapshot/{service}", limit=1)[0]
+    return {field["name"]: field["type"] for field in reader.detail(newest.id).content["fields"]}
 
 
 def _drift_after_the_baseline(url: str) -> None:
@@ -305,3 +314,113 @@ def test_nats_that_cannot_be_reached_delivers_nothing_and_says_so(caplog: pytest
         assert NatsChannel(f"nats://127.0.0.1:{port}").send([{"key": "k", "namespace": "a.b"}]) == [False]
     assert f"alerts to NATS at nats://127.0.0.1:{port} not delivered (1)" in caplog.text
     assert NatsChannel.subject({"namespace": "postgres://db:5432"}) == "opslineage.alerts.postgres___db_5432"
+
+
+def test_rules_coverage_new_edges_and_a_stopped_pipeline_are_drift(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_store(store_url) as store:
+        run_demo(store, DemoConfig(hours=4))
+    end = datetime(2026, 1, 5, 4, 0, tzinfo=UTC)
+    assert _cli(capsys, "baseline", "save", "b", "--store", store_url)[0] == 0
+    with open_store(store_url) as store:
+        now = [end]
+        tracer = Tracer("aiops.demo", store=store, sync=True, clock=lambda: now[0])
+        rules = RulesFacet(
+            name="prod",
+            registered_at=tracer.timestamp(end),
+            rules=[{"risk_class": "high"}],
+            steward="governance:carol",
+        )
+        wire = rules.to_dict()
+        tracer.emit(
+            {
+                "eventType": "COMPLETE",
+                "eventTime": tracer.timestamp(end),
+                "producer": tracer.producer,
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+                "run": {"runId": tracer.new_run_id()},
+                "job": {"namespace": "aiops.demo", "name": "rules.register.prod"},
+                "inputs": [],
+                "outputs": [
+                    {
+                        "namespace": "aiops.demo",
+                        "name": "rules/prod",
+                        "facets": {
+                            "aiops_entity": {
+                                "_producer": tracer.producer,
+                                "_schemaURL": Tracer.schema_url("EntityFacet"),
+                                "type": "rules",
+                                "digest": content_digest(wire),
+                            },
+                            "aiops_rules": wire,
+                        },
+                    }
+                ],
+            }
+        )
+        unstored = Tracer.in_memory(
+            "aiops.demo"
+        )  # the decision's step is dropped: its events are never stored
+        source = unstored.source("svc-01")
+        with unstored.ingest(source) as step:
+            snapshot = step.snapshot(
+                [[unstored.timestamp(end), 1.0]], {"timestamp": "datetime", "cpu": "float"}, end, end
+            )
+        with unstored.features(Transform(name="t", code_version="1"), [snapshot], subject="svc-01") as step:
+            features = step.feature_set({"cpu_mean": 99.0}, end, end)
+        policy = unstored.policy(
+            "cpu-guard", "9", rule="cpu_mean > {cpu_mean}", thresholds={"cpu_mean": 90.0}, action="scale_out"
+        )
+        with unstored.inference(unstored.model("m", "1", b"m", "x"), features, subject="svc-01") as step:
+            prediction = step.prediction(9.0, "anomaly")
+        with unstored.evaluate(policy, prediction, subject="svc-01") as step:
+            decision = step.decide(True, "cpu_mean 99 > 90", action="scale_out")
+        with tracer.action("scale_out", target="svc-01", decision=decision):
+            pass
+        with tracer.ingest(tracer.source("svc-01", owner="team-observability")) as step:
+            fields = _fields(store, "svc-01")
+            kept = step.snapshot([[tracer.timestamp(end), *([1.0] * (len(fields) - 1))]], fields, end, end)
+        tracer.close()
+        assert tracer.stats.errors == 0, tracer.stats.last_error
+
+    status, report = _cli(capsys, "reconcile", "b", "--store", store_url, "--json")
+    assert status == 1
+    kinds = sorted(drift["kind"] for drift in report["drifts"])
+    assert kinds == ["coverage_dropped", "rules_changed"], report["drifts"]
+    by_kind = {drift["kind"]: drift for drift in report["drifts"]}
+    assert by_kind["rules_changed"]["owners"] == ["governance:carol"]
+    assert by_kind["rules_changed"]["expected"] is None and by_kind["rules_changed"][
+        "found"
+    ] == content_digest(wire)
+    assert by_kind["coverage_dropped"]["expected"].startswith("1.0000 (")
+    assert by_kind["coverage_dropped"]["found"].endswith("complete why-chains)")
+
+    with open_store(store_url) as store:  # a new step 40 minutes on: the demo's pipeline has stopped since
+        now[0] = end + timedelta(minutes=40)
+        tracer = Tracer("aiops.demo", store=store, sync=True, clock=lambda: now[0])
+        with tracer.features(
+            Transform(name="disk_features", code_version="1"), [kept], subject="svc-01"
+        ) as step:
+            step.feature_set({"disk": 1.0}, end, now[0])
+        tracer.close()
+        assert tracer.stats.errors == 0, tracer.stats.last_error
+    status, report = _cli(capsys, "reconcile", "b", "--store", store_url, "--json")
+    assert status == 1
+    drifts = report["drifts"]
+    silent = {d["node"] for d in drifts if d["kind"] == "source_silent"}
+    assert silent == {f"source:aiops.demo:svc-0{i}" for i in range(1, 7)}
+    vanished = {d["node"]: d["owners"] for d in drifts if d["kind"] == "job_vanished"}
+    assert vanished["job:aiops.demo:ingest"] == ["team-observability"]
+    assert "job:aiops.demo:features.rolling_features" in vanished
+    assert "job:aiops.demo:remediation.scale_out" not in vanished  # event-driven: quiet is not vanished
+    added = sorted(d["subject"] for d in drifts if d["kind"] == "edge_added")
+    assert added == [
+        "reads entity:snapshot",
+        "reads source:aiops.demo:svc-01",
+        "writes entity:feature",
+    ]
+    assert {d["job"] for d in drifts if d["kind"] == "edge_added"} == {
+        "job:aiops.demo:features.disk_features"
+    }
+    assert not [d for d in drifts if d["kind"] == "edge_missing" and "source:" in d["subject"]]
