@@ -12,11 +12,14 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -277,7 +280,7 @@ def test_a_baseline_and_its_event_are_in_the_log(store_url: str, capsys: pytest.
     ],
 )
 def test_bad_input_exits_2_with_the_reason(
-    argv: list[str], message: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'lineage.db'}"
     with open_store(url, create=True):
@@ -424,3 +427,46 @@ def test_rules_coverage_new_edges_and_a_stopped_pipeline_are_drift(
         "job:aiops.demo:features.disk_features"
     }
     assert not [d for d in drifts if d["kind"] == "edge_missing" and "source:" in d["subject"]]
+
+
+def test_a_forged_baseline_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lineage.db'}"
+    with open_store(url, create=True) as store:
+        tracer = Tracer("x", store=store, sync=True)
+        tracer.record_baseline("forged", {"jobs": 5})
+        tracer.close()
+    assert main(["reconcile", "forged", "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert "baseline 'forged' (entity:sha256:" in err and "holds no structure this version reads" in err
+
+
+def test_watch_reconciles_every_interval_one_json_line_a_round(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lineage.db'}"
+    with open_store(url, create=True) as store:
+        run_demo(store, DemoConfig(hours=4))
+    assert main(["baseline", "save", "w", "--store", url]) == 0
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "opslineage.cli.main",
+            "reconcile",
+            "w",
+            "--watch",
+            "0.2",
+            "--json",
+            "--store",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        rounds = [json.loads(watch.stdout.readline()) for _ in range(2)]
+    finally:
+        watch.terminate()
+        watch.wait(10)
+    assert [(r["baseline"]["name"], r["drift"]) for r in rounds] == [("w", 0), ("w", 0)]

@@ -17,8 +17,8 @@ import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -37,6 +37,7 @@ __all__ = [
     "Scan",
     "check_name",
     "find_baseline",
+    "parse_time",
     "record_baseline",
     "scan_store",
     "structure_of",
@@ -130,11 +131,13 @@ def _events(reader: Reader) -> Iterator[Any]:
         after = page[-1].seq
 
 
-def _time(text: Any) -> datetime | None:
+def parse_time(text: Any) -> datetime | None:
+    """An ISO 8601 time, in UTC when it names no offset; None when it is not one."""
     try:
-        return datetime.fromisoformat(text) if isinstance(text, str) else None
+        when = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         return None
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _facets(dataset: Any) -> dict[str, Any]:
@@ -180,7 +183,7 @@ def _take(scan: Scan, seq: int, event: dict[str, Any], namespace: str | None) ->
     if not isinstance(job_info, dict) or (namespace is not None and job_info.get("namespace") != namespace):
         return
     job = scan.jobs.setdefault(f"job:{job_info.get('namespace')}:{job_info.get('name')}", _Job())
-    when = _time(event.get("eventTime"))
+    when = parse_time(event.get("eventTime"))
     if when is None:
         return
     if event.get("eventType") in _TERMINAL:
@@ -214,7 +217,7 @@ def _take_output(
     if isinstance(snapshot, dict):
         source = str(snapshot.get("source"))
         _newer(job.schemas, source, seq, snapshot.get("schema_fingerprint"))
-        captured = _time(snapshot.get("captured_at"))
+        captured = parse_time(snapshot.get("captured_at"))
         if captured is not None:
             scan.snapshots.setdefault(source, set()).add(captured)
     features = facets.get("aiops_features")
@@ -302,6 +305,47 @@ def structure_of(reader: Reader, scan: Scan, *, regular_within: float) -> dict[s
     }
 
 
+class _JobShape(msgspec.Struct):
+    reads: dict[str, str]
+    writes: dict[str, str]
+    code_versions: dict[str, str]
+    schemas: dict[str, str]
+    models: dict[str, str]
+    policies: dict[str, str]
+    interval_seconds: float | None = None
+    last_run: str | None = None
+
+
+class _SourceShape(msgspec.Struct):
+    owner: str | None = None
+    interval_seconds: float | None = None
+    last_snapshot: str | None = None
+
+
+class _RulesShape(msgspec.Struct):
+    digest: str | None = None
+    steward: str | None = None
+
+
+class _CoverageShape(msgspec.Struct):
+    actions: int
+    complete: int
+
+
+class _StructureShape(msgspec.Struct, kw_only=True):
+    """The shape :func:`structure_of` writes, checked when a baseline is read (anyone may ingest an
+    event that carries an ``aiops_baseline`` facet); unset values are left out on the wire."""
+
+    format: Literal[1]
+    through_seq: int
+    clock: str | None = None
+    jobs: dict[str, _JobShape]
+    sources: dict[str, _SourceShape]
+    owners: dict[str, str]
+    rules: dict[str, _RulesShape]
+    coverage: _CoverageShape
+
+
 class Baseline(msgspec.Struct, frozen=True):
     """A recorded baseline: its facet's content and the node that holds it."""
 
@@ -322,7 +366,13 @@ def find_baseline(reader: Reader, name: str) -> Baseline:
     if not found:
         raise BaselineError(f"no baseline named {name!r} (record one with `opslineage baseline save {name}`)")
     detail = reader.detail(found[0].id)
-    facet = msgspec.convert(detail.content, BaselineFacet)
+    try:
+        facet = msgspec.convert(detail.content, BaselineFacet)
+        msgspec.convert(facet.structure, _StructureShape)
+    except msgspec.ValidationError as error:
+        raise BaselineError(
+            f"baseline {name!r} ({found[0].id}) holds no structure this version reads: {error}"
+        ) from None
     return Baseline(found[0].id, facet.name, facet.saved_at, facet.namespace, facet.structure)
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
-from opslineage.checks.baseline import Baseline, find_baseline, scan_store, structure_of
+from opslineage.checks.baseline import Baseline, find_baseline, parse_time, scan_store, structure_of
 from opslineage.query import Reader
 
 __all__ = ["DEFAULT_SILENCE_FACTOR", "DRIFT_KINDS", "Drift", "ReconcileReport", "compare", "reconcile"]
@@ -112,13 +111,9 @@ def reconcile(
     return ReconcileReport(baseline, now["clock"], compare(baseline.structure, now, silence_factor))
 
 
-def _time(text: Any) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
 def _quiet(last: Any, interval: Any, clock: Any, factor: float) -> bool:
     """Whether nothing was seen for longer than ``factor`` usual intervals at ``clock``."""
-    last_at, now = _time(last), _time(clock)
+    last_at, now = parse_time(last), parse_time(clock)
     if last_at is None or now is None or not interval:
         return False
     return (now - last_at).total_seconds() > factor * float(interval)
