@@ -20,6 +20,7 @@ from opslineage.cli import (
     ledger,
     lineage,
     quality,
+    reconcile,
     serve,
     witness,
     worker,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parsers(commands, common)
     checks.add_parsers(commands, common)
     audit.add_parsers(commands, common)
+    reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
     quality.add_parser(commands, common)
     serve.add_parser(commands, common)

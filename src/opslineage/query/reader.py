@@ -283,6 +283,12 @@ class Reader:
             if content is not None
         }
 
+    # Baselines
+
+    def setting(self, key: str) -> str | None:
+        """A store setting (reconciliation keeps which drifts it alerted on), None when unset."""
+        return self._store.get_meta(key)
+
 
 def as_reader(source: Reader | Store) -> Reader:
     """``source`` itself when it is a reader; a store given directly is read by its local administrator

@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opslineage.model import facets as facet_classes
 from opslineage.model.code import identify
-from opslineage.model.facets import PRODUCER, PolicyFacet, RulesFacet, SourceFacet, Transform, schema_url
+from opslineage.model.facets import (
+    PRODUCER,
+    BaselineFacet,
+    PolicyFacet,
+    RulesFacet,
+    SourceFacet,
+    Transform,
+    schema_url,
+)
 from opslineage.sdk._emitter import MAX_BLOCK, DeliveryStatus, Emitter, EmitterStats, EventItem
 from opslineage.sdk._spill import DEFAULT_SPILL_CAP
 from opslineage.sdk.context import active_capture, current
@@ -275,6 +283,19 @@ class Tracer:
         if approver:
             step.agents.append((approver, "approver"))
         return step
+
+    def record_baseline(
+        self, name: str, structure: dict[str, Any], *, scope: str | None = None, verb: str = "save"
+    ) -> Artifact:
+        """Record a baseline of the lineage structure (``aiops_baseline``) as the output of a run of
+        the job ``baseline.<verb>.<name>``; ``scope`` is the namespace it covers (None: all)."""
+        step = Step(self, f"baseline.{verb}.{name}")
+        step.job_type = "BASELINE"
+        facet = BaselineFacet(
+            name=name, saved_at=self.timestamp(self.clock()), namespace=scope, structure=structure
+        )
+        with step:
+            return step._produce("baseline", facet, name)
 
     # The steps of the chain, as context managers.
 
