@@ -1,15 +1,22 @@
-"""Helpers the tests share: recording one complete remediation chain."""
+"""Helpers the tests share: recording one complete remediation chain, and NATS or its absence."""
 
 from __future__ import annotations
 
+import os
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
+
+import pytest
 
 from opslineage import Tracer
 from opslineage.sdk import Artifact
 from opslineage.sdk.steps import ActionStep
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 CHAIN_EVENTS = 20  # START and COMPLETE of 3 ingests, features, model and policy registrations, inference,
 # evaluation, action, effect
 
@@ -80,3 +87,19 @@ def record_chain(tracer: Tracer, *, subject: str = "svc-01", fire: bool = True) 
 def _mean_cpu(rows: list[dict[str, float]]) -> dict[str, float]:
     """Mean CPU over the window."""
     return {"cpu_mean": sum(row["cpu"] for row in rows) / len(rows)}
+
+
+def nats_unavailable(reason: str) -> NoReturn:
+    """Skip the test for want of NATS, or fail it when ``OPSLINEAGE_REQUIRE_SERVICES=1`` (CI)."""
+    if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(reason)
+
+
+def require_nats() -> None:
+    """Go on only when a NATS server answers at ``NATS_URL`` (see :func:`nats_unavailable`)."""
+    address = urllib.parse.urlsplit(NATS_URL)
+    try:
+        socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
+    except OSError as error:
+        nats_unavailable(f"no NATS server at {NATS_URL}: {error}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import socket
@@ -30,7 +29,7 @@ from typing import Any
 import nats
 import pytest
 
-from helpers import CHAIN_EVENTS, record_chain
+from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain
 from opslineage import Tracer, open_store
 from opslineage.bus import NatsTransport, event_subject
 from opslineage.bus.worker import (
@@ -47,7 +46,6 @@ from opslineage.query import why
 from opslineage.sdk import MemoryTransport
 from opslineage.store import Store
 
-NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 ROOT = Path(__file__).parents[2]
 
 
@@ -60,12 +58,6 @@ def _corpus() -> Any:
 
 
 demo_shaped_events = _corpus().demo_shaped_events
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {reason}")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -122,7 +114,7 @@ def bus() -> Iterator[Bus]:
     try:
         socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
     except OSError as error:
-        _unavailable(f"no NATS server at {NATS_URL}: {error}")
+        nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
     made = _new_bus(NATS_URL)
     yield made
     made.delete()
@@ -134,7 +126,7 @@ class NatsServer:
     def __init__(self, directory: Path) -> None:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(binary).exists():
-            _unavailable("no nats-server binary to run a server of the test's own")
+            nats_unavailable("no nats-server binary to run a server of the test's own")
         self.binary = binary
         self.storage = directory / "jetstream"
         with socket.socket() as probe:

@@ -6,38 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import nats
-import pytest
 
-from helpers import record_chain
+from helpers import NATS_URL, record_chain, require_nats
 from hostile import hostile_cases, valid_event
 from opslineage import Tracer, open_store
 from opslineage.bus.worker import DEADLETTER_SUBJECT, WorkerStats, run_worker
 from opslineage.model import parse_event
 from opslineage.sdk import MemoryTransport
-
-NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
-
-
-def _nats_or_skip() -> None:
-    address = urllib.parse.urlsplit(NATS_URL)
-    try:
-        socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
-    except OSError as error:
-        if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {error}")
-        pytest.skip(f"no NATS server at {NATS_URL}: {error}")
 
 
 def _refused_by_the_store() -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -94,7 +78,7 @@ async def _drop(stream: str) -> None:
 
 
 def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(store_url: str, tmp_path: Path) -> None:
-    _nats_or_skip()
+    require_nats()
     chain, rogue = _refused_by_the_store()
     before = msgspec.json.encode(valid_event("0190a3c4-4444-7abc-8def-0123456789ab"))
     behind = [
@@ -177,7 +161,7 @@ def test_a_locked_store_is_an_outage_retried_never_dead_lettered(tmp_path: Path)
     and waits, and stores them once the lock is gone. (A PostgreSQL outage is the lost
     connections of tests/bus/test_nats.py; one of minutes would make every try wait the pool's
     timeout.)"""
-    _nats_or_skip()
+    require_nats()
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     events = [
         msgspec.json.encode(valid_event(f"0190a3c4-6666-7abc-8def-0000000000{n:02d}")) for n in range(3)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +24,7 @@ import msgspec
 import nats
 import pytest
 
+from helpers import NATS_URL, require_nats
 from opslineage import Tracer, open_store
 from opslineage.checks.alerts import NatsChannel, WebhookChannel
 from opslineage.cli.main import main
@@ -36,7 +35,6 @@ from opslineage.query import Principal, Reader
 from opslineage.sdk.refs import PolicyRef
 from opslineage.store import Store
 
-NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 DEMO_END = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # where a 6-hour demo's clock stops
 
 
@@ -116,13 +114,7 @@ class Subscriber:
 
 @pytest.fixture
 def subscriber() -> Iterator[Subscriber]:
-    address = urllib.parse.urlsplit(NATS_URL)
-    try:
-        socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
-    except OSError as error:
-        if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {error}")
-        pytest.skip(f"no NATS server at {NATS_URL}: {error}")
+    require_nats()
     made = Subscriber(NATS_URL)
     yield made
     made.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -17,12 +16,10 @@ import nats
 import pytest
 
 from conftest import RunSql
-from helpers import CHAIN_EVENTS, record_chain
+from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain
 from opslineage import Tracer, open_store
 from opslineage.bus.worker import run_worker
 from opslineage.store import StoreUnavailable
-
-NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 
 
 async def _publish(stream: str, subject: str, payloads: list[bytes]) -> None:
@@ -63,9 +60,7 @@ def _store_with_worker(store_url: str, tag: str, linger: float = 0.0, **options:
     try:
         asyncio.run(_publish(stream, subject, payloads))
     except (OSError, nats.errors.Error) as error:
-        if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {error}")
-        pytest.skip(f"no NATS server at {NATS_URL}: {error}")
+        nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
     stop = threading.Event()
     results: list[Any] = []
 

@@ -30,6 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import NATS_URL, nats_unavailable
 from opslineage import Tracer, open_store
 from opslineage.model import parse_event
 from opslineage.query import why
@@ -38,7 +39,6 @@ from opslineage.sdk.propagation import CONTEXT_HEADER, PARENT_HEADER, TRACEPAREN
 
 # W3C Trace Context, version 00: trace-id and parent-id lowercase hex, neither all zeros.
 TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
-NATS_URL = os.environ.get("OPSLINEAGE_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def serve() -> None:
@@ -164,18 +164,12 @@ def test_a_request_without_lineage_headers_is_refused_by_the_remote_action(remed
     assert "an action needs a decision" in json.loads(refused.value.read())["error"]
 
 
-def _nats_unavailable(reason: str) -> None:
-    if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"NATS is required (OPSLINEAGE_REQUIRE_SERVICES=1): {reason}")
-    pytest.skip(reason)
-
-
 def test_a_remediation_run_by_a_nats_subscriber_links_to_the_callers_decision() -> None:
     try:
         address = urllib.parse.urlsplit(NATS_URL)
         socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
     except OSError as error:
-        _nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
+        nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
     nats = pytest.importorskip("nats")
     subject = f"opslineage.test.remediate.{uuid.uuid4().hex}"
     remote = Tracer.in_memory("remediator.ns", agent="remediation-svc")

@@ -4,13 +4,12 @@ JSON (see :mod:`opslineage.checks.quality` and ``docs/quality.md``)."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from rich.table import Table
 
 from opslineage.checks.quality import FIGURES, PERIODS, Coverage, QualityReport, Ratio, quality
 from opslineage.checks.verify import correctness
-from opslineage.cli.common import UsageError, local_reader, print_json, progress, store_from
+from opslineage.cli.common import local_reader, option_time, print_json, progress, store_from
 from opslineage.cli.render import wide_console
 
 __all__ = ["add_parser"]
@@ -38,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the figures."""
-    since = _since(args.since)
+    since = option_time("--since", args.since)
     with store_from(args) as store:
         reader = local_reader(store)
         with progress("quality", None, enabled=not args.json) as bar:
@@ -56,20 +55,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(report)
     return 0
-
-
-def _since(text: str | None) -> datetime | None:
-    """``--since`` as an aware time."""
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--since {text!r} is not an ISO 8601 time (e.g. 2026-01-05T14:30:00Z)") from None
-    try:
-        return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:
-        raise UsageError(f"--since {text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _cell(ratio: Ratio) -> str:
