@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +49,9 @@ def test_every_demo_seed_passes_every_layer(
     status, answer = _verify(url, capsys, "--layers", "all")
     layers = answer["layers"]
     assert (status, layers["findings"]) == (0, []), layers["findings"][:5]
-    assert set(layers["checks"]) == {"data", "model", "policy"}
+    assert set(layers["checks"]) == {"integrity", "data", "model", "policy"}
     assert all(figures["run"] == figures["passed"] > 0 for figures in layers["checks"].values())
-    assert answer["events_checked"] == result.emitted, "integrity ran too"
+    assert answer["events_checked"] == layers["checks"]["integrity"]["run"] == result.emitted
 
 
 def test_registered_rules_apply_to_actions_from_their_registration_on(
@@ -144,3 +145,17 @@ def test_a_bad_rules_file_is_refused_and_nothing_is_registered(
     assert message in capsys.readouterr().err
     with open_store(url) as store:
         assert store.log_size() == 0
+
+
+def test_an_integrity_finding_is_named_like_every_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], run_sql: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url) as store:
+        record_chain(Tracer("test", store=store, sync=True))
+    run_sql(url, "UPDATE events SET body = replace(body, X'7376632d3031', X'7376632d3039') WHERE seq = 2", tamper=True)
+    status, answer = _verify(url, capsys)
+    findings = answer["layers"]["findings"]
+    assert status == 1 and findings and {f["layer"] for f in findings} == {"integrity"}
+    assert findings[0]["check"] == "log" and findings[0]["node"] == "seq 2"
+    assert answer["layers"]["checks"]["integrity"]["passed"] < answer["layers"]["checks"]["integrity"]["run"]

@@ -4,6 +4,7 @@ checks run per layer, from which quality's correctness figures come."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,14 @@ class LayerReport:
             self.failed[layer] += 1
             self.findings.append(Finding(layer, check, node, expected, found))
         return holds
+
+    def add_integrity(self, checked: int, findings: Iterable[tuple[int, str]]) -> None:
+        """Count the integrity layer in: ``checked`` events, and its findings (sequence number,
+        what differs), each named as a finding on ``seq N``."""
+        self.checked["integrity"] += checked
+        for seq, what in findings:
+            self.failed["integrity"] += 1
+            self.findings.append(Finding("integrity", "log", f"seq {seq}", "as the log recorded it", what))
 
     def correctness(self) -> dict[str, tuple[int, int]]:
         """Per layer: how many of its checks passed, and how many ran."""

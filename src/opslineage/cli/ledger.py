@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from opslineage.checks.findings import LayerReport
 from opslineage.cli.checks import add_layer_options, judge, layers_of, print_layers
 from opslineage.cli.common import (
     EXIT_CHECK_FAILED,
@@ -218,20 +219,21 @@ def run_verify(args: argparse.Namespace) -> int:
     layers = layers_of(args)
     with store_from(args) as store:
         reader = local_reader(store)
-        ok, answer = _verify_log(args, reader) if "integrity" in layers else (True, {})
+        log, answer = _verify_log(args, reader) if "integrity" in layers else (None, {})
         judged = judge(args, reader, layers)
-    if judged is not None:
-        answer["layers"] = judged.to_dict()
-        if not args.json:
-            print_layers(judged)
+    if judged is not None and not args.json:
+        print_layers(judged)
+    every = judged or LayerReport()
+    if log is not None:
+        every.add_integrity(log.events, ((finding.seq, finding.what) for finding in log.findings))
     if args.json:
-        print_json({**answer, "ok": ok and (judged is None or judged.ok)})
-    return 0 if ok and (judged is None or judged.ok) else EXIT_CHECK_FAILED
+        print_json({**answer, "ok": every.ok, "layers": every.to_dict()})
+    return 0 if every.ok else EXIT_CHECK_FAILED
 
 
-def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[bool, dict[str, Any]]:
-    """The integrity layer: the log against the events, checkpoints and witnesses. Whether it
-    holds, and its JSON answer; the text is printed unless ``--json``."""
+def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[VerifyReport, dict[str, Any]]:
+    """The integrity layer: the log against the events, checkpoints and witnesses. Its report
+    and JSON answer; the text is printed unless ``--json``."""
     memory = CheckpointMemory(args.checkpoint_cache)
     try:
         public = _public_key(args, reader)
@@ -258,7 +260,7 @@ def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[bool, dict[st
     }
     if not args.json:
         _print_log(report, kept is not None, cosigned)
-    return report.ok, answer
+    return report, answer
 
 
 def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:

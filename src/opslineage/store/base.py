@@ -142,7 +142,7 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Sett
             StoreError: the segment is missing, altered, or does not hold the event.
         """
         if segment is None:
-            return body
+            return body.encode() if isinstance(body, str) else bytes(body)  # text: a row edited by hand
         try:
             return self.archive().segment(segment).body(seq)
         except KeyError:
