@@ -153,7 +153,11 @@ def test_an_integrity_finding_is_named_like_every_other(
     url = f"sqlite:///{tmp_path / 's.db'}"
     with open_store(url) as store:
         record_chain(Tracer("test", store=store, sync=True))
-    run_sql(url, "UPDATE events SET body = replace(body, X'7376632d3031', X'7376632d3039') WHERE seq = 2", tamper=True)
+    run_sql(
+        url,
+        "UPDATE events SET body = replace(body, X'7376632d3031', X'7376632d3039') WHERE seq = 2",
+        tamper=True,
+    )
     status, answer = _verify(url, capsys)
     findings = answer["layers"]["findings"]
     assert status == 1 and findings and {f["layer"] for f in findings} == {"integrity"}
