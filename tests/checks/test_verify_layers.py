@@ -285,3 +285,36 @@ def test_a_high_risk_action_with_no_approver_under_a_rules_file(
         ("policy", "rule:high-risk-needs-approver", f"entity:{unapproved.record.digest}")
     }
     assert _judge(tracer, store).ok, "without --rules and none registered, no governance rule applies"
+
+
+def test_a_schema_change_that_is_not_recorded(recorded: tuple[Tracer, Chain, Store]) -> None:
+    tracer, _, store = recorded
+    _at(tracer, T0 + timedelta(hours=1))
+    with tracer.ingest(tracer.source("svc-01", owner="team-a")) as step:
+        step.snapshot([[1.0, 2.0]], {"cpu": "float", "mem": "float"}, T0, T0 + timedelta(minutes=5))
+    digest = _reseal(
+        tracer,
+        "aiops_snapshot",
+        lambda facet: facet.update(schema_change_from=None, previous_schema_fingerprint=None),
+    )
+    assert _named(_judge(tracer, store)) == {("data", "schema_change_recorded", f"entity:{digest}")}
+
+
+def test_a_feature_set_whose_window_leaves_out_an_input(recorded: tuple[Tracer, Chain, Store]) -> None:
+    tracer, chain, store = recorded
+    _at(tracer, T0 + timedelta(hours=1))
+    with tracer.features(_mean_cpu, chain.snapshots, subject="svc-01") as step:
+        narrow = step.feature_set({"cpu_mean": 91.0}, T0, T0 + timedelta(minutes=10))
+    assert _named(_judge(tracer, store)) == {("data", "input_in_window", f"entity:{narrow.digest}")}
+
+
+def test_an_action_on_a_decision_that_did_not_fire(recorded: tuple[Tracer, Chain, Store]) -> None:
+    tracer, chain, store = recorded
+    _at(tracer, T0 + timedelta(hours=1))
+    with tracer.evaluate(_policy(tracer, "1"), chain.prediction, subject="svc-01") as step:
+        held = step.decide(False, "held back", _breach(85.0), held_back="a cooldown")
+    with tracer.action("scale_out", target="svc-01", params={"replicas": 2}, decision=held) as action:
+        pass
+    assert action.record is not None
+    report = _judge(tracer, store)
+    assert _named(report) == {("policy", "follows_fired_decision", f"entity:{action.record.digest}")}
