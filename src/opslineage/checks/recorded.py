@@ -95,11 +95,13 @@ class Recorded:
     """Policy version id → its facet (without metadata) and content digest."""
     registered: dict[str, list[Registration]] = field(default_factory=lambda: defaultdict(list))
     """Model or policy version id → when it was output by a run, oldest first."""
+    by_type: dict[str, list[Artifact]] = field(default_factory=lambda: defaultdict(list))
+    """Artifact type → its artifacts, in log order (the order the log is read in)."""
     events: int = 0
 
     def of_type(self, artifact_type: str) -> list[Artifact]:
         """Every artifact of one type, in log order."""
-        return sorted((a for a in self.artifacts.values() if a.type == artifact_type), key=lambda a: a.seq)
+        return self.by_type.get(artifact_type, [])
 
 
 def read_recorded(reader: Reader, on_progress: Callable[[int, int], None] | None = None) -> Recorded:
@@ -150,9 +152,9 @@ def _output(recorded: Recorded, seq: int, run_id: str, when: datetime | None, fa
             digest = content_digest(content)
             if digest not in recorded.artifacts:
                 body = {k: v for k, v in content.items() if k not in _META}
-                recorded.artifacts[digest] = Artifact(
-                    f"entity:{digest}", digest, artifact_type, body, run_id, seq, when
-                )
+                artifact = Artifact(f"entity:{digest}", digest, artifact_type, body, run_id, seq, when)
+                recorded.artifacts[digest] = artifact
+                recorded.by_type[artifact_type].append(artifact)
     for version_id in _versions(recorded, facets):
         if when is not None:
             approvers = tuple(recorded.runs[run_id].approvers)
