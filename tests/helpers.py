@@ -89,6 +89,21 @@ def _mean_cpu(rows: list[dict[str, float]]) -> dict[str, float]:
     return {"cpu_mean": sum(row["cpu"] for row in rows) / len(rows)}
 
 
+def register_refused_policy(tracer: Tracer) -> None:
+    """Register cpu-guard@1 again with another threshold: a version the store refuses, as a
+    chain recorded by :func:`record_chain` already holds it."""
+    policy = tracer.policy(
+        "cpu-guard",
+        "1",
+        rule="cpu_mean > {cpu_mean}",
+        thresholds={"cpu_mean": 99.0},
+        action="scale_out",
+        params={"replicas": 2},
+        risk_class="medium",
+    )
+    tracer.register_policy(policy, approver="mallory")
+
+
 def nats_unavailable(reason: str) -> NoReturn:
     """Skip the test for want of NATS, or fail it when ``OPSLINEAGE_REQUIRE_SERVICES=1`` (CI)."""
     if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":

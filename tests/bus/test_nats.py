@@ -29,7 +29,7 @@ from typing import Any
 import nats
 import pytest
 
-from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain
+from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain, register_refused_policy
 from opslineage import Tracer, open_store
 from opslineage.bus import NatsTransport, event_subject
 from opslineage.bus.worker import (
@@ -466,16 +466,7 @@ def test_an_event_the_store_refuses_costs_only_itself(bus: Bus, tmp_path: Path) 
     tracer = Tracer.in_memory("test.ns")
     chain = record_chain(tracer)
     rogue = Tracer.in_memory("test.ns")  # cpu-guard@1 again, with another threshold: the store refuses it
-    policy = rogue.policy(
-        "cpu-guard",
-        "1",
-        rule="cpu_mean > {cpu_mean}",
-        thresholds={"cpu_mean": 99.0},
-        action="scale_out",
-        params={"replicas": 2},
-        risk_class="medium",
-    )
-    rogue.register_policy(policy, approver="mallory")
+    register_refused_policy(rogue)
     assert isinstance(tracer.transport, MemoryTransport) and isinstance(rogue.transport, MemoryTransport)
     transport = bus.transport(tmp_path / "spill")
     transport.emit(tracer.transport.events + rogue.transport.events)  # one batch for the worker

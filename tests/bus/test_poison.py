@@ -16,8 +16,9 @@ from typing import Any
 import msgspec
 import nats
 
-from helpers import NATS_URL, record_chain, require_nats
+from helpers import NATS_URL, record_chain, register_refused_policy, require_nats
 from hostile import hostile_cases, valid_event
+from jetstream import drop, publish
 from opslineage import Tracer, open_store
 from opslineage.bus.worker import DEADLETTER_SUBJECT, WorkerStats, run_worker
 from opslineage.model import parse_event
@@ -28,30 +29,10 @@ def _refused_by_the_store() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A chain, and the registration of its policy version again with other thresholds."""
     tracer, rogue = Tracer.in_memory("poison.ns"), Tracer.in_memory("poison.ns")
     record_chain(tracer)
-    policy = rogue.policy(
-        "cpu-guard",
-        "1",
-        rule="cpu_mean > {cpu_mean}",
-        thresholds={"cpu_mean": 99.0},
-        action="scale_out",
-        params={"replicas": 2},
-        risk_class="medium",
-    )
-    rogue.register_policy(policy, approver="mallory")
+    register_refused_policy(rogue)
     assert isinstance(tracer.transport, MemoryTransport) and isinstance(rogue.transport, MemoryTransport)
     (complete,) = [e for e in rogue.transport.events if e["eventType"] == "COMPLETE"]
     return tracer.transport.events, complete
-
-
-async def _publish(stream: str, subject: str, payloads: list[bytes]) -> None:
-    nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(name=stream, subjects=[f"{subject}.>"])
-        for payload in payloads:
-            await js.publish(f"{subject}.poison", payload)
-    finally:
-        await nc.close()
 
 
 async def _watch(stream: str, seen: list[Any], ready: threading.Event, done: threading.Event) -> None:
@@ -67,14 +48,6 @@ async def _watch(stream: str, seen: list[Any], ready: threading.Event, done: thr
         if (message.headers or {}).get("Opslineage-Stream") == stream:
             seen.append(message)
     await nc.close()
-
-
-async def _drop(stream: str) -> None:
-    nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    finally:
-        await nc.close()
 
 
 def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(store_url: str, tmp_path: Path) -> None:
@@ -96,7 +69,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(store_url: str
     poison[msgspec.json.encode(rogue)] = "already recorded"
     tag = uuid.uuid4().hex[:12]
     stream, subject = f"OPSLINEAGE_TEST_{tag}", f"opslineage.test{tag}.events"
-    asyncio.run(_publish(stream, subject, payloads))
+    asyncio.run(publish(stream, subject, payloads, leaf="poison"))
     seen: list[Any] = []
     ready, done, stop = threading.Event(), threading.Event(), threading.Event()
     watcher = threading.Thread(target=lambda: asyncio.run(_watch(stream, seen, ready, done)), daemon=True)
@@ -141,7 +114,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(store_url: str
         worker.join(timeout=30)
         done.set()
         watcher.join(timeout=10)
-        asyncio.run(_drop(stream))
+        asyncio.run(drop(stream))
     assert results and isinstance(results[0], WorkerStats), results
     assert stored >= {parse_event(body).digest.hex() for body in valid}
     assert stored.isdisjoint(
@@ -172,7 +145,7 @@ def test_a_locked_store_is_an_outage_retried_never_dead_lettered(tmp_path: Path)
     open_store(url).close()
     lock = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
-    asyncio.run(_publish(stream, subject, events))
+    asyncio.run(publish(stream, subject, events, leaf="poison"))
     stop = threading.Event()
     results: list[WorkerStats | BaseException] = []
 
@@ -209,7 +182,7 @@ def test_a_locked_store_is_an_outage_retried_never_dead_lettered(tmp_path: Path)
         lock.close()
         stop.set()
         worker.join(timeout=30)
-        asyncio.run(_drop(stream))
+        asyncio.run(drop(stream))
     assert results and isinstance(results[0], WorkerStats), results
     assert (results[0].stored, results[0].deadlettered) == (len(events), 0) and results[0].retried >= len(
         events

@@ -17,28 +17,10 @@ import pytest
 
 from conftest import RunSql
 from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain
+from jetstream import drop, publish
 from opslineage import Tracer, open_store
 from opslineage.bus.worker import run_worker
 from opslineage.store import StoreUnavailable
-
-
-async def _publish(stream: str, subject: str, payloads: list[bytes]) -> None:
-    nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(name=stream, subjects=[f"{subject}.>"])
-        for payload in payloads:
-            await js.publish(f"{subject}.test", payload)
-    finally:
-        await nc.close()
-
-
-async def _drop(stream: str) -> None:
-    nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    finally:
-        await nc.close()
 
 
 def _stored(store_url: str) -> int:
@@ -58,7 +40,7 @@ def _store_with_worker(store_url: str, tag: str, linger: float = 0.0, **options:
     payloads = [msgspec.json.encode(e) for e in tracer.transport.events]  # type: ignore[attr-defined]
     stream, subject = f"OPSLINEAGE_TEST_{tag}", f"opslineage.test{tag}.events"
     try:
-        asyncio.run(_publish(stream, subject, payloads))
+        asyncio.run(publish(stream, subject, payloads))
     except (OSError, nats.errors.Error) as error:
         nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
     stop = threading.Event()
@@ -90,7 +72,7 @@ def _store_with_worker(store_url: str, tag: str, linger: float = 0.0, **options:
     finally:
         stop.set()
         worker.join(timeout=30)
-        asyncio.run(_drop(stream))
+        asyncio.run(drop(stream))
     assert results, "the worker did not stop within 30 s of being told to"
     assert not isinstance(results[0], BaseException), f"the worker failed: {results[0]!r}"
     return results[0]
