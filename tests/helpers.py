@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
+import httpx
 import pytest
 
 from opslineage import Tracer
@@ -118,3 +121,19 @@ def require_nats() -> None:
         socket.create_connection((address.hostname, address.port or 4222), timeout=2).close()
     except OSError as error:
         nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
+    """Return once ``opslineage serve`` at ``url`` answers ``/healthz``; fail the test (killing the
+    process) when it exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("opslineage serve did not start")
+        time.sleep(0.1)

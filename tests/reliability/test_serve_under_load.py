@@ -18,6 +18,7 @@ import httpx
 import msgspec
 import pytest
 
+from helpers import wait_until_serving
 from opslineage import open_store
 from opslineage.model import parse_event
 from server.test_hostile_reads import loop_events
@@ -43,17 +44,7 @@ def served(store_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[by
         env={**os.environ, "OPSLINEAGE_KEY": str(tmp_path / "none.key")},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("opslineage serve did not start")
-        time.sleep(0.1)
+    wait_until_serving(process, url)
     yield process, url
     if process.poll() is None:
         process.kill()

@@ -11,7 +11,6 @@ import select
 import socket
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import httpx
 import msgspec
 import pytest
 
+from helpers import wait_until_serving
 from live import LiveServer
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -102,17 +102,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         stderr=subprocess.DEVNULL,
         env={**os.environ, "OPSLINEAGE_KEY": str(tmp_path / "none.key")},
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("opslineage serve did not start")
-        time.sleep(0.1)
+    wait_until_serving(process, f"http://127.0.0.1:{port}")
     yield process, port
     process.kill()
     process.wait()
