@@ -1,6 +1,6 @@
 """The layers run one way: each package of ``opslineage`` imports only the packages below it.
 
-model → merkle → store → ledger → ingest / query → interop → checks → server → cli, with the SDK on the
+model → merkle → store → ledger → governance (pure rules, model only) → ingest / query → interop → checks → server → cli, with the SDK on the
 side (it imports the model; a transport's own client only when that transport is made), the bus
 beside the SDK and the demo above both. Imports under ``if TYPE_CHECKING:`` are annotations, not
 dependencies, and are not counted. No module imports itself back through others.
@@ -15,7 +15,7 @@ import pytest
 
 SRC = Path(__file__).parents[1] / "src" / "opslineage"
 
-_BELOW_INGEST = {"_version", "model", "merkle", "store", "ledger"}
+_BELOW_INGEST = {"_version", "model", "merkle", "store", "ledger", "governance"}
 _LIBRARY = _BELOW_INGEST | {"ingest", "query", "interop"}
 ALLOWED: dict[str, set[str]] = {
     "_version": set(),
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "merkle": set(),
     "store": {"_version", "model", "merkle"},
     "ledger": {"_version", "model", "merkle", "store"},
+    "governance": {"_version", "model"},
     "ingest": _BELOW_INGEST,
     "query": _BELOW_INGEST,
     "interop": _LIBRARY,

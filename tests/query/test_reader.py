@@ -4,8 +4,10 @@ the why view says what the CLI prints; a node's detail has the shape the API alw
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from helpers import Chain
+from opslineage.governance import AccessDenied, AccessEvent
 from opslineage.query import (
     NodeDetail,
     Principal,
@@ -17,7 +19,6 @@ from opslineage.query import (
     why,
     why_view,
 )
-from opslineage.query.principal import ADMIN
 from opslineage.query.why_view import ERROR, STRONG, WARNING, WhyNode
 from opslineage.store import Store
 
@@ -29,13 +30,6 @@ def _lines(node: WhyNode) -> list[str]:
     ]
 
 
-def test_principals_carry_identity_and_roles() -> None:
-    admin = Principal.local_admin()
-    assert admin.id.startswith("local:") and ADMIN in admin.roles
-    assert Principal.anonymous() == Principal("anonymous", frozenset())
-    assert Principal.bearer().id == "bearer:token" and ADMIN not in Principal.bearer().roles
-
-
 def test_a_store_given_directly_is_read_by_its_local_administrator(store: Store) -> None:
     reader = as_reader(store)
     assert reader.principal == Principal.local_admin()
@@ -43,7 +37,7 @@ def test_a_store_given_directly_is_read_by_its_local_administrator(store: Store)
 
 
 def test_the_reader_answers_what_the_queries_answer(store: Store, chain: Chain) -> None:
-    reader = Reader(store, Principal.anonymous())
+    reader = Reader(store, Principal.local_admin())
     action = "run:" + chain.action.run_id
     assert reader.why(action) == why(store, action)
     assert reader.upstream(chain.effect.id, 30) == upstream(store, chain.effect.id, 30)
@@ -63,7 +57,7 @@ def test_the_reader_answers_what_the_queries_answer(store: Store, chain: Chain) 
 
 
 def test_a_nodes_detail_encodes_as_the_api_always_answered(store: Store, chain: Chain) -> None:
-    reader = Reader(store, Principal.anonymous())
+    reader = Reader(store, Principal.local_admin())
     detail = reader.detail(chain.decision.id)
     assert isinstance(detail, NodeDetail) and detail.content["fired"] is True
     answer = msgspec.json.decode(msgspec.json.encode(detail))
@@ -75,7 +69,7 @@ def test_a_nodes_detail_encodes_as_the_api_always_answered(store: Store, chain: 
     assert len(generated) == 1 and generated[0]["dst"].startswith("run:")
     assert generated[0] == {"src": chain.decision.id, "dst": generated[0]["dst"], "kind": "wasGeneratedBy"}
     run = msgspec.json.decode(
-        msgspec.json.encode(Reader(store, Principal.anonymous()).detail(f"run:{chain.action.run_id}"))
+        msgspec.json.encode(Reader(store, Principal.local_admin()).detail(f"run:{chain.action.run_id}"))
     )
     assert "content" not in run and run["facets"]
 
@@ -93,3 +87,39 @@ def test_the_why_view_holds_the_lines_the_cli_prints(store: Store, chain: Chain)
     assert WARNING not in {s.style for s in not_fired.root.spans} and ERROR not in {
         s.style for s in view.root.spans
     }
+
+
+class _Trail:
+    """Access events in memory, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[AccessEvent] = []
+
+    def record(self, event: AccessEvent) -> None:
+        self.events.append(event)
+
+
+def test_each_operation_is_one_access_event_naming_what_it_returned(store: Store, chain: Chain) -> None:
+    trail = _Trail()
+    reader = Reader(store, Principal.token("ops", "operator"), trail, "10.0.0.1:5000")
+    action = "run:" + chain.action.run_id
+    reader.why(action)
+    with reader.operation("node", action):
+        reader.detail(action)
+        reader.upstream(action, 2)
+    why_event, node_event = trail.events
+    assert (why_event.name, why_event.actor, why_event.role) == ("why", "token:ops", "operator")
+    assert why_event.outcome == "allowed" and why_event.client == "10.0.0.1:5000"
+    assert chain.decision.id in why_event.nodes and why_event.target == action
+    assert node_event.name == "node" and action in node_event.nodes
+
+
+def test_a_read_the_role_does_not_allow_is_refused_and_recorded(store: Store, chain: Chain) -> None:
+    trail = _Trail()
+    reader = Reader(store, Principal.token("ci", "producer"), trail)
+    with pytest.raises(AccessDenied, match="lineage:read"):
+        reader.why("run:" + chain.action.run_id)
+    with pytest.raises(AccessDenied, match="log:verify"):
+        Reader(store, Principal.token("ops", "operator"), trail).verify(None)
+    assert [(e.name, e.outcome) for e in trail.events] == [("why", "denied"), ("verify", "denied")]
+    assert "producer" in (trail.events[0].reason or "")

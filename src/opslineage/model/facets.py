@@ -32,8 +32,10 @@ __all__ = [
     "EntityFacet",
     "FeaturesFacet",
     "Field",
+    "LabelFacet",
     "ModelFacet",
     "Outcome",
+    "OwnersFacet",
     "PolicyFacet",
     "PredictionFacet",
     "RulesFacet",
@@ -306,6 +308,33 @@ class BaselineFacet(_Facet, kw_only=True):
     structure: dict[str, Any] = {}
 
 
+class LabelFacet(_Facet, kw_only=True):
+    """A sensitivity label a steward set (``aiops_label``): records of ``namespace`` (of node type
+    ``kind`` and telemetry ``source`` when given) are at ``level`` from ``set_at`` on."""
+
+    key: ClassVar[str] = "aiops_label"
+    namespace: str
+    level: Literal["public", "internal", "restricted"]
+    kind: str | None = None
+    source: str | None = None
+    set_at: str
+    set_by: str
+
+
+class OwnersFacet(_Facet, kw_only=True):
+    """Who owns and who stewards a part of the lineage (``aiops_owners``): a ``namespace``, or in
+    it one ``source``, ``job``, ``model`` or ``policy`` by name, from ``set_at`` on."""
+
+    key: ClassVar[str] = "aiops_owners"
+    namespace: str
+    scope: Literal["namespace", "source", "job", "model", "policy"] = "namespace"
+    name: str | None = None
+    owners: list[str] = []
+    stewards: list[str] = []
+    set_at: str
+    set_by: str
+
+
 class EntityFacet(_Facet, kw_only=True):
     """Marks a dataset as a content-addressed artifact (``aiops_entity``): its type and digest."""
 
@@ -391,6 +420,8 @@ AIOPS_FACETS: tuple[FacetType, ...] = (
     ),
     FacetType(RulesFacet.key, RulesFacet, "entity", "rules", content=True),
     FacetType(BaselineFacet.key, BaselineFacet, "entity", "baseline", content=True),
+    FacetType(LabelFacet.key, LabelFacet, "entity", "label", content=True),
+    FacetType(OwnersFacet.key, OwnersFacet, "entity", "owners", content=True),
     FacetType(EntityFacet.key, EntityFacet, "entity", ident="declared"),
     FacetType(
         AgentsRunFacet.key,

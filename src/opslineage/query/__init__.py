@@ -7,6 +7,7 @@ event was the last one committed. The HTTP API, the CLI and the exports read onl
 :class:`Reader`; the functions taking a store are for the layers beside this one.
 """
 
+from opslineage.governance import Principal
 from opslineage.query._budget import QueryTimeout, with_statement_timeout
 from opslineage.query.lineage import (
     LS_KINDS,
@@ -21,7 +22,6 @@ from opslineage.query.lineage import (
     upstream,
 )
 from opslineage.query.nodes import Edge, NodeDetail, NodeEdges, NodePage, node_detail
-from opslineage.query.principal import Principal
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
 from opslineage.query.why import WhyChain, why
 from opslineage.query.why_view import Span, WhyNode, WhyView, why_view

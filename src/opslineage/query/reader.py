@@ -4,7 +4,10 @@ A :class:`Reader` binds a store to the principal reading it. The graph (nodes, w
 one node's detail), the events and the transparency log (checkpoints, proofs, ``verify``) are read
 through it and nothing else: ``tests/test_read_path.py`` fails when ``server/``, ``cli/`` or
 ``interop/`` call a store read method or a store-taking query or ledger read themselves. Roles,
-record-level access control and the audit of reads are enforced here, and only here.
+record-level access control and the audit of reads are enforced here, and only here: each read
+checks the principal's permission (:class:`~opslineage.governance.AccessDenied` when it lacks it),
+and each operation (an HTTP request, a command; one read when none is open) is one
+:class:`~opslineage.governance.AccessEvent` on the reader's :class:`~opslineage.governance.AccessTrail`.
 
 Every answer is a typed value (a msgspec Struct or a dataclass). Method names differ from the
 store's read methods on purpose, so that a call can be told from its name alone.
@@ -12,15 +15,17 @@ store's read methods on purpose, so that a call can be told from its name alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from opslineage.governance import AccessDenied, AccessEvent, AccessTrail, Permission, Principal
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
@@ -28,8 +33,7 @@ from opslineage.model import InvalidEvent
 from opslineage.query._budget import time_budget
 from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resolve_node, upstream
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
-from opslineage.query.principal import Principal
-from opslineage.query.why import WhyChain, why
+from opslineage.query.why import WhyChain, chain_links, why
 from opslineage.store import Cut, Horizon, NodeRecord, Store, StoredEvent
 
 __all__ = ["ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
@@ -63,17 +67,100 @@ class ConsistencyProof(msgspec.Struct, frozen=True):
         return msgspec.structs.asdict(self)
 
 
+@dataclass
+class _Operation:
+    """The operation under way: what it is called, what it asked for and what it has returned."""
+
+    name: str
+    target: str | None
+    nodes: dict[str, None] = field(default_factory=dict)
+    redacted: str | None = None
+
+
 class Reader:
     """A store as one principal reads it.
 
     Args:
         store: the store to read (its owner keeps it open and closes it).
         principal: who is reading.
+        trail: where each operation's access event goes (None: nowhere).
+        client: where the principal reads from (``host:port``, or ``cli``).
     """
 
-    def __init__(self, store: Store, principal: Principal) -> None:
+    def __init__(
+        self, store: Store, principal: Principal, trail: AccessTrail | None = None, client: str | None = None
+    ) -> None:
         self._store = store
         self.principal = principal
+        self.trail = trail
+        self.client = client
+        self._open: _Operation | None = None
+
+    # Operations and permissions.
+
+    @contextmanager
+    def operation(self, name: str, target: str | None = None) -> Iterator[None]:
+        """One operation: the reads made inside it are recorded as one access event, ``denied``
+        when one was refused (:class:`AccessDenied` goes on), ``redacted`` when a payload was
+        withheld, else ``allowed``. Operations opened inside it are part of it."""
+        if self._open is not None:
+            yield
+            return
+        self._open = pending = _Operation(name, target)
+        try:
+            yield
+        except AccessDenied as denied:
+            self._record(pending, "denied", denied.reason)
+            raise
+        else:
+            self._record(pending, "redacted" if pending.redacted else "allowed", pending.redacted)
+        finally:
+            self._open = None
+
+    def allow(self, permission: Permission, operation: str) -> None:
+        """Go on only if the principal holds ``permission``.
+
+        Raises:
+            AccessDenied: it does not (recorded as denied by the operation under way).
+        """
+        if not self.principal.can(permission):
+            role = self.principal.role or "no role"
+            raise AccessDenied(operation, f"{operation} needs {permission.value}, which {role} does not hold")
+
+    def refuse(self, name: str, reason: str, target: str | None = None) -> None:
+        """Record a refused attempt that never reached a read (no or bad credentials)."""
+        self._record(_Operation(name, target), "denied", reason)
+
+    @contextmanager
+    def _reading(
+        self, name: str, target: str | None = None, permission: Permission = Permission.READ_LINEAGE
+    ) -> Iterator[_Operation]:
+        with self.operation(name, target):
+            self.allow(permission, name)
+            assert self._open is not None
+            yield self._open
+
+    def _returned(self, ids: Iterable[str | None]) -> None:
+        """Note the node ids an answer names, for the access event."""
+        if self._open is not None:
+            self._open.nodes.update((node_id, None) for node_id in ids if node_id)
+
+    def _record(self, operation: _Operation, outcome: str, reason: str | None) -> None:
+        if self.trail is None:
+            return
+        self.trail.record(
+            AccessEvent(
+                name=operation.name,
+                actor=self.principal.id,
+                role=self.principal.role,
+                at=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                client=self.client,
+                outcome=outcome,  # type: ignore[arg-type]
+                reason=reason,
+                target=operation.target,
+                nodes=list(operation.nodes),
+            )
+        )
 
     # Time.
 
@@ -116,11 +203,17 @@ class Reader:
         Raises:
             InvalidEvent: a malformed id. NotFound: no such node.
         """
-        return resolve_node(self._store, node_id, as_of)
+        with self._reading("resolve", node_id):
+            node = resolve_node(self._store, node_id, as_of)
+            self._returned([node.id])
+            return node
 
     def records(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
         """Nodes by exact id; ids with no node are left out."""
-        return self._store.nodes(ids, as_of)
+        with self._reading("records"):
+            found = self._store.nodes(ids, as_of)
+            self._returned(found)
+            return found
 
     def search(
         self,
@@ -132,11 +225,19 @@ class Reader:
         as_of: Horizon = None,
     ) -> list[NodeRecord]:
         """Nodes of an id kind (``run``, ``job`` …) and naming columns, newest first."""
-        return self._store.find_nodes(kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of)
+        with self._reading("search"):
+            found = self._store.find_nodes(
+                kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of
+            )
+            self._returned(node.id for node in found)
+            return found
 
     def every_node(self, as_of: int) -> list[NodeRecord]:
         """Every node at ``as_of``, oldest first, in one query."""
-        return self._store.find_nodes(limit=1 << 62, as_of=as_of)[::-1]
+        with self._reading("nodes"):
+            found = self._store.find_nodes(limit=1 << 62, as_of=as_of)[::-1]
+            self._returned(node.id for node in found)
+            return found
 
     def list_kind(
         self,
@@ -152,7 +253,10 @@ class Reader:
         Raises:
             InvalidEvent: not an ``ls`` kind.
         """
-        return list_nodes(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+        with self._reading("nodes"):
+            found = list_nodes(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+            self._returned(node.id for node in found)
+            return found
 
     def page(
         self,
@@ -164,7 +268,10 @@ class Reader:
         as_of: Horizon = None,
     ) -> NodePage:
         """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts."""
-        return node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+        with self._reading("nodes"):
+            page = node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+            self._returned(node.id for node in page.nodes)
+            return page
 
     def detail(self, node_id: str, as_of: Horizon = None) -> NodeDetail:
         """One node with its content, facets and edges.
@@ -172,21 +279,33 @@ class Reader:
         Raises:
             InvalidEvent: a malformed id. NotFound: no such node.
         """
-        return node_detail(self._store, node_id, as_of)
+        with self._reading("node", node_id):
+            detail = node_detail(self._store, node_id, as_of)
+            self._returned([detail.id])
+            return detail
 
     def neighbours(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
     ) -> list[Edge]:
         """Edges leaving (``up``) or entering (``down``) any of ``ids``, of ``kinds`` when given."""
-        return edges_of(self._store.edges(ids, direction=direction, kinds=kinds, as_of=as_of))
+        with self._reading("edges"):
+            found = edges_of(self._store.edges(ids, direction=direction, kinds=kinds, as_of=as_of))
+            self._returned(node for edge in found for node in (edge.src, edge.dst))
+            return found
 
     def upstream(self, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
         """Everything ``node_id`` came from, up to ``depth`` edges away."""
-        return upstream(self._store, node_id, depth, as_of)
+        with self._reading("upstream", node_id):
+            graph = upstream(self._store, node_id, depth, as_of)
+            self._returned(node.get("id") for node in graph.nodes)
+            return graph
 
     def downstream(self, node_id: str, depth: int = 10, as_of: Horizon = None) -> LineageGraph:
         """Everything that came from ``node_id``, up to ``depth`` edges away."""
-        return downstream(self._store, node_id, depth, as_of)
+        with self._reading("downstream", node_id):
+            graph = downstream(self._store, node_id, depth, as_of)
+            self._returned(node.get("id") for node in graph.nodes)
+            return graph
 
     def why(self, node_id: str, as_of: Horizon = None) -> WhyChain:
         """The causal chain behind an action or a decision.
@@ -194,21 +313,27 @@ class Reader:
         Raises:
             NotFound: no such node, or neither an action nor a decision.
         """
-        return why(self._store, node_id, as_of)
+        with self._reading("why", node_id):
+            chain = why(self._store, node_id, as_of)
+            self._returned(link.get("id") for link in chain_links(chain))
+            return chain
 
     # The events.
 
     def log_length(self) -> int:
         """How many events the store holds (the last sequence number)."""
-        return self._store.log_size()
+        with self._reading("log-size"):
+            return self._store.log_size()
 
     def event_page(self, *, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Stored events with sequence numbers after ``after``, at most ``limit``, in order."""
-        return self._store.events(after=after, limit=limit)
+        with self._reading("events"):
+            return self._store.events(after=after, limit=limit)
 
     def run_events(self, run_id: str) -> list[StoredEvent]:
         """Every event of one run (its UUID), in sequence order."""
-        return self._store.events(run_id=run_id)
+        with self._reading("events", f"run:{run_id}"):
+            return self._store.events(run_id=run_id)
 
     # The transparency log.
 
@@ -218,17 +343,20 @@ class Reader:
 
     def log_public_key(self) -> str | None:
         """The log's public key (base64) as the store recorded it, if the log was initialised."""
-        return self._store.get_meta("log_public_key")
+        with self._reading("log-key"):
+            return self._store.get_meta("log_public_key")
 
     def signed_checkpoint(self) -> Checkpoint | None:
         """The checkpoint of the largest tree size kept, if any."""
-        return latest_checkpoint(self._store)
+        with self._reading("checkpoint"):
+            return latest_checkpoint(self._store)
 
     def covering_checkpoint(self, seq: int) -> Checkpoint | None:
         """The newest checkpoint if it covers event ``seq``, else None. It never signs one: a read
         never writes (``opslineage checkpoint`` does)."""
-        signed = latest_checkpoint(self._store)
-        return signed if signed is not None and signed.tree_size >= seq else None
+        with self._reading("checkpoint"):
+            signed = latest_checkpoint(self._store)
+            return signed if signed is not None and signed.tree_size >= seq else None
 
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """The inclusion proof of event ``seq`` in the tree of ``tree_size`` (default: now).
@@ -236,7 +364,8 @@ class Reader:
         Raises:
             ValueError: ``seq`` or ``tree_size`` outside the log.
         """
-        return msgspec.convert(inclusion(self._store, seq, tree_size), InclusionProof)
+        with self._reading("inclusion-proof", str(seq)):
+            return msgspec.convert(inclusion(self._store, seq, tree_size), InclusionProof)
 
     def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
         """The proof that the tree of ``second`` leaves extends the tree of ``first`` leaves.
@@ -244,23 +373,27 @@ class Reader:
         Raises:
             ValueError: sizes outside the log, or ``first`` > ``second``.
         """
-        return msgspec.convert(consistency(self._store, first, second), ConsistencyProof)
+        with self._reading("consistency-proof", f"{first}..{second}"):
+            return msgspec.convert(consistency(self._store, first, second), ConsistencyProof)
 
     def verify(
         self, public_key: Ed25519PublicKey | None, on_progress: Callable[[int, int], None] | None = None
     ) -> VerifyReport:
         """Rebuild the log from the stored events and check every leaf, node and checkpoint."""
-        return verify_store(self._store, public_key, on_progress)
+        with self._reading("verify", permission=Permission.VERIFY):
+            return verify_store(self._store, public_key, on_progress)
 
     def verify_extends(self, kept: Checkpoint, public_key: Ed25519PublicKey) -> list[Finding]:
         """What does not hold in the claim that today's log extends the checkpoint ``kept``."""
-        return verify_against(self._store, kept, public_key)
+        with self._reading("verify", permission=Permission.VERIFY):
+            return verify_against(self._store, kept, public_key)
 
     # The archive tier.
 
     def archived_through(self) -> int:
         """The last sequence number whose event is archived (0 when none is)."""
-        return max((segment.last_seq for segment in self._store.segments()), default=0)
+        with self._reading("archive"):
+            return max((segment.last_seq for segment in self._store.segments()), default=0)
 
     # Quality
 
@@ -269,19 +402,24 @@ class Reader:
     ) -> list[NodeRecord]:
         """Every artifact node of one type (``action``, ``prediction`` …), of ``namespace`` when
         given, oldest first, in one query."""
-        found = self._store.find_nodes(
-            kind="entity", type=node_type, namespace=namespace, limit=1 << 62, as_of=as_of
-        )
-        return found[::-1]
+        with self._reading("artifacts"):
+            found = self._store.find_nodes(
+                kind="entity", type=node_type, namespace=namespace, limit=1 << 62, as_of=as_of
+            )[::-1]
+            self._returned(node.id for node in found)
+            return found
 
     def contents(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, Any]:
         """The decoded recorded content of artifacts by node id, in one round trip; ids with no
         node, or only referenced (no content stored), are left out."""
-        return {
-            node_id: msgspec.json.decode(content)
-            for node_id, (_, content) in self._store.nodes_with_content(ids, as_of).items()
-            if content is not None
-        }
+        with self._reading("contents"):
+            found = {
+                node_id: msgspec.json.decode(content)
+                for node_id, (_, content) in self._store.nodes_with_content(ids, as_of).items()
+                if content is not None
+            }
+            self._returned(found)
+            return found
 
     # Baselines
 

@@ -11,6 +11,7 @@ recorded; a link that is not in the store (or not yet, ``as_of``) is listed in `
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from opslineage.model.registry import why_depth, why_refs
 from opslineage.query.lineage import NotFound, resolve_node
 from opslineage.store import Horizon, NodeRecord, Store, Walk
 
-__all__ = ["WhyChain", "why"]
+__all__ = ["WhyChain", "chain_links", "why"]
 
 _decode = msgspec.json.decode
 
@@ -66,6 +67,15 @@ class WhyChain:
             "sources": self.sources,
             "missing": self.missing,
         }
+
+
+def chain_links(chain: WhyChain) -> Iterator[dict[str, Any]]:
+    """Every link of ``chain``: the single ones, then the snapshots, sources and effects."""
+    for name in ("action", "decision", "policy", "prediction", "model", "features"):
+        link = getattr(chain, name)
+        if link is not None:
+            yield link
+    yield from (*chain.snapshots, *chain.sources, *chain.effects)
 
 
 _ONE = {

@@ -1,0 +1,44 @@
+"""Who may do what with which lineage: roles and their permissions, the principal a request or a
+command acts as, and the sensitivity labels of records.
+
+Pure rules, no I/O: the read path (:mod:`opslineage.query`) and the ingest pipeline
+(:mod:`opslineage.ingest`) enforce them, the server and the CLI only say who is calling.
+"""
+
+from opslineage.governance.access import OUTCOMES, AccessDenied, AccessEvent, AccessTrail, Outcome
+from opslineage.governance.labels import (
+    DEFAULT_LEVEL,
+    LEVELS,
+    LabelRule,
+    clears,
+    level_of,
+    parse_level,
+)
+from opslineage.governance.principal import Principal
+from opslineage.governance.roles import (
+    PERMISSIONS,
+    ROLES,
+    Permission,
+    clearance_of,
+    permissions_of,
+)
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "LEVELS",
+    "OUTCOMES",
+    "PERMISSIONS",
+    "ROLES",
+    "AccessDenied",
+    "AccessEvent",
+    "AccessTrail",
+    "LabelRule",
+    "Outcome",
+    "Permission",
+    "Principal",
+    "clearance_of",
+    "clears",
+    "level_of",
+    "parse_level",
+    "permissions_of",
+]
