@@ -1,16 +1,26 @@
 """Sensitivity labels of records: ``public``, ``internal`` (the default) or ``restricted``.
 
 A steward sets :class:`LabelRule` s (``opslineage label set``), which are recorded as ledgered
-events; a node's level is that of the most specific rule that matches it, the newest of equally
-specific ones.
+events (``aiops_label`` artifacts); a node's level is that of the most specific rule that matches
+it, the newest of equally specific ones. :func:`rules_from_contents` turns the recorded contents
+into rules, for the read path (redaction) and the ingest pipeline (encryption) alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DEFAULT_LEVEL", "LEVELS", "LabelRule", "clears", "level_of", "parse_level"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "LEVELS",
+    "LabelRule",
+    "clears",
+    "level_of",
+    "parse_level",
+    "rules_from_contents",
+]
 
 LEVELS = ("public", "internal", "restricted")
 """The sensitivity levels, least sensitive first."""
@@ -48,6 +58,13 @@ class LabelRule:
     level: str
     kind: str | None = None
     source: str | None = None
+    set_at: str | None = None
+    set_by: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dict, leaving out what the rule does not name."""
+        fields = ("namespace", "level", "kind", "source", "set_at", "set_by")
+        return {name: value for name in fields if (value := getattr(self, name)) is not None}
 
     def matches(self, namespace: str | None, node_type: str, name: str | None) -> bool:
         """Whether a node of ``namespace``, ``node_type`` and ``name`` falls under this rule."""
@@ -73,3 +90,27 @@ def level_of(rules: Iterable[LabelRule], namespace: str | None, node_type: str, 
         ):
             best = rule
     return best.level if best is not None else DEFAULT_LEVEL
+
+
+def rules_from_contents(contents: Iterable[dict[str, Any]]) -> list[LabelRule]:
+    """The label rules recorded as ``aiops_label`` artifact contents (give them oldest first;
+    :func:`level_of` lets the later of equally specific rules win).
+
+    Contents that are not label facets (no ``namespace`` or no valid ``level``) are skipped: the
+    ingest pipeline checked every recorded one against :class:`~opslineage.model.facets.LabelFacet`.
+    """
+    rules = []
+    for content in contents:
+        namespace, level = content.get("namespace"), content.get("level")
+        if isinstance(namespace, str) and level in LEVELS:
+            rules.append(
+                LabelRule(
+                    namespace,
+                    level,
+                    kind=content.get("kind"),
+                    source=content.get("source"),
+                    set_at=content.get("set_at"),
+                    set_by=content.get("set_by"),
+                )
+            )
+    return rules
