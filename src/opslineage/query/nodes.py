@@ -36,7 +36,8 @@ class NodeEdges(msgspec.Struct, frozen=True):
 
 
 class NodeDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A node's columns (empty ones left out), its artifact content, its newest facets and its edges."""
+    """A node's columns (empty ones left out), its artifact content, its newest facets, its edges,
+    and who owns and stewards it (when an ownership entry names it or its namespace)."""
 
     id: str
     kind: str
@@ -49,6 +50,7 @@ class NodeDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     content: Any = msgspec.UNSET
     facets: dict[str, Any]
     edges: NodeEdges
+    owners: Any = msgspec.UNSET
 
 
 class NodePage(msgspec.Struct, frozen=True):

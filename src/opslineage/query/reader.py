@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,14 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from opslineage.governance import AccessDenied, AccessEvent, AccessTrail, Permission, Principal
+from opslineage.governance import (
+    AccessDenied,
+    AccessEvent,
+    AccessTrail,
+    LabelRule,
+    Permission,
+    Principal,
+)
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
@@ -33,6 +40,7 @@ from opslineage.model import InvalidEvent
 from opslineage.query._budget import time_budget
 from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resolve_node, upstream
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
+from opslineage.query.visibility import Visibility, governance_of
 from opslineage.query.why import WhyChain, chain_links, why
 from opslineage.store import Cut, Horizon, NodeRecord, Store, StoredEvent
 
@@ -75,6 +83,7 @@ class _Operation:
     target: str | None
     nodes: dict[str, None] = field(default_factory=dict)
     redacted: str | None = None
+    visibility: Visibility | None = None
 
 
 class Reader:
@@ -113,7 +122,9 @@ class Reader:
             self._record(pending, "denied", denied.reason)
             raise
         else:
-            self._record(pending, "redacted" if pending.redacted else "allowed", pending.redacted)
+            withheld = pending.visibility.summary() if pending.visibility is not None else None
+            redacted = "; ".join(part for part in (pending.redacted, withheld) if part) or None
+            self._record(pending, "redacted" if redacted else "allowed", redacted)
         finally:
             self._open = None
 
@@ -139,6 +150,14 @@ class Reader:
             self.allow(permission, name)
             assert self._open is not None
             yield self._open
+
+    def _visibility(self) -> Visibility:
+        """What the principal sees in the operation under way (the rules in force read once per
+        operation, and again only when the log has grown)."""
+        assert self._open is not None
+        if self._open.visibility is None:
+            self._open.visibility = Visibility(self.principal, governance_of(self._store))
+        return self._open.visibility
 
     def _returned(self, ids: Iterable[str | None]) -> None:
         """Note the node ids an answer names, for the access event."""
@@ -282,7 +301,32 @@ class Reader:
         with self._reading("node", node_id):
             detail = node_detail(self._store, node_id, as_of)
             self._returned([detail.id])
-            return detail
+            return self._shown_detail(detail)
+
+    def _shown_detail(self, detail: NodeDetail) -> NodeDetail:
+        """``detail`` with its owners, and its payload redacted when the principal may not see it."""
+        visibility = self._visibility()
+        record = NodeRecord(
+            detail.id,
+            detail.kind,
+            detail.type,
+            detail.namespace,
+            detail.name,
+            detail.version,
+            detail.digest,
+            0,
+        )
+        changes: dict[str, Any] = {}
+        owners = visibility.owners(record)
+        if owners is not None:
+            changes["owners"] = owners
+        reason = visibility.reason_of(record)
+        if reason is not None:
+            if detail.content is not msgspec.UNSET:
+                changes["content"] = visibility.content(record, detail.content)
+            where = detail.kind if detail.kind in ("run", "job") else "dataset"
+            changes["facets"] = visibility.facets(detail.id, where, detail.facets, reason)
+        return msgspec.structs.replace(detail, **changes) if changes else detail
 
     def neighbours(
         self, ids: Iterable[str], *, direction: str, kinds: Sequence[str] = (), as_of: Horizon = None
@@ -316,7 +360,35 @@ class Reader:
         with self._reading("why", node_id):
             chain = why(self._store, node_id, as_of)
             self._returned(link.get("id") for link in chain_links(chain))
+            self._show_chain(chain)
             return chain
+
+    def _show_chain(self, chain: WhyChain) -> None:
+        """Give each link of ``chain`` its owners, and redact those the principal may not see."""
+        visibility = self._visibility()
+        records = chain.records
+        jobs: dict[str, str | None] = {}
+        if visibility.governance.owners:
+            runs = {link["run"] for link in chain_links(chain) if link.get("run")}
+            jobs = {node.id: node.name for node in self._store.nodes(runs).values()}
+        for link in chain_links(chain):
+            record = records.get(link["id"])
+            if record is None:
+                continue
+            owners = visibility.owners(record, jobs.get(link.get("run", "")))
+            if owners is not None:
+                link["owners"] = owners
+            visibility.link(link, record)
+
+    def label_rules(self) -> list[LabelRule]:
+        """The label rules in force, oldest first (see :func:`~opslineage.query.visibility.label_rules`)."""
+        with self._reading("labels"):
+            return list(self._visibility().governance.rules)
+
+    def ownership(self) -> list[dict[str, Any]]:
+        """The ownership entries in force, one per namespace, scope and name, as dicts."""
+        with self._reading("owners"):
+            return [entry.to_dict() for entry in self._visibility().governance.owners.values()]
 
     # The events.
 
@@ -328,12 +400,19 @@ class Reader:
     def event_page(self, *, after: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Stored events with sequence numbers after ``after``, at most ``limit``, in order."""
         with self._reading("events"):
-            return self._store.events(after=after, limit=limit)
+            return self._shown_events(self._store.events(after=after, limit=limit))
 
     def run_events(self, run_id: str) -> list[StoredEvent]:
         """Every event of one run (its UUID), in sequence order."""
         with self._reading("events", f"run:{run_id}"):
-            return self._store.events(run_id=run_id)
+            return self._shown_events(self._store.events(run_id=run_id))
+
+    def _shown_events(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """``events`` with the payloads the principal may not see replaced by markers."""
+        visibility = self._visibility()
+        if visibility.sees_everything:
+            return events
+        return [replace(stored, event=visibility.event(stored.event)) for stored in events]
 
     # The transparency log.
 
@@ -413,9 +492,10 @@ class Reader:
         """The decoded recorded content of artifacts by node id, in one round trip; ids with no
         node, or only referenced (no content stored), are left out."""
         with self._reading("contents"):
+            visibility = self._visibility()
             found = {
-                node_id: msgspec.json.decode(content)
-                for node_id, (_, content) in self._store.nodes_with_content(ids, as_of).items()
+                node_id: visibility.content(record, msgspec.json.decode(content))
+                for node_id, (record, content) in self._store.nodes_with_content(ids, as_of).items()
                 if content is not None
             }
             self._returned(found)

@@ -46,6 +46,8 @@ class WhyChain:
     sources: list[dict[str, Any]] = field(default_factory=list)
     effects: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    records: dict[str, NodeRecord] = field(default_factory=dict, repr=False, compare=False)
+    """The node of each link by id (not part of :meth:`to_dict`): what the read path labels it by."""
 
     @property
     def complete(self) -> bool:
@@ -213,6 +215,7 @@ def why(store: Store, node_id: str, as_of: Horizon = None) -> WhyChain:
             for link in map(chain.link, derived)
             if link is not None and chain.found[link["id"]][0].type == "effect"
         ]
+    answer.records = {link["id"]: chain.found[link["id"]][0] for link in chain_links(answer)}
     _attach_runs(
         store,
         [

@@ -79,8 +79,31 @@ def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _withheld(kind: str, link: dict[str, Any]) -> list[Span] | None:
+    """The line of a link whose payload the reader may not see (None when it may)."""
+    reason = link.get("redacted")
+    if reason is None:
+        return None
+    return [
+        Span(kind, STRONG),
+        Span(f" {short(link.get('digest') or link['id'])} — payload redacted ({reason})", WARNING),
+        *_owned(link),
+    ]
+
+
+def _owned(link: dict[str, Any]) -> list[Span]:
+    """Who owns and stewards a link, when an ownership entry names it."""
+    owners = link.get("owners")
+    if not owners:
+        return []
+    text = f"owners {', '.join(owners['owners']) or 'none'}"
+    if owners["stewards"]:
+        text += f" · stewards {', '.join(owners['stewards'])}"
+    return [Span(f"\n{text}")]
+
+
 def why_view(chain: WhyChain) -> WhyView:
-    """The chain as a tree of lines."""
+    """The chain as a tree of lines (a link the reader may not see shows its digest and label)."""
     root = _action(chain)
     decision = chain.decision
     if decision is None:
@@ -90,19 +113,27 @@ def why_view(chain: WhyChain) -> WhyView:
     prediction = chain.prediction
     if prediction is not None:
         node = node.add(
-            Span("prediction", STRONG),
-            Span(
-                f" {short(prediction['digest'])} — score {_number(prediction['score'])} ({prediction['label']})"
-            ),
+            *_withheld("prediction", prediction)
+            or [
+                Span("prediction", STRONG),
+                Span(
+                    f" {short(prediction['digest'])} — score {_number(prediction['score'])} ({prediction['label']})"
+                ),
+                *_owned(prediction),
+            ]
         )
         if chain.model is not None:
             model = chain.model
             node.add(
-                Span("model", STRONG),
-                Span(
-                    f" {model['name']}@{model['version']} artifact {short(model['artifact_digest'])}"
-                    f" ({model['framework']})"
-                ),
+                *_withheld("model", model)
+                or [
+                    Span("model", STRONG),
+                    Span(
+                        f" {model['name']}@{model['version']} artifact {short(model['artifact_digest'])}"
+                        f" ({model['framework']})"
+                    ),
+                    *_owned(model),
+                ]
             )
         if chain.features is not None:
             _features(node, chain.features, chain)
@@ -113,8 +144,18 @@ def _action(chain: WhyChain) -> WhyNode:
     action = chain.action
     if action is None:
         return WhyNode([Span("no action", STRONG), Span(": the decision below did not fire")])
+    hidden = _withheld("action", action)
+    root = WhyNode(hidden) if hidden else _action_line(action)
+    if not chain.effects:
+        root.add(Span("effect: not observed yet", WARNING))
+    for effect in chain.effects:
+        root.add(*_withheld("effect", effect) or _effect_line(effect))
+    return root
+
+
+def _action_line(action: dict[str, Any]) -> WhyNode:
     status = action["status"] + (f" ({action['reason']})" if action.get("reason") else "")
-    root = WhyNode(
+    return WhyNode(
         [
             Span(f"action {action['type']} → {action['target']}", STRONG),
             Span(
@@ -123,42 +164,60 @@ def _action(chain: WhyChain) -> WhyNode:
                 + (f" · approver {action['approver']}" if action.get("approver") else "")
                 + f" · params {msgspec.json.encode(action.get('params', {})).decode()}"
             ),
+            *_owned(action),
         ]
     )
-    if not chain.effects:
-        root.add(Span("effect: not observed yet", WARNING))
-    for effect in chain.effects:
-        change = (
-            f"{effect['metric']} {_number(effect.get('before'))} → {_number(effect.get('after'))}"
-            if effect.get("metric")
-            else "no metric covers the target"
-        )
-        before = (
-            f"{when(effect['before_start'])} → {when(effect['before_end'])} "
-            if effect.get("before_start")
-            else ""
-        )
-        root.add(
-            Span(f"effect: {effect['outcome']}", STRONG),
-            Span(
-                f" — {change}: before {before}({effect['samples_before']} samples), after "
-                f"{when(effect['window_start'])} → {when(effect['window_end'])} ({effect['samples_after']} samples)"
-            ),
-            *(
-                [Span(" — observed in replayed data, not caused by the action", WARNING)]
-                if effect.get("attribution") == "observed"
-                else []
-            ),
-        )
-    return root
+
+
+def _effect_line(effect: dict[str, Any]) -> list[Span]:
+    change = (
+        f"{effect['metric']} {_number(effect.get('before'))} → {_number(effect.get('after'))}"
+        if effect.get("metric")
+        else "no metric covers the target"
+    )
+    before = (
+        f"{when(effect['before_start'])} → {when(effect['before_end'])} "
+        if effect.get("before_start")
+        else ""
+    )
+    return [
+        Span(f"effect: {effect['outcome']}", STRONG),
+        Span(
+            f" — {change}: before {before}({effect['samples_before']} samples), after "
+            f"{when(effect['window_start'])} → {when(effect['window_end'])} ({effect['samples_after']} samples)"
+        ),
+        *(
+            [Span(" — observed in replayed data, not caused by the action", WARNING)]
+            if effect.get("attribution") == "observed"
+            else []
+        ),
+        *_owned(effect),
+    ]
 
 
 def _decision(root: WhyNode, decision: dict[str, Any], policy: dict[str, Any] | None) -> WhyNode:
+    node = root.add(*_withheld("decision", decision) or _decision_line(decision))
+    if policy is not None:
+        node.add(
+            *_withheld("policy", policy)
+            or [
+                Span("policy", STRONG),
+                Span(
+                    f" {policy['name']}@{policy['version']} ({short(policy['digest'])}) risk {policy['risk_class']}"
+                    f"\nrule: {_filled(policy['rule'], policy['thresholds'])}"
+                ),
+                *_owned(policy),
+            ]
+        )
+    return node
+
+
+def _decision_line(decision: dict[str, Any]) -> list[Span]:
     breaches = "; ".join(
         f"{b['input']} {_number(b['value'])} {b['op']} {_number(b['threshold'])}"
         for b in decision.get("breaches", [])
     )
-    node = root.add(
+    return [
         Span("decision", STRONG),
         Span(
             f" {short(decision['digest'])} — {'fired' if decision['fired'] else 'did not fire'} "
@@ -166,28 +225,25 @@ def _decision(root: WhyNode, decision: dict[str, Any], policy: dict[str, Any] | 
             + (f"\nbreach: {breaches}" if breaches else "")
             + f"\nrationale: {decision['rationale']}"
         ),
-    )
-    if policy is not None:
-        node.add(
-            Span("policy", STRONG),
-            Span(
-                f" {policy['name']}@{policy['version']} ({short(policy['digest'])}) risk {policy['risk_class']}"
-                f"\nrule: {_filled(policy['rule'], policy['thresholds'])}"
-            ),
-        )
-    return node
+        *_owned(decision),
+    ]
 
 
 def _features(parent: WhyNode, features: dict[str, Any], chain: WhyChain) -> None:
-    transform = features["transform"]
-    node = parent.add(
-        Span("features", STRONG),
-        Span(
-            f" {short(features['digest'])} — {transform['name']} code {transform['code_version']}"
-            f"{'' if transform.get('deterministic', True) else ' (stochastic)'}, "
-            f"window {when(features['window_start'])} → {when(features['window_end'])}"
-        ),
-    )
+    hidden_line = _withheld("features", features)
+    if hidden_line:
+        node = parent.add(*hidden_line)
+    else:
+        transform = features["transform"]
+        node = parent.add(
+            Span("features", STRONG),
+            Span(
+                f" {short(features['digest'])} — {transform['name']} code {transform['code_version']}"
+                f"{'' if transform.get('deterministic', True) else ' (stochastic)'}, "
+                f"window {when(features['window_start'])} → {when(features['window_end'])}"
+            ),
+            *_owned(features),
+        )
     shown, hidden = _notable(chain.snapshots), 0
     for index, snapshot in enumerate(chain.snapshots):
         if index not in shown:
@@ -196,6 +252,10 @@ def _features(parent: WhyNode, features: dict[str, Any], chain: WhyChain) -> Non
         if hidden:
             node.add(Span(f"… {hidden} more snapshot(s), same schema (all of them: --json)"))
             hidden = 0
+        withheld = _withheld("snapshot", snapshot)
+        if withheld:
+            node.add(*withheld)
+            continue
         line = [
             Span(
                 f"snapshot {short(snapshot['digest'])} {snapshot['source']} "
@@ -210,9 +270,9 @@ def _features(parent: WhyNode, features: dict[str, Any], chain: WhyChain) -> Non
             line.append(
                 Span(f" schema changed from {short(snapshot['previous_schema_fingerprint'])}", WARNING)
             )
-        node.add(*line)
+        node.add(*line, *_owned(snapshot))
     for source in chain.sources:
-        node.add(Span("source", STRONG), Span(f" {source['id']}"))
+        node.add(Span("source", STRONG), Span(f" {source['id']}"), *_owned(source))
 
 
 def _filled(rule: str, thresholds: dict[str, float]) -> str:

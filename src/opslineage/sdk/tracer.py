@@ -40,6 +40,8 @@ from opslineage.model.code import identify
 from opslineage.model.facets import (
     PRODUCER,
     BaselineFacet,
+    LabelFacet,
+    OwnersFacet,
     PolicyFacet,
     RulesFacet,
     SourceFacet,
@@ -275,6 +277,19 @@ class Tracer:
         """Record a set of governance rules a steward registered (its ``steward`` approves the run)."""
         with self._registration(f"rules.register.{rules.name}", rules.steward) as step:
             return step._produce("rules", rules, rules.name)
+
+    def set_label(self, label: LabelFacet) -> Artifact:
+        """Record a sensitivity label a steward set (its ``set_by`` approves the run)."""
+        subject = "/".join(part for part in (label.namespace, label.kind, label.source) if part)
+        with self._registration(f"label.set.{label.namespace}", label.set_by) as step:
+            return step._produce("label", label, subject)
+
+    def set_owners(self, owners: OwnersFacet) -> Artifact:
+        """Record who owns and stewards a namespace, or a source, job, model or policy in it (its
+        ``set_by`` approves the run)."""
+        subject = "/".join(part for part in (owners.namespace, owners.scope, owners.name) if part)
+        with self._registration(f"owners.set.{owners.namespace}", owners.set_by) as step:
+            return step._produce("owners", owners, subject)
 
     def _registration(self, job: str, approver: str | None) -> Step:
         """A REGISTER step, approved by ``approver`` when there is one."""
