@@ -16,6 +16,7 @@ from opslineage.cli import (
     audit,
     checks,
     demo,
+    govern,
     ingest,
     ledger,
     lineage,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_parsers(commands, common)
     ledger.add_parsers(commands, common)
     checks.add_parsers(commands, common)
+    govern.add_parsers(commands, common)
     audit.add_parsers(commands, common)
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
