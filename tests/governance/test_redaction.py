@@ -1,0 +1,163 @@
+"""A planted secret in a restricted snapshot never reaches operator, analyst or steward readers, on
+any read or export, while auditor and admin read it; the why-chain stays complete, with digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from opslineage import Tracer
+from opslineage.governance import AccessEvent, Principal
+from opslineage.ledger.keys import load_private_key
+from opslineage.ledger.log import checkpoint, init_log
+from opslineage.query import Reader, why_view
+from opslineage.query.visibility import label_rules
+from opslineage.store import Store
+from planted import (
+    SECRET,
+    SecretChain,
+    assert_no_secret,
+    assert_secret_shown,
+    reader_fetch,
+    record_secret_chain,
+    routes,
+)
+
+UNCLEARED = ("operator", "analyst", "steward")
+CLEARED = ("auditor", "admin")
+
+
+class Trail:
+    """Access events kept in a list."""
+
+    def __init__(self) -> None:
+        self.events: list[AccessEvent] = []
+
+    def record(self, event: AccessEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def secret(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SecretChain, Ed25519PrivateKey]:
+    """The planted chain in a store with a log key and a checkpoint covering it."""
+    monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
+    init_log(store, origin="opslineage.test/log")
+    tracer = Tracer("ops", store=store, sync=True)
+    recorded = record_secret_chain(tracer)
+    tracer.close()
+    assert tracer.stats.errors == 0, tracer.stats.last_error
+    key = load_private_key(tmp_path / "log.key")
+    checkpoint(store, key)
+    return recorded, key
+
+
+@pytest.mark.parametrize("role", UNCLEARED)
+def test_uncleared_roles_never_see_the_planted_secret(store: Store, secret, role: str) -> None:
+    chain, key = secret
+    trail = Trail()
+    fetch = reader_fetch(Reader(store, Principal.token("t", role), trail), key)
+    answered = assert_no_secret(fetch, routes(chain))
+    assert f"/api/v1/why/{chain.action}" in answered and "export/openlineage" in answered
+    assert any(event.outcome == "redacted" for event in trail.events)
+    why = [e for e in trail.events if e.name == "why"][0]
+    assert (
+        why.outcome == "redacted"
+        and why.reason is not None
+        and why.reason.startswith("restricted payload of")
+    )
+
+
+@pytest.mark.parametrize("role", CLEARED)
+def test_auditor_and_admin_read_the_planted_secret(store: Store, secret, role: str) -> None:
+    chain, key = secret
+    fetch = reader_fetch(Reader(store, Principal.token("t", role)), key)
+    assert_no_secret_free = [
+        f"/api/v1/why/{chain.action}",
+        f"/api/v1/nodes/{chain.snapshots[0]}",
+        f"/api/v1/bundle/{chain.action}",
+        "export/openlineage",
+        f"export/intoto/{chain.action}",
+        f"export/contents/{chain.snapshots[0]}",
+        f"export/run-events/{chain.ingest_run}",
+    ]
+    assert_secret_shown(fetch, assert_no_secret_free)
+
+
+def test_the_redacted_chain_stays_complete_with_digests_and_labels(store: Store, secret) -> None:
+    chain, _ = secret
+    admin = Reader(store, Principal.token("a", "admin")).why(chain.action)
+    shown = Reader(store, Principal.token("o", "operator")).why(chain.action)
+    assert shown.complete and admin.complete
+    assert [s["digest"] for s in shown.snapshots] == [s["digest"] for s in admin.snapshots]
+    assert [s["id"] for s in shown.snapshots] == chain.snapshots
+    for snapshot in shown.snapshots:
+        assert snapshot["redacted"] == "restricted" and "rows" not in snapshot
+        assert snapshot["source"] == chain.source and snapshot["run"].startswith("run:")
+    assert [s["id"] for s in shown.sources] == [chain.source] and shown.sources[0]["redacted"] == "restricted"
+    assert shown.features is not None and "redacted" not in shown.features
+    assert shown.features["inputs"] == [s.removeprefix("entity:") for s in chain.snapshots]
+    text = msgspec.json.encode(why_view(shown)).decode()
+    assert "payload redacted (restricted)" in text and SECRET not in text
+
+
+def test_the_stored_event_keeps_its_identity_facets(store: Store, secret) -> None:
+    chain, _ = secret
+    events = Reader(store, Principal.token("o", "analyst")).run_events(chain.ingest_run.removeprefix("run:"))
+    output = events[-1].event["outputs"][0]
+    assert output["facets"]["aiops_snapshot"] == {"redacted": "restricted"}
+    assert output["facets"]["aiops_entity"]["digest"] == chain.snapshots[-1].removeprefix("entity:")
+    inputs = events[-1].event["inputs"][0]
+    assert inputs["facets"]["aiops_source"] == {"redacted": "restricted"}
+    detail = Reader(store, Principal.token("o", "analyst")).detail(chain.snapshots[0])
+    assert detail.content == {"redacted": "restricted"} and detail.digest == chain.snapshots[0][7:]
+    assert detail.facets["aiops_snapshot"] == {"redacted": "restricted"}
+    assert detail.edges.out and detail.edges.in_
+
+
+def test_a_namespace_scoped_reader_sees_other_namespaces_redacted(store: Store, secret) -> None:
+    chain, key = secret
+    trail = Trail()
+    scoped = Reader(store, Principal.token("a", "auditor", frozenset({"billing"})), trail)
+    assert_no_secret(reader_fetch(scoped, key), routes(chain))
+    shown = scoped.why(chain.action)
+    assert shown.complete and shown.decision is not None and shown.decision["redacted"] == "namespace"
+    assert trail.events[-1].reason is not None and "namespace payload" in trail.events[-1].reason
+    own = Reader(store, Principal.token("a", "auditor", frozenset({"ops"}))).why(chain.action)
+    assert SECRET in msgspec.json.encode(own.to_dict()).decode()
+
+
+def test_without_a_label_an_operator_reads_internal_payloads(tmp_path: Path) -> None:
+    tracer = Tracer.in_memory("ops")
+    recorded = record_secret_chain(tracer, label=False)
+    from opslineage import open_store
+    from opslineage.model import parse_event
+
+    with open_store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        store.ingest([parse_event(e) for e in tracer.transport.events])  # type: ignore[attr-defined]
+        trail = Trail()
+        reader = Reader(store, Principal.token("o", "operator"), trail)
+        assert SECRET in msgspec.json.encode(reader.detail(recorded.snapshots[0])).decode()
+        assert trail.events[-1].outcome == "allowed" and label_rules(store) == []
+
+
+def test_the_rules_in_force_follow_the_log(store: Store, secret) -> None:
+    chain, _ = secret
+    assert [(r.namespace, r.level, r.source) for r in label_rules(store)] == [("ops", "restricted", "svc-01")]
+    reader = Reader(store, Principal.token("o", "operator"))
+    assert reader.detail(chain.snapshots[0]).content == {"redacted": "restricted"}
+    tracer = Tracer("opslineage.governance", store=store, sync=True)
+    from opslineage.model.facets import LabelFacet
+
+    tracer.set_label(
+        LabelFacet(
+            namespace="ops", level="internal", source="svc-01", set_at="2026-01-06T00:00:00.000Z", set_by="x"
+        )
+    )
+    tracer.close()
+    assert [r.level for r in label_rules(reader)] == ["restricted", "internal"]
+    assert SECRET in msgspec.json.encode(reader.detail(chain.snapshots[0])).decode()
