@@ -163,7 +163,9 @@ def reader_fetch(reader: Reader, key: object = None) -> Fetch:
                 return marquez_lineage(reader, query["nodeId"][0], depth)
             case "bundle":
                 return make_bundle(reader, rest)
-        kind, _, target = rest.partition("/")
+        return export(*rest.partition("/")[::2])
+
+    def export(kind: str, target: str) -> object:
         match kind:
             case "openlineage":
                 out = io.BytesIO()
@@ -179,7 +181,7 @@ def reader_fetch(reader: Reader, key: object = None) -> Fetch:
                 return reader.contents(target.split(","))
             case "run-events":
                 return [dataclasses.asdict(e) for e in reader.run_events(target.removeprefix("run:"))]
-        raise ValueError(f"no such route {route}")
+        raise ValueError(f"no such export {kind}")
 
     def fetch(route: str) -> bytes:
         try:

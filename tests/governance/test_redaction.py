@@ -9,10 +9,12 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from opslineage import Tracer
+from opslineage import Tracer, open_store
 from opslineage.governance import AccessEvent, Principal
 from opslineage.ledger.keys import load_private_key
 from opslineage.ledger.log import checkpoint, init_log
+from opslineage.model import parse_event
+from opslineage.model.facets import LabelFacet
 from opslineage.query import Reader, why_view
 from opslineage.query.visibility import label_rules
 from opslineage.store import Store
@@ -64,7 +66,7 @@ def test_uncleared_roles_never_see_the_planted_secret(store: Store, secret, role
     answered = assert_no_secret(fetch, routes(chain))
     assert f"/api/v1/why/{chain.action}" in answered and "export/openlineage" in answered
     assert any(event.outcome == "redacted" for event in trail.events)
-    why = [e for e in trail.events if e.name == "why"][0]
+    why = next(e for e in trail.events if e.name == "why")
     assert (
         why.outcome == "redacted"
         and why.reason is not None
@@ -134,9 +136,6 @@ def test_a_namespace_scoped_reader_sees_other_namespaces_redacted(store: Store, 
 def test_without_a_label_an_operator_reads_internal_payloads(tmp_path: Path) -> None:
     tracer = Tracer.in_memory("ops")
     recorded = record_secret_chain(tracer, label=False)
-    from opslineage import open_store
-    from opslineage.model import parse_event
-
     with open_store(f"sqlite:///{tmp_path / 'x.db'}") as store:
         store.ingest([parse_event(e) for e in tracer.transport.events])  # type: ignore[attr-defined]
         trail = Trail()
@@ -151,8 +150,6 @@ def test_the_rules_in_force_follow_the_log(store: Store, secret) -> None:
     reader = Reader(store, Principal.token("o", "operator"))
     assert reader.detail(chain.snapshots[0]).content == {"redacted": "restricted"}
     tracer = Tracer("opslineage.governance", store=store, sync=True)
-    from opslineage.model.facets import LabelFacet
-
     tracer.set_label(
         LabelFacet(
             namespace="ops", level="internal", source="svc-01", set_at="2026-01-06T00:00:00.000Z", set_by="x"
