@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from opslineage.governance import (
@@ -79,3 +81,19 @@ def test_a_level_is_one_of_three() -> None:
     assert parse_level("restricted") == "restricted"
     with pytest.raises(ValueError, match="public, internal, restricted"):
         parse_level("secret")
+
+
+def test_docs_security_prints_the_permission_table() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    header = next(line for line in doc.splitlines() if line.startswith("| permission |"))
+    roles = [cell.strip() for cell in header.strip("|").split("|")][2:]
+    assert roles == list(ROLES)
+    rows = {
+        cells[0].strip("` "): [cell.strip() for cell in cells[2:]]
+        for line in doc.splitlines()
+        if line.startswith("| `") or line.startswith("| clearance")
+        for cells in [line.strip().strip("|").split("|")]
+    }
+    for permission in Permission:
+        assert rows[permission.value] == ["✓" if permission in ROLES[r][0] else "" for r in roles]
+    assert rows["clearance"] == [ROLES[r][1] for r in roles]
