@@ -3,6 +3,7 @@ any read or export, while auditor and admin read it; the why-chain stays complet
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import msgspec
@@ -11,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opslineage import Tracer, open_store
 from opslineage.governance import AccessEvent, Principal
-from opslineage.ledger.keys import load_private_key
+from opslineage.interop import make_bundle, verify_bundle
+from opslineage.ledger.keys import load_private_key, public_key_b64
 from opslineage.ledger.log import checkpoint, init_log
 from opslineage.model import parse_event
 from opslineage.model.facets import LabelFacet
@@ -158,3 +160,16 @@ def test_the_rules_in_force_follow_the_log(store: Store, secret) -> None:
     tracer.close()
     assert [r.level for r in label_rules(reader)] == ["restricted", "internal"]
     assert SECRET in msgspec.json.encode(reader.detail(chain.snapshots[0])).decode()
+
+
+def test_a_redacted_bundle_names_what_was_withheld_and_does_not_verify(store: Store, secret) -> None:
+    chain, key = secret
+    trail = Trail()
+    bundle = make_bundle(Reader(store, Principal.token("o", "operator"), trail), chain.action)
+    assert set(chain.snapshots) <= set(bundle["redacted"])
+    report = verify_bundle(json.loads(json.dumps(bundle)), public_key_b64(key.public_key()))
+    assert not report.ok and "were redacted for the reader" in report.findings[0]
+    assert [(e.name, e.outcome) for e in trail.events] == [("bundle", "redacted")]
+    full = make_bundle(Reader(store, Principal.token("a", "auditor")), chain.action)
+    assert "redacted" not in full
+    assert verify_bundle(json.loads(json.dumps(full)), public_key_b64(key.public_key())).ok

@@ -92,8 +92,18 @@ def make_bundle(
     Raises:
         BundleError: the chain is incomplete, no checkpoint covers it and none may be signed, or
             ``since`` is larger than the checkpoint.
+
+    A reader not cleared for every payload gets them redacted: the bundle then names those nodes
+    in ``redacted``, and its redacted events no longer verify.
     """
     reader = as_reader(source)
+    with reader.operation("bundle", action_id):
+        return _bundle(reader, source, action_id, key, since)
+
+
+def _bundle(
+    reader: Reader, source: Reader | Store, action_id: str, key: Ed25519PrivateKey | None, since: int | None
+) -> dict[str, Any]:
     chain = reader.why(action_id)
     if not chain.complete:
         raise BundleError(f"the why-chain of {action_id} is incomplete (missing {', '.join(chain.missing)})")
@@ -125,6 +135,8 @@ def make_bundle(
             )
         proof = reader.consistency_proof(since, signed.tree_size).proof
         bundle["consistency"] = {"old_size": since, "proof": proof}
+    if reader.withheld:
+        bundle["redacted"] = sorted(reader.withheld)
     return bundle
 
 
@@ -182,6 +194,17 @@ def make_intoto(
     }
 
 
+def _redacted(bundle: dict[str, Any]) -> list[str]:
+    """The finding of a bundle whose payloads were redacted for its reader (none when none were)."""
+    withheld = bundle.get("redacted")
+    if not withheld:
+        return []
+    return [
+        f"payloads of {len(withheld)} node(s) were redacted for the reader who exported the bundle: "
+        "their events cannot be proven (export it as a reader cleared for them)"
+    ]
+
+
 def _pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE's pre-authentication encoding."""
     kind = payload_type.encode()
@@ -220,6 +243,7 @@ def verify_bundle(
         report.findings.append(f"bundle: {error}")
         return report
     signed = report.checkpoint
+    report.findings.extend(_redacted(bundle))
     for witness in witness_keys:
         if cosigned_by(signed, witness) is None:
             report.findings.append(

@@ -151,6 +151,12 @@ class Reader:
             assert self._open is not None
             yield self._open
 
+    @property
+    def withheld(self) -> dict[str, str]:
+        """The nodes whose payloads the operation under way redacted, with why (empty: none)."""
+        visibility = self._open.visibility if self._open is not None else None
+        return dict(visibility.withheld) if visibility is not None else {}
+
     def _visibility(self) -> Visibility:
         """What the principal sees in the operation under way (the rules in force read once per
         operation, and again only when the log has grown)."""
