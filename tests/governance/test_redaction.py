@@ -173,3 +173,42 @@ def test_a_redacted_bundle_names_what_was_withheld_and_does_not_verify(store: St
     full = make_bundle(Reader(store, Principal.token("a", "auditor")), chain.action)
     assert "redacted" not in full
     assert verify_bundle(json.loads(json.dumps(full)), public_key_b64(key.public_key())).ok
+
+
+def test_code_sql_and_error_facets_of_a_restricted_namespace_are_redacted(store: Store) -> None:
+    run_id = "0190a1b2-0000-7000-8000-000000000001"
+    facet = {"_producer": "https://example.com/etl", "_schemaURL": "https://example.com/schema.json"}
+    event = {
+        "eventType": "FAIL",
+        "eventTime": "2026-01-05T12:00:00Z",
+        "producer": "https://example.com/etl",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {
+            "runId": run_id,
+            "facets": {"errorMessage": {**facet, "message": SECRET, "programmingLanguage": "python"}},
+        },
+        "job": {
+            "namespace": "etl",
+            "name": "load",
+            "facets": {"sourceCode": {**facet, "language": "python", "sourceCode": f"x = '{SECRET}'"}},
+        },
+        "inputs": [
+            {"namespace": "etl", "name": "raw", "facets": {"schema": {**facet, "fields": [{"name": SECRET}]}}}
+        ],
+        "outputs": [],
+    }
+    store.ingest([parse_event(event)])
+    tracer = Tracer("opslineage.governance", store=store, sync=True)
+    tracer.set_label(
+        LabelFacet(namespace="etl", level="restricted", set_at="2026-01-06T00:00:00.000Z", set_by="x")
+    )
+    tracer.close()
+    paths = [f"export/run-events/run:{run_id}", "export/openlineage", "/api/v1/nodes/job:etl:load"]
+    paths += [f"/api/v1/nodes/run:{run_id}", "/api/v1/nodes/dataset:etl:raw"]
+    analyst = reader_fetch(Reader(store, Principal.token("a", "analyst")))
+    assert assert_no_secret(analyst, paths) == paths
+    shown = Reader(store, Principal.token("a", "analyst")).run_events(run_id)[0].event
+    assert shown["job"]["facets"]["sourceCode"] == {"redacted": "restricted"}
+    assert shown["run"]["facets"]["errorMessage"] == {"redacted": "restricted"}
+    assert shown["inputs"][0]["facets"]["schema"] == {"redacted": "restricted"}
+    assert_secret_shown(reader_fetch(Reader(store, Principal.token("a", "admin"))), paths)
