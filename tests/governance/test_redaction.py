@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opslineage import Tracer, open_store
+from opslineage.cli.main import main
 from opslineage.governance import AccessEvent, Principal
 from opslineage.interop import make_bundle, verify_bundle
 from opslineage.ledger.keys import load_private_key, public_key_b64
@@ -212,3 +213,15 @@ def test_code_sql_and_error_facets_of_a_restricted_namespace_are_redacted(store:
     assert shown["run"]["facets"]["errorMessage"] == {"redacted": "restricted"}
     assert shown["inputs"][0]["facets"]["schema"] == {"redacted": "restricted"}
     assert_secret_shown(reader_fetch(Reader(store, Principal.token("a", "admin"))), paths)
+
+
+def test_the_local_cli_is_admin_and_reads_the_planted_secret(
+    store: Store, store_url: str, secret, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain, _ = secret
+    assert main(["why", chain.action, "--json", "--store", store_url]) == 0
+    why = json.loads(capsys.readouterr().out)
+    assert SECRET in json.dumps(why["snapshots"]) and "redacted" not in why["snapshots"][0]
+    out = tmp_path / "events.jsonl"
+    assert main(["export", "--format", "openlineage", "-o", str(out), "--store", store_url]) == 0
+    assert SECRET in out.read_text()
