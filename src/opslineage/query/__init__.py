@@ -23,6 +23,7 @@ from opslineage.query.lineage import (
 )
 from opslineage.query.nodes import Edge, NodeDetail, NodeEdges, NodePage, node_detail
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
+from opslineage.query.visibility import label_rules
 from opslineage.query.why import WhyChain, why
 from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
 from opslineage.store import Cut, Horizon
@@ -51,6 +52,7 @@ __all__ = [
     "check_depth",
     "count_kinds",
     "downstream",
+    "label_rules",
     "list_nodes",
     "node_detail",
     "resolve_node",

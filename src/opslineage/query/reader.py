@@ -8,6 +8,8 @@ record-level access control and the audit of reads are enforced here, and only h
 checks the principal's permission (:class:`~opslineage.governance.AccessDenied` when it lacks it),
 and each operation (an HTTP request, a command; one read when none is open) is one
 :class:`~opslineage.governance.AccessEvent` on the reader's :class:`~opslineage.governance.AccessTrail`.
+Payloads the principal is not cleared for (by label or namespace) are redacted in every answer
+that carries them (:mod:`opslineage.query.visibility`); such an operation's outcome is ``redacted``.
 
 Every answer is a typed value (a msgspec Struct or a dataclass). Method names differ from the
 store's read methods on purpose, so that a call can be told from its name alone.

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -280,8 +279,3 @@ def _dataset_node(namespace: Any, name: Any, facets: dict[str, Any]) -> tuple[st
     if plan.content:
         return plan.content[0].node_type, name, f"dataset:{namespace}:{name}"
     return "dataset", name, f"dataset:{namespace}:{name}"
-
-
-def redact_records(visibility: Visibility, found: Iterable[tuple[NodeRecord, Any]]) -> dict[str, Any]:
-    """Contents by node id, each redacted as ``visibility`` says."""
-    return {record.id: visibility.content(record, content) for record, content in found}
