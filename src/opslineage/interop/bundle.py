@@ -158,8 +158,9 @@ def make_intoto(
         since: as for :func:`make_bundle`.
     """
     reader = as_reader(source)
-    bundle = make_bundle(source, action_id, key, since)
-    chain = reader.why(action_id)
+    with reader.operation("intoto", action_id):
+        bundle = make_bundle(source, action_id, key, since)
+        chain = reader.why(action_id)
     subjects = [
         {"name": link["id"], "digest": {"sha256": link["digest"].removeprefix("sha256:")}}
         for link in [
