@@ -105,9 +105,11 @@ class HttpsServer:
 
 
 @contextmanager
-def serving_https(directory: Path, store_url: str, *, token: str | None = None) -> Iterator[HttpsServer]:
-    """``opslineage serve`` on ``store_url`` over HTTPS, with a certificate made in ``directory``,
-    in its own process on a free port; stopped on exit."""
+def serving_https(
+    directory: Path, store_url: str, *, token: str | None = None, options: tuple[str, ...] = ()
+) -> Iterator[HttpsServer]:
+    """``opslineage serve`` on ``store_url`` over HTTPS, with a certificate made in ``directory``
+    and ``options`` more, in its own process on a free port; stopped on exit."""
     certificate = make_certificate(directory)
     port = free_port()
     tls = ["--tls-cert", str(certificate.cert), "--tls-key", str(certificate.key)]
@@ -123,6 +125,7 @@ def serving_https(directory: Path, store_url: str, *, token: str | None = None) 
             str(port),
             *tls,
             *(["--token", token] if token else []),
+            *options,
         ],
         cwd=directory,
         stdout=subprocess.DEVNULL,
