@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ from opslineage.bus.streams import (
     DEFAULT_STREAM,
     DEFAULT_SUBJECT,
     check_bus_url,
+    check_tls,
     connect_options,
     describe,
     ensure_stream,
@@ -120,6 +122,7 @@ def run_worker(
     max_retry_delay: float = 60.0,
     connect_timeout: float | None = None,
     progress_every: float = PROGRESS_EVERY,
+    tls: ssl.SSLContext | None = None,
 ) -> WorkerStats:
     """Store what the stream holds until stopped (``stop`` set, SIGTERM or SIGINT); returns what it did.
 
@@ -144,13 +147,16 @@ def run_worker(
             every failed attempt is logged.
         progress_every: seconds between two progress lines in the log (what was stored,
             dead-lettered and retried since the last one, and in all).
+        tls: the TLS context for NATS (:func:`~opslineage.bus.streams.tls_context`); with one, or
+            a ``tls://`` URL, a server that does not offer TLS is refused.
 
     Raises:
         ValueError: ``bus_url`` is not a NATS URL, or ``batch`` is below 1.
         TimeoutError: NATS did not answer within ``connect_timeout``.
         StoreError: the store cannot be opened.
         StreamMismatch: the stream exists and does not take ``<subject>.>``.
-        nats.errors.Error: JetStream refused to create the stream or the consumer.
+        nats.errors.Error: JetStream refused to create the stream or the consumer, or the server
+            does not offer the TLS asked for (:class:`~opslineage.bus.streams.TlsRefused`).
     """
     check_bus_url(bus_url)
     if batch < 1:
@@ -160,6 +166,7 @@ def run_worker(
     )
     worker.connect_timeout = connect_timeout
     worker.progress_every = progress_every
+    worker.tls = tls
     return asyncio.run(worker.run(store_url))
 
 
@@ -196,6 +203,7 @@ class _Worker:
         self.nc: Client | None = None
         self.connect_timeout: float | None = None
         self.progress_every = PROGRESS_EVERY
+        self.tls: ssl.SSLContext | None = None
         self.deadletter_file: IO[bytes] | None = None
 
     def stopped(self) -> bool:
@@ -251,11 +259,12 @@ class _Worker:
         """Connect, waiting for NATS up to ``connect_timeout`` (logging each failed attempt);
         None when stopped first."""
         attempts = 0
+        last = ""
 
         def failed(error: Exception, errors: int) -> None:
-            nonlocal attempts
+            nonlocal attempts, last
             if self.nc is None and not connecting.done():  # until connected, each error is an attempt
-                attempts = errors
+                attempts, last = errors, describe(error)
                 log.warning(
                     "opslineage worker: NATS at %s: attempt %d failed (%s); retrying",
                     self.bus_url,
@@ -271,7 +280,7 @@ class _Worker:
             log.info("opslineage worker: NATS at %s is back", self.bus_url)
 
         options = connect_options(
-            self.bus_url, failed, disconnected_cb=disconnected, reconnected_cb=reconnected
+            self.bus_url, failed, self.tls, disconnected_cb=disconnected, reconnected_cb=reconnected
         )
         deadline = None if self.connect_timeout is None else time.monotonic() + self.connect_timeout
         connecting = asyncio.ensure_future(nats.connect(**options))
@@ -285,10 +294,12 @@ class _Worker:
                 if late:
                     raise TimeoutError(
                         f"no NATS server answered at {self.bus_url} within {self.connect_timeout:g} s"
-                        f" ({attempts} attempt(s))"
+                        f" ({attempts} attempt(s){'; last: ' + last if last else ''})"
                     )
                 return None
-        return connecting.result()
+        nc = connecting.result()
+        await check_tls(nc, self.bus_url, self.tls)
+        return nc
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         """The stream, the consumer and a pull subscription on it; JetStream just starting up is
