@@ -33,13 +33,32 @@ class TlsNats:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(binary).exists():
             nats_unavailable("no nats-server binary to run a TLS server of the test's own")
+        self.binary, self.directory = binary, directory
         self.certificate = make_certificate(directory, "nats")
         self.port = free_port()
         self.url = f"tls://127.0.0.1:{self.port}"
         tls = ["--tlscert", str(self.certificate.cert), "--tlskey", str(self.certificate.key)]
         tls += ["--tlsverify", "--tlscacert", str(clients.cert)] if clients else ["--tls"]
+        self._start(tls)
+
+    def restart_without_tls(self) -> None:
+        """Stop the server and start it again on the same port and storage, in plain text."""
+        self.stop()
+        self._start([])
+
+    def _start(self, tls: list[str]) -> None:
         self.process = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(directory / "js"), *tls],
+            [
+                self.binary,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.directory / "js"),
+                *tls,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -139,6 +158,58 @@ def test_a_tls_url_to_a_server_without_tls_is_refused_not_downgraded(tmp_path: P
         )
         == 2
     )
+
+
+def test_a_server_that_comes_back_without_tls_is_dropped_by_the_producer_and_the_worker(
+    tls_nats: TlsNats, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    context = tls_context(tls_nats.certificate.cert)
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    transport = NatsTransport(
+        tls_nats.url, stream="DOWN", subject="down.events", spill_dir=tmp_path, tls=context
+    )
+    tracer = Tracer("down.ns", transport=transport)
+    record_chain(tracer)
+    assert tracer.flush(timeout=20)
+    assert transport.stats.published == CHAIN_EVENTS
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_worker(tls_nats.url, store, stream="DOWN", subject="down.events", tls=context)
+        except BaseException as error:
+            failures.append(error)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _stored(store) < CHAIN_EVENTS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _stored(store) == CHAIN_EVENTS
+
+    tls_nats.restart_without_tls()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the worker went on with a plain-text server"
+    assert len(failures) == 1 and isinstance(failures[0], TlsRefused), failures
+    deadline = time.monotonic() + 15
+    while "came back without TLS; disconnected" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "came back without TLS; disconnected" in caplog.text
+    transport.emit([{**record_one(), "eventTime": "2026-01-05T13:00:00Z"}])
+    assert (transport.connected, transport.stats.published, transport.pending) == (False, CHAIN_EVENTS, 1)
+    tracer.close(timeout=2)
+
+
+def record_one() -> dict[str, object]:
+    """One valid run event."""
+    return {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-01-05T12:00:00Z",
+        "producer": "https://example.com/nats-tls",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "0190a4b2-7c3e-7d1a-9f00-0000000000cc"},
+        "job": {"namespace": "down.ns", "name": "after"},
+    }
 
 
 def test_a_server_requiring_client_certificates_takes_the_worker_with_one(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "describe",
     "ensure_stream",
     "event_subject",
+    "offers_tls",
     "tls_context",
     "wants_tls",
 ]
@@ -198,17 +199,24 @@ def wants_tls(url: str, tls: ssl.SSLContext | None) -> bool:
     return tls is not None or url.partition("://")[0].lower() in ("tls", "wss")
 
 
+def offers_tls(nc: Client, url: str, tls: ssl.SSLContext | None) -> bool:
+    """Whether the connection ``nc`` (just made, or just remade) is as secure as asked: TLS when
+    :func:`wants_tls`. nats-py upgrades to TLS only when the server's INFO says ``tls_required``,
+    whatever the URL's scheme, so a server (or a man in the middle) answering in plain text
+    would otherwise be talked to in plain text."""
+    if not wants_tls(url, tls) or url.partition("://")[0].lower() == "wss":
+        return True
+    info = getattr(nc, "_server_info", None) or {}
+    return bool(info.get("tls_required"))
+
+
 async def check_tls(nc: Client, url: str, tls: ssl.SSLContext | None) -> None:
-    """Close ``nc`` and raise when TLS was asked for and the server did not offer it (nats-py
-    upgrades to TLS only when the server says ``tls_required``, whatever the URL's scheme).
+    """Close ``nc`` and raise when TLS was asked for and the server did not offer it.
 
     Raises:
         TlsRefused: the connection is in plain text.
     """
-    if not wants_tls(url, tls) or url.partition("://")[0].lower() == "wss":
-        return
-    info = getattr(nc, "_server_info", None) or {}
-    if not info.get("tls_required"):
+    if not offers_tls(nc, url, tls):
         await nc.close()
         raise TlsRefused(f"the NATS server at {url} does not offer TLS; refusing a plain-text connection")
 

@@ -47,6 +47,7 @@ from opslineage.bus.streams import (
     describe,
     ensure_stream,
     event_subject,
+    offers_tls,
 )
 from opslineage.model import digest_of
 from opslineage.sdk._spill import DEFAULT_SPILL_CAP, LossLog, Spill, default_spill_dir
@@ -227,6 +228,13 @@ class NatsTransport:
                 log.warning("opslineage: lost NATS at %s; buffering events", self.url)
 
         async def reconnected() -> None:
+            if self._nc is not None and not offers_tls(self._nc, self.url, self.tls):
+                log.error(
+                    "opslineage: NATS at %s came back without TLS; disconnected, events are buffered",
+                    self.url,
+                )
+                await self._nc.close()
+                return
             log.info("opslineage: NATS at %s is back; %d event(s) to replay", self.url, self.pending)
             self._retry_at = 0.0
             self._wake.set()

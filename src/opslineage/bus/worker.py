@@ -45,11 +45,13 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opslineage.bus.streams import (
     DEFAULT_STREAM,
     DEFAULT_SUBJECT,
+    TlsRefused,
     check_bus_url,
     check_tls,
     connect_options,
     describe,
     ensure_stream,
+    offers_tls,
 )
 from opslineage.ingest import STORE_OUTAGES, IngestPipeline, IngestResult, Outcome, actor, parse
 from opslineage.model import InvalidEvent, ParsedEvent
@@ -204,6 +206,7 @@ class _Worker:
         self.connect_timeout: float | None = None
         self.progress_every = PROGRESS_EVERY
         self.tls: ssl.SSLContext | None = None
+        self.downgraded = False  # the server came back without the TLS asked for
         self.deadletter_file: IO[bytes] | None = None
 
     def stopped(self) -> bool:
@@ -231,6 +234,10 @@ class _Worker:
             if self.deadletter_file is not None:
                 self.deadletter_file.close()
         log.info("opslineage worker: stopped after %s", self.stats)
+        if self.downgraded:
+            raise TlsRefused(
+                f"the NATS server at {self.bus_url} came back without TLS; stopped after {self.stats}"
+            )
         return self.stats
 
     def _handle_signals(self) -> list[int]:
@@ -277,6 +284,11 @@ class _Worker:
                 log.warning("opslineage worker: lost NATS at %s; reconnecting", self.bus_url)
 
         async def reconnected() -> None:
+            if self.nc is not None and not offers_tls(self.nc, self.bus_url, self.tls):
+                log.error("opslineage worker: NATS at %s came back without TLS; stopping", self.bus_url)
+                self.downgraded = True
+                self.stopping.set()
+                return
             log.info("opslineage worker: NATS at %s is back", self.bus_url)
 
         options = connect_options(
