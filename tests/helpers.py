@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -123,13 +124,16 @@ def require_nats() -> None:
         nats_unavailable(f"no NATS server at {NATS_URL}: {error}")
 
 
-def wait_until_serving(process: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
-    """Return once ``opslineage serve`` at ``url`` answers ``/healthz``; fail the test (killing the
-    process) when it exits first or ``timeout`` seconds pass."""
+def wait_until_serving(
+    process: subprocess.Popen[bytes], url: str, timeout: float = 30, *, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Return once ``opslineage serve`` at ``url`` answers ``/healthz`` (an https URL's certificate
+    checked with ``verify``); fail the test (killing the process) when it exits first or
+    ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass

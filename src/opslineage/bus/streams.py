@@ -3,16 +3,21 @@
 This module owns what producers (:mod:`opslineage.bus.transport`) and ingestion workers
 (:mod:`opslineage.bus.worker`) must agree on: the default stream and subject prefix, the subject
 an event is published on (``<subject>.<namespace>``), the stream's definition
-(:func:`ensure_stream`) and the connection options that retry quietly.
+(:func:`ensure_stream`), the connection options that retry quietly, and TLS to the server
+(:func:`tls_context`, :func:`check_tls`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
@@ -24,12 +29,17 @@ __all__ = [
     "MSG_ID_HEADER",
     "UNSAFE_CHARACTERS",
     "StreamMismatch",
+    "TlsRefused",
     "check_bus_url",
     "check_prefix",
+    "check_tls",
     "connect_options",
     "describe",
     "ensure_stream",
     "event_subject",
+    "offers_tls",
+    "tls_context",
+    "wants_tls",
 ]
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -136,8 +146,90 @@ async def ensure_stream(js: JetStreamContext, stream: str, subject: str = DEFAUL
     return info
 
 
-def connect_options(url: str, on_error: Callable[[Exception, int], None], **callbacks: Any) -> dict[str, Any]:
-    """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly.
+class TlsRefused(NatsError):
+    """TLS was asked for (a ``tls://`` URL, or a TLS context) and the server does not offer it."""
+
+
+def tls_context(
+    ca_file: str | Path | None = None, cert_file: str | Path | None = None, key_file: str | Path | None = None
+) -> ssl.SSLContext | None:
+    """The client TLS context for a NATS server: its certificate verified against ``ca_file``
+    (default: the system's CAs), and ``cert_file`` / ``key_file`` presented to it (mutual TLS);
+    None when none is given.
+
+    Raises:
+        ValueError: only one of ``cert_file`` and ``key_file``, or a file that cannot be read as
+            PEM (naming it), or a key that does not match the certificate.
+    """
+    if ca_file is None and cert_file is None and key_file is None:
+        return None
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("a client certificate and its key go together: give both, or neither")
+    for what, path in (("CA file", ca_file), ("client certificate", cert_file), ("client key", key_file)):
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{what} {path}: no such file")
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"CA file {ca_file}: cannot be read as PEM certificates ({_ssl_reason(error)})"
+        ) from None
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file), password=_no_password)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(
+                f"client certificate {cert_file} / key {key_file}: not a usable PEM pair ({_ssl_reason(error)})"
+            ) from None
+    return context
+
+
+def _no_password() -> str:
+    raise ssl.SSLError("the key is encrypted; give an unencrypted key")
+
+
+def _ssl_reason(error: BaseException) -> str:
+    if "KEY_VALUES_MISMATCH" in str(error):
+        return "the key does not match the certificate"
+    return str(getattr(error, "reason", None) or getattr(error, "strerror", None) or error)
+
+
+def wants_tls(url: str, tls: ssl.SSLContext | None) -> bool:
+    """Whether a connection to ``url`` must be TLS: a ``tls://`` or ``wss://`` URL, or a context given."""
+    return tls is not None or url.partition("://")[0].lower() in ("tls", "wss")
+
+
+def offers_tls(nc: Client, url: str, tls: ssl.SSLContext | None) -> bool:
+    """Whether the connection ``nc`` (just made, or just remade) is as secure as asked: TLS when
+    :func:`wants_tls`. nats-py upgrades to TLS only when the server's INFO says ``tls_required``,
+    whatever the URL's scheme, so a server (or a man in the middle) answering in plain text
+    would otherwise be talked to in plain text."""
+    if not wants_tls(url, tls) or url.partition("://")[0].lower() == "wss":
+        return True
+    info = getattr(nc, "_server_info", None) or {}
+    return bool(info.get("tls_required"))
+
+
+async def check_tls(nc: Client, url: str, tls: ssl.SSLContext | None) -> None:
+    """Close ``nc`` and raise when TLS was asked for and the server did not offer it.
+
+    Raises:
+        TlsRefused: the connection is in plain text.
+    """
+    if not offers_tls(nc, url, tls):
+        await nc.close()
+        raise TlsRefused(f"the NATS server at {url} does not offer TLS; refusing a plain-text connection")
+
+
+def connect_options(
+    url: str,
+    on_error: Callable[[Exception, int], None],
+    tls: ssl.SSLContext | None = None,
+    **callbacks: Any,
+) -> dict[str, Any]:
+    """Options for ``nats.connect`` that retry forever (the first connection too) and log quietly,
+    over TLS with ``tls`` (see :func:`tls_context`; a ``tls://`` URL without one verifies the
+    server against the system's CAs).
 
     nats-py logs every failed attempt with a traceback at ERROR unless given an ``error_cb``;
     this one hands every error (which may come before or after the connection was made) to
@@ -158,6 +250,7 @@ def connect_options(url: str, on_error: Callable[[Exception, int], None], **call
         "reconnect_time_wait": _RECONNECT_WAIT,
         "connect_timeout": 2,
         "error_cb": error_cb,
+        **({"tls": tls} if tls is not None else {}),
         **callbacks,
     }
 
@@ -166,4 +259,6 @@ def describe(error: BaseException) -> str:
     """A one-line reason for a NATS failure (nats-py's own text can be ``description='None'``)."""
     if isinstance(error, ServiceUnavailableError | NoRespondersError):
         return "JetStream is not available on that server (nats-server needs -js)"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({error.verify_message}); give the CA that signed it"
     return str(error) or type(error).__name__

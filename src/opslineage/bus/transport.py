@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -39,11 +40,14 @@ from opslineage.bus.streams import (
     DEFAULT_URL,
     MSG_ID_HEADER,
     StreamMismatch,
+    TlsRefused,
     check_prefix,
+    check_tls,
     connect_options,
     describe,
     ensure_stream,
     event_subject,
+    offers_tls,
 )
 from opslineage.model import digest_of
 from opslineage.sdk._spill import DEFAULT_SPILL_CAP, LossLog, Spill, default_spill_dir
@@ -105,6 +109,9 @@ class NatsTransport:
         ack_timeout: seconds to wait for JetStream to acknowledge a chunk of publishes.
         close_timeout: seconds :meth:`close` spends sending what is pending before spilling it
             (it returns within about a second more).
+        tls: the TLS context for NATS (:func:`~opslineage.bus.streams.tls_context`: a CA file,
+            a client certificate); with one, or a ``tls://`` URL, a server that does not offer
+            TLS is refused (logged; events are buffered).
 
     Raises:
         ValueError: ``subject`` is not subject-safe tokens, or ``buffer`` is below 1.
@@ -122,11 +129,13 @@ class NatsTransport:
         ack_timeout: float = 5.0,
         close_timeout: float = 5.0,
         spill_cap: int = DEFAULT_SPILL_CAP,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
         self.url = url
         self.stream = stream
+        self.tls = tls
         self.namespace = namespace
         self.subject = check_prefix(subject)
         self.spill_dir = Path(spill_dir) if spill_dir is not None else default_spill_dir()
@@ -219,19 +228,31 @@ class NatsTransport:
                 log.warning("opslineage: lost NATS at %s; buffering events", self.url)
 
         async def reconnected() -> None:
+            if self._nc is not None and not offers_tls(self._nc, self.url, self.tls):
+                log.error(
+                    "opslineage: NATS at %s came back without TLS; disconnected, events are buffered",
+                    self.url,
+                )
+                await self._nc.close()
+                return
             log.info("opslineage: NATS at %s is back; %d event(s) to replay", self.url, self.pending)
             self._retry_at = 0.0
             self._wake.set()
 
         try:
-            self._nc = await nats.connect(
+            nc = await nats.connect(
                 **connect_options(
-                    self.url, unreachable, disconnected_cb=disconnected, reconnected_cb=reconnected
+                    self.url, unreachable, self.tls, disconnected_cb=disconnected, reconnected_cb=reconnected
                 )
             )
+            await check_tls(nc, self.url, self.tls)
+        except TlsRefused as error:
+            log.error("opslineage: %s; events are buffered", error)
+            return
         except Exception as error:  # a URL nats-py cannot use: keep buffering, never raise
             log.error("opslineage: cannot use NATS at %s: %s; events are buffered", self.url, error)
             return
+        self._nc = nc
         self._js = self._nc.jetstream(publish_async_max_pending=2 * _CHUNK)
         self._wake.set()
 

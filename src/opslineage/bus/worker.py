@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -44,10 +45,13 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 from opslineage.bus.streams import (
     DEFAULT_STREAM,
     DEFAULT_SUBJECT,
+    TlsRefused,
     check_bus_url,
+    check_tls,
     connect_options,
     describe,
     ensure_stream,
+    offers_tls,
 )
 from opslineage.ingest import STORE_OUTAGES, IngestPipeline, IngestResult, Outcome, actor, parse
 from opslineage.model import InvalidEvent, ParsedEvent
@@ -120,6 +124,7 @@ def run_worker(
     max_retry_delay: float = 60.0,
     connect_timeout: float | None = None,
     progress_every: float = PROGRESS_EVERY,
+    tls: ssl.SSLContext | None = None,
 ) -> WorkerStats:
     """Store what the stream holds until stopped (``stop`` set, SIGTERM or SIGINT); returns what it did.
 
@@ -144,13 +149,16 @@ def run_worker(
             every failed attempt is logged.
         progress_every: seconds between two progress lines in the log (what was stored,
             dead-lettered and retried since the last one, and in all).
+        tls: the TLS context for NATS (:func:`~opslineage.bus.streams.tls_context`); with one, or
+            a ``tls://`` URL, a server that does not offer TLS is refused.
 
     Raises:
         ValueError: ``bus_url`` is not a NATS URL, or ``batch`` is below 1.
         TimeoutError: NATS did not answer within ``connect_timeout``.
         StoreError: the store cannot be opened.
         StreamMismatch: the stream exists and does not take ``<subject>.>``.
-        nats.errors.Error: JetStream refused to create the stream or the consumer.
+        nats.errors.Error: JetStream refused to create the stream or the consumer, or the server
+            does not offer the TLS asked for (:class:`~opslineage.bus.streams.TlsRefused`).
     """
     check_bus_url(bus_url)
     if batch < 1:
@@ -160,6 +168,7 @@ def run_worker(
     )
     worker.connect_timeout = connect_timeout
     worker.progress_every = progress_every
+    worker.tls = tls
     return asyncio.run(worker.run(store_url))
 
 
@@ -196,6 +205,8 @@ class _Worker:
         self.nc: Client | None = None
         self.connect_timeout: float | None = None
         self.progress_every = PROGRESS_EVERY
+        self.tls: ssl.SSLContext | None = None
+        self.downgraded = False  # the server came back without the TLS asked for
         self.deadletter_file: IO[bytes] | None = None
 
     def stopped(self) -> bool:
@@ -223,6 +234,10 @@ class _Worker:
             if self.deadletter_file is not None:
                 self.deadletter_file.close()
         log.info("opslineage worker: stopped after %s", self.stats)
+        if self.downgraded:
+            raise TlsRefused(
+                f"the NATS server at {self.bus_url} came back without TLS; stopped after {self.stats}"
+            )
         return self.stats
 
     def _handle_signals(self) -> list[int]:
@@ -251,11 +266,12 @@ class _Worker:
         """Connect, waiting for NATS up to ``connect_timeout`` (logging each failed attempt);
         None when stopped first."""
         attempts = 0
+        last = ""
 
         def failed(error: Exception, errors: int) -> None:
-            nonlocal attempts
+            nonlocal attempts, last
             if self.nc is None and not connecting.done():  # until connected, each error is an attempt
-                attempts = errors
+                attempts, last = errors, describe(error)
                 log.warning(
                     "opslineage worker: NATS at %s: attempt %d failed (%s); retrying",
                     self.bus_url,
@@ -268,10 +284,15 @@ class _Worker:
                 log.warning("opslineage worker: lost NATS at %s; reconnecting", self.bus_url)
 
         async def reconnected() -> None:
+            if self.nc is not None and not offers_tls(self.nc, self.bus_url, self.tls):
+                log.error("opslineage worker: NATS at %s came back without TLS; stopping", self.bus_url)
+                self.downgraded = True
+                self.stopping.set()
+                return
             log.info("opslineage worker: NATS at %s is back", self.bus_url)
 
         options = connect_options(
-            self.bus_url, failed, disconnected_cb=disconnected, reconnected_cb=reconnected
+            self.bus_url, failed, self.tls, disconnected_cb=disconnected, reconnected_cb=reconnected
         )
         deadline = None if self.connect_timeout is None else time.monotonic() + self.connect_timeout
         connecting = asyncio.ensure_future(nats.connect(**options))
@@ -285,10 +306,12 @@ class _Worker:
                 if late:
                     raise TimeoutError(
                         f"no NATS server answered at {self.bus_url} within {self.connect_timeout:g} s"
-                        f" ({attempts} attempt(s))"
+                        f" ({attempts} attempt(s){'; last: ' + last if last else ''})"
                     )
                 return None
-        return connecting.result()
+        nc = connecting.result()
+        await check_tls(nc, self.bus_url, self.tls)
+        return nc
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         """The stream, the consumer and a pull subscription on it; JetStream just starting up is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import ssl
 import sys
 from typing import Any
 
@@ -45,6 +46,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="SECONDS",
         help="cancel a query running longer, with a 503 (default 5)",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate (chain); needs --tls-key (default: plain HTTP)",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     parser.set_defaults(run=run)
 
 
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from opslineage.server import ServerSettings, create_app  # noqa: PLC0415 (loaded only to serve)
 
+    tls = tls_options(args.tls_cert, args.tls_key)
     url = args.store or default_store_url()
     store_from(args, create=True).close()
     settings = ServerSettings(
@@ -73,13 +81,51 @@ def run(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         timeout_graceful_shutdown=max(1, round(args.query_timeout)),
+        **tls,
     )
     return 0
 
 
+def tls_options(cert: str | None, key: str | None) -> dict[str, str]:
+    """uvicorn's options to serve HTTPS with ``cert`` and ``key`` (none for plain HTTP), checked
+    here by loading them, so a bad pair is one line and exit 2 rather than uvicorn's traceback.
+
+    Raises:
+        UsageError: only one of the two is given, a file cannot be read, is not PEM, or the key
+            does not belong to the certificate.
+    """
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise UsageError("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as error:
+            raise UsageError(f"{flag} {path}: {error.strerror or error}") from None
+    try:
+        context.load_cert_chain(cert, key, password=_no_password)
+    except ssl.SSLError as error:
+        reason = (
+            "the key does not match the certificate" if "KEY_VALUES_MISMATCH" in str(error) else error.reason
+        )
+        raise UsageError(
+            f"--tls-cert {cert} / --tls-key {key}: not a usable PEM certificate and key ({reason})"
+        ) from None
+    return {"ssl_certfile": cert, "ssl_keyfile": key}
+
+
+def _no_password() -> str:
+    """Refuse an encrypted key rather than prompt for its password on the terminal."""
+    raise UsageError("--tls-key is encrypted; give an unencrypted key (a file only the server can read)")
+
+
 def serve_app(app: Any, host: str, port: int, **options: Any) -> None:
     """Run ``app`` on uvicorn until SIGTERM or Ctrl+C, on a socket bound here first, so a taken
-    port is one line and exit 2 rather than uvicorn's log and exit 3.
+    port is one line and exit 2 rather than uvicorn's log and exit 3. With ``ssl_certfile`` in
+    ``options`` it serves HTTPS.
 
     Raises:
         UsageError: the address cannot be listened on.
@@ -93,7 +139,12 @@ def serve_app(app: Any, host: str, port: int, **options: Any) -> None:
         raise UsageError(f"cannot listen on {host} port {port}: {reason}") from None
     bound_host, bound_port = listener.getsockname()[:2]
     where = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"opslineage: serving on http://{where}:{bound_port} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    scheme = "https" if options.get("ssl_certfile") else "http"
+    print(
+        f"opslineage: serving on {scheme}://{where}:{bound_port} (Ctrl+C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="info", **options)
     with listener:
         uvicorn.Server(config).run(sockets=[listener])

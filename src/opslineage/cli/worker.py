@@ -25,8 +25,22 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         "Invalid events are dead-lettered. Runs until SIGTERM or Ctrl-C.",
     )
     parser.add_argument(
-        "--bus", required=True, metavar="URL", help="the NATS server, e.g. nats://127.0.0.1:4222"
+        "--bus",
+        required=True,
+        metavar="URL",
+        help="the NATS server, e.g. nats://127.0.0.1:4222, or tls://HOST:PORT for TLS",
     )
+    parser.add_argument(
+        "--nats-ca",
+        type=Path,
+        metavar="FILE",
+        help="verify the NATS server's certificate against this PEM CA file (default: the system's CAs); "
+        "implies TLS",
+    )
+    parser.add_argument(
+        "--nats-cert", type=Path, metavar="FILE", help="a PEM client certificate for NATS (mutual TLS)"
+    )
+    parser.add_argument("--nats-key", type=Path, metavar="FILE", help="the PEM private key of --nats-cert")
     parser.add_argument(
         "--connect-timeout",
         type=float,
@@ -62,13 +76,23 @@ def run(args: argparse.Namespace) -> int:
     """Store events until stopped; print what was done."""
     from nats.errors import Error as NatsError  # noqa: PLC0415 (nats-py loads only when a worker runs)
 
-    from opslineage.bus.streams import DEFAULT_STREAM, DEFAULT_SUBJECT, StreamMismatch, describe  # noqa: PLC0415
+    from opslineage.bus.streams import (  # noqa: PLC0415
+        DEFAULT_STREAM,
+        DEFAULT_SUBJECT,
+        StreamMismatch,
+        describe,
+        tls_context,
+    )
     from opslineage.bus.worker import DEFAULT_DURABLE, run_worker  # noqa: PLC0415
 
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     if args.connect_timeout is not None and not args.connect_timeout > 0:
         raise UsageError("--connect-timeout must be a positive number of seconds")
+    try:
+        tls = tls_context(args.nats_ca, args.nats_cert, args.nats_key)
+    except ValueError as error:
+        raise UsageError(f"--nats-ca/--nats-cert/--nats-key: {error}") from None
     if not logging.getLogger().handlers and not logging.getLogger("opslineage").handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -81,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             subject=args.subject or DEFAULT_SUBJECT,
             deadletter=args.deadletter,
             connect_timeout=args.connect_timeout,
+            tls=tls,
         )
     except TimeoutError as error:
         raise UsageError(str(error)) from None

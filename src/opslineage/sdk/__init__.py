@@ -14,6 +14,7 @@ from opslineage.sdk.refs import Artifact, ModelRef, PolicyRef, SourceRef, code_v
 from opslineage.sdk.tracer import Tracer
 from opslineage.sdk.transports import (
     FileTransport,
+    HttpTransport,
     MemoryTransport,
     NoopTransport,
     Transport,
@@ -29,6 +30,7 @@ __all__ = [
     "DeliveryStatus",
     "EmitterStats",
     "FileTransport",
+    "HttpTransport",
     "LineageContext",
     "MemoryTransport",
     "ModelRef",
