@@ -171,6 +171,7 @@ def test_a_server_that_comes_back_without_tls_is_dropped_by_the_producer_and_the
     tracer = Tracer("down.ns", transport=transport)
     record_chain(tracer)
     assert tracer.flush(timeout=20)
+    assert transport.flush(timeout=20)  # acknowledged by JetStream
     assert transport.stats.published == CHAIN_EVENTS
     failures: list[BaseException] = []
 
