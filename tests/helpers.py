@@ -108,6 +108,15 @@ def register_refused_policy(tracer: Tracer) -> None:
     tracer.register_policy(policy, approver="mallory")
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on ``127.0.0.1:port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 def nats_unavailable(reason: str) -> NoReturn:
     """Skip the test for want of NATS, or fail it when ``OPSLINEAGE_REQUIRE_SERVICES=1`` (CI)."""
     if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":

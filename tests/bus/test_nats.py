@@ -29,7 +29,7 @@ from typing import Any
 import nats
 import pytest
 
-from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain, register_refused_policy
+from helpers import CHAIN_EVENTS, NATS_URL, listening, nats_unavailable, record_chain, register_refused_policy
 from opslineage import Tracer, open_store
 from opslineage.bus import NatsTransport, event_subject
 from opslineage.bus.worker import (
@@ -141,21 +141,13 @@ class NatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for(lambda: _listening(self.port), 10, "the test's nats-server did not start")
+        _wait_for(lambda: listening(self.port), 10, "the test's nats-server did not start")
 
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
         self.process = None
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ TLS options are checked before anything is started."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CHAIN_EVENTS, NATS_URL, nats_unavailable, record_chain, require_nats
+from helpers import CHAIN_EVENTS, NATS_URL, listening, nats_unavailable, record_chain, require_nats
 from opslineage import Tracer, open_store
 from opslineage.bus import NatsTransport
 from opslineage.bus.streams import TlsRefused, tls_context
@@ -63,7 +62,7 @@ class TlsNats:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _listening(self.port):
+        while not listening(self.port):
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.stop()
                 pytest.fail("the test's TLS nats-server did not start")
@@ -72,14 +71,6 @@ class TlsNats:
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
 
 
 @pytest.fixture
