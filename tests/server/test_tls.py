@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,12 +24,12 @@ pytest.importorskip("openlineage.client")
 
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
-from openlineage.client.transport.http import (
-    ApiKeyTokenProvider,
-    HttpConfig,
-    HttpSslContextConfig,
-    HttpTransport,
-)
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
+
+try:
+    from openlineage.client.transport.http import HttpSslContextConfig
+except ImportError:  # before openlineage-python 1.54, ``verify`` goes to requests, which takes a CA path
+    HttpSslContextConfig = None
 
 from opslineage.sdk.openlineage_client import OpenLineageClientTransport
 
@@ -45,12 +46,14 @@ def https(tmp_path: Path, store_url: str) -> Iterator[HttpsServer]:
 def client_for(server: HttpsServer, *, ca: Path | None) -> OpenLineageClient:
     """The official client's HTTP transport to ``server``, with the bearer token and ``ca`` as its
     CA bundle (None: the system's CAs)."""
-    config = HttpConfig(
-        url=server.url,
-        auth=ApiKeyTokenProvider({"api_key": TOKEN}),
-        retry=NO_RETRY,
-        ssl_context=HttpSslContextConfig(ca_cert_path=str(ca)) if ca is not None else None,
-    )
+    trust: dict[str, Any] = {}
+    if ca is not None:
+        trust = (
+            {"ssl_context": HttpSslContextConfig(ca_cert_path=str(ca))}
+            if HttpSslContextConfig is not None
+            else {"verify": str(ca)}
+        )
+    config = HttpConfig(url=server.url, auth=ApiKeyTokenProvider({"api_key": TOKEN}), retry=NO_RETRY, **trust)
     return OpenLineageClient(transport=HttpTransport(config))
 
 
