@@ -7,7 +7,21 @@ from __future__ import annotations
 
 __all__ = ["MIGRATIONS"]
 
-_APPEND_ONLY = ("events", "artifacts", "log_nodes", "checkpoints")
+
+def _append_only(*tables: str) -> tuple[str, ...]:
+    """Triggers that refuse every UPDATE, DELETE and TRUNCATE of ``tables``."""
+    return tuple(
+        statement
+        for table in tables
+        for statement in (
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
+            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+        )
+    )
+
+
 _SCHEMA_V1 = (
     "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
     "CREATE TABLE batches (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, first_seq bigint NOT NULL,"
@@ -33,16 +47,7 @@ _SCHEMA_V1 = (
     "CREATE TABLE checkpoints (size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)",
     "CREATE FUNCTION opslineage_append_only() RETURNS trigger LANGUAGE plpgsql AS"
     " $$ BEGIN RAISE EXCEPTION '% are append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation'; END $$",
-    *(
-        statement
-        for table in _APPEND_ONLY
-        for statement in (
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
-            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
-            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
-        )
-    ),
+    *_append_only("events", "artifacts", "log_nodes", "checkpoints"),
 )
 
 # The archive tier: an archived row keeps every column but its payload, which becomes empty, and
@@ -88,19 +93,37 @@ _STEP_V3 = ("ALTER TABLE batches ADD COLUMN actor text",)
 _STEP_V4 = (
     "CREATE INDEX nodes_seq ON nodes (seq)",
     "CREATE INDEX edges_seq ON edges (seq)",
-    *(
-        statement
-        for table in ("ids", "nodes", "edges", "batches")
-        for statement in (
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION opslineage_append_only()",
-            f"CREATE TRIGGER {table}_append_only_truncate BEFORE TRUNCATE ON {table}"
-            " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
-        )
-    ),
+    *_append_only("ids", "nodes", "edges", "batches"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3, _STEP_V4)
+# API tokens (see opslineage.governance.tokens): only the SHA-256 of each secret is kept. A name is
+# never reused, so the access log's actors stay unambiguous; a token is never deleted, only revoked
+# (revoked_at set, once). namespaces is a JSON array ([] = every namespace). Then the access log
+# (see opslineage.ledger.access_log): one row per access event, body its canonical JSON, which is
+# the leaf of a Merkle log of its own; access_event_nodes indexes the node ids each event named.
+_STEP_V5 = (
+    'CREATE TABLE tokens (name text COLLATE "C" PRIMARY KEY, hash bytea NOT NULL UNIQUE, role text NOT NULL,'
+    " namespaces text NOT NULL, created_at timestamptz NOT NULL, expires_at timestamptz,"
+    " revoked_at timestamptz, created_by text)",
+    "CREATE FUNCTION opslineage_revoke_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL"
+    " AND to_jsonb(NEW) - 'revoked_at' = to_jsonb(OLD) - 'revoked_at' THEN RETURN NEW; END IF;"
+    " RAISE EXCEPTION 'tokens may only be revoked, once' USING ERRCODE = 'restrict_violation'; END $$",
+    "CREATE TRIGGER tokens_revoke_only BEFORE UPDATE OR DELETE ON tokens"
+    " FOR EACH ROW EXECUTE FUNCTION opslineage_revoke_only()",
+    "CREATE TRIGGER tokens_kept BEFORE TRUNCATE ON tokens FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+    'CREATE TABLE access_events (seq bigint PRIMARY KEY, at timestamptz NOT NULL, actor text COLLATE "C" NOT NULL,'
+    " outcome text NOT NULL, name text NOT NULL, body bytea NOT NULL)",
+    "CREATE INDEX access_events_at ON access_events (at)",
+    "CREATE INDEX access_events_actor ON access_events (actor, seq)",
+    'CREATE TABLE access_event_nodes (node text COLLATE "C" NOT NULL, seq bigint NOT NULL, PRIMARY KEY (node, seq))',
+    "CREATE TABLE access_log_nodes (level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,"
+    " PRIMARY KEY (level, idx))",
+    "CREATE TABLE access_checkpoints (size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)",
+    *_append_only("access_events", "access_event_nodes", "access_log_nodes", "access_checkpoints"),
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3, _STEP_V4, _STEP_V5)
 """The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
 
 A new schema version is one more entry at the end; released entries never change.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _append_only(*tables: str) -> tuple[str, ...]:
@@ -90,6 +90,33 @@ STEP_V7 = (
     "CREATE INDEX edges_seq ON edges (seq)",
     *_append_only("ids", "nodes", "edges", "batches"),
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6, 7: STEP_V7}
+# API tokens (see opslineage.governance.tokens): only the SHA-256 of each secret is kept. A name is
+# never reused, so the access log's actors stay unambiguous; a token is never deleted, only revoked
+# (revoked_at set, once). namespaces is a JSON array ([] = every namespace).
+STEP_V8 = (
+    "CREATE TABLE tokens (name TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL,"
+    " namespaces TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, revoked_at TEXT,"
+    " created_by TEXT)",
+    "CREATE TRIGGER tokens_revoke_only BEFORE UPDATE ON tokens WHEN NOT coalesce(OLD.revoked_at IS NULL"
+    " AND NEW.revoked_at IS NOT NULL AND NEW.name IS OLD.name AND NEW.hash IS OLD.hash AND NEW.role IS OLD.role"
+    " AND NEW.namespaces IS OLD.namespaces AND NEW.created_at IS OLD.created_at"
+    " AND NEW.expires_at IS OLD.expires_at AND NEW.created_by IS OLD.created_by, 0)"
+    " BEGIN SELECT RAISE(ABORT, 'tokens may only be revoked, once'); END",
+    "CREATE TRIGGER tokens_kept BEFORE DELETE ON tokens BEGIN SELECT RAISE(ABORT, 'tokens are never deleted'); END",
+    # The access log (see opslineage.ledger.access_log): one row per access event, body its
+    # canonical JSON, which is the leaf of a Merkle log of its own (access_log_nodes, signed in
+    # access_checkpoints); access_event_nodes indexes the node ids each event named.
+    "CREATE TABLE access_events (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, name TEXT NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX access_events_at ON access_events (at)",
+    "CREATE INDEX access_events_actor ON access_events (actor, seq)",
+    "CREATE TABLE access_event_nodes (node TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (node, seq))"
+    " WITHOUT ROWID",
+    "CREATE TABLE access_log_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,"
+    " PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE access_checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
+    *_append_only("access_events", "access_event_nodes", "access_log_nodes", "access_checkpoints"),
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6, 7: STEP_V7, 8: STEP_V8}
 """Schema version → the statements that bring a store of the version before to it. Stores older
 than the first entry were pre-release and are refused."""
