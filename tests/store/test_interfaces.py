@@ -27,11 +27,12 @@ from opslineage.store import (
     RawEvent,
     Settings,
     Store,
+    TokenTable,
 )
 from opslineage.store.postgres import PostgresStore
 from opslineage.store.sqlite import SQLiteStore
 
-PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings)
+PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, TokenTable)
 
 
 def _members(cls: type) -> set[str]:

@@ -1,5 +1,6 @@
 """Who may do what with which lineage: roles and their permissions, the principal a request or a
-command acts as, the sensitivity labels of records and their owners.
+command acts as, the sensitivity labels of records and their owners, and the API tokens that
+name a principal.
 
 Pure rules, no I/O: the read path (:mod:`opslineage.query`) and the ingest pipeline
 (:mod:`opslineage.ingest`) enforce them, the server and the CLI only say who is calling.
@@ -24,6 +25,22 @@ from opslineage.governance.roles import (
     clearance_of,
     permissions_of,
 )
+from opslineage.governance.tokens import (
+    SECRET_PREFIX,
+    StoredToken,
+    TokenInfo,
+    TokenStorage,
+    authenticate,
+    create_token,
+    hash_secret,
+    list_tokens,
+    new_secret,
+    parse_lifetime,
+    parse_namespace,
+    parse_role,
+    parse_token_name,
+    revoke,
+)
 
 __all__ = [
     "DEFAULT_LEVEL",
@@ -32,6 +49,7 @@ __all__ = [
     "PERMISSIONS",
     "ROLES",
     "SCOPES",
+    "SECRET_PREFIX",
     "AccessDenied",
     "AccessEvent",
     "AccessTrail",
@@ -40,12 +58,25 @@ __all__ = [
     "Ownership",
     "Permission",
     "Principal",
+    "StoredToken",
+    "TokenInfo",
+    "TokenStorage",
+    "authenticate",
     "clearance_of",
     "clears",
+    "create_token",
+    "hash_secret",
     "level_of",
+    "list_tokens",
+    "new_secret",
     "owners_from_contents",
     "owners_of",
     "parse_level",
+    "parse_lifetime",
+    "parse_namespace",
+    "parse_role",
+    "parse_token_name",
     "permissions_of",
+    "revoke",
     "rules_from_contents",
 ]

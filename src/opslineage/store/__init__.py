@@ -19,6 +19,8 @@ from opslineage.store.interfaces import (
     GraphReader,
     LogStorage,
     Settings,
+    TokenRow,
+    TokenTable,
 )
 from opslineage.store.records import (
     ArtifactRow,
@@ -71,6 +73,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "TokenRow",
+    "TokenTable",
     "Walk",
     "default_store_url",
     "derive_rows",

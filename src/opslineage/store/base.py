@@ -22,6 +22,7 @@ from opslineage.store.interfaces import (
     GraphReader,
     LogStorage,
     Settings,
+    TokenTable,
 )
 from opslineage.store.records import (
     Horizon,
@@ -53,7 +54,7 @@ _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 _encode = msgspec.json.encode
 
 
-class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, abc.ABC):
+class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, TokenTable, abc.ABC):
     """A lineage store. Accepted events are immutable; ingest is idempotent on event digest.
 
     Payloads may live in two tiers: hot, in the store, or archived, in segment files (see

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from opslineage.model import ParsedEvent
 from opslineage.store.records import (
@@ -33,7 +33,16 @@ from opslineage.store.records import (
 )
 from opslineage.store.segments import Archive
 
-__all__ = ["ArchiveTier", "ArtifactReader", "EventLog", "GraphReader", "LogStorage", "Settings"]
+__all__ = [
+    "ArchiveTier",
+    "ArtifactReader",
+    "EventLog",
+    "GraphReader",
+    "LogStorage",
+    "Settings",
+    "TokenRow",
+    "TokenTable",
+]
 
 
 class GraphReader(Protocol):
@@ -278,3 +287,54 @@ class Settings(Protocol):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Set a store setting."""
+
+
+class TokenRow(NamedTuple):
+    """One API token as stored: only the SHA-256 of its secret (see :mod:`opslineage.governance.tokens`).
+
+    ``namespaces`` empty: every namespace. Times are in UTC.
+    """
+
+    name: str
+    digest: bytes
+    role: str
+    namespaces: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_by: str | None
+
+
+class TokenTable(Protocol):
+    """The API tokens (the :class:`~opslineage.governance.TokenStorage` of the governance rules):
+    added, never deleted, revoked at most once; a name is never used twice."""
+
+    @abc.abstractmethod
+    def add_token(
+        self,
+        *,
+        name: str,
+        digest: bytes,
+        role: str,
+        namespaces: Sequence[str],
+        created_at: datetime,
+        expires_at: datetime | None,
+        created_by: str | None,
+    ) -> bool:
+        """Keep a new token; False (and nothing written) when ``name`` was ever used."""
+
+    @abc.abstractmethod
+    def token_by_hash(self, digest: bytes) -> TokenRow | None:
+        """The token whose secret hashes to ``digest``, revoked or not; None when there is none."""
+
+    @abc.abstractmethod
+    def tokens(self) -> list[TokenRow]:
+        """Every token ever created, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        """Mark the token ``name`` revoked at ``at``; False when there is none, or it was already."""
+
+    @abc.abstractmethod
+    def has_tokens(self) -> bool:
+        """Whether any token was ever created (revoked and expired ones count)."""

@@ -31,10 +31,11 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import astuple
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -59,6 +60,7 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import Store
+from opslineage.store.interfaces import TokenRow
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
     ArtifactRow,
@@ -730,6 +732,53 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._pool.close()
 
+    # API tokens.
+
+    def add_token(
+        self,
+        *,
+        name: str,
+        digest: bytes,
+        role: str,
+        namespaces: Sequence[str],
+        created_at: datetime,
+        expires_at: datetime | None,
+        created_by: str | None,
+    ) -> bool:
+        row = (name, digest, role, msgspec.json.encode(list(namespaces)).decode(), created_at, expires_at)
+        return self._write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, NULL, %s) ON CONFLICT DO NOTHING",
+                    (*row, created_by),
+                ).rowcount
+                == 1
+            )
+        )
+
+    def token_by_hash(self, digest: bytes) -> TokenRow | None:
+        rows = self._rows(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = %s", (digest,))
+        return _token(rows[0]) if rows else None
+
+    def tokens(self) -> list[TokenRow]:
+        return [
+            _token(row)
+            for row in self._rows(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, name")
+        ]
+
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        return self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE tokens SET revoked_at = %s WHERE name = %s AND revoked_at IS NULL", (at, name)
+                ).rowcount
+                == 1
+            )
+        )
+
+    def has_tokens(self) -> bool:
+        return bool(self._rows("SELECT EXISTS (SELECT 1 FROM tokens)")[0][0])
+
 
 def _insert_rows(
     conn: _Conn,
@@ -792,3 +841,20 @@ def _masked(url: str) -> str:
 def _reason(error: psycopg.Error) -> str:
     """The server's or libpq's message, on one line."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+_TOKEN_COLUMNS = "name, hash, role, namespaces, created_at, expires_at, revoked_at, created_by"
+
+
+def _token(row: Sequence[Any]) -> TokenRow:
+    name, digest, role, namespaces, created_at, expires_at, revoked_at, created_by = row
+    return TokenRow(
+        name,
+        bytes(digest),
+        role,
+        tuple(msgspec.json.decode(namespaces)),
+        created_at.astimezone(UTC),
+        expires_at.astimezone(UTC) if expires_at is not None else None,
+        revoked_at.astimezone(UTC) if revoked_at is not None else None,
+        created_by,
+    )

@@ -52,6 +52,7 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import Store
+from opslineage.store.interfaces import TokenRow
 from opslineage.store.records import (
     ArtifactRow,
     CheckpointRow,
@@ -574,6 +575,66 @@ class SQLiteStore(Store):
         db, self.db = self.db, cast(sqlite3.Connection, _Closed(self.path))
         db.close()
 
+    # API tokens.
+
+    def add_token(
+        self,
+        *,
+        name: str,
+        digest: bytes,
+        role: str,
+        namespaces: Sequence[str],
+        created_at: datetime,
+        expires_at: datetime | None,
+        created_by: str | None,
+    ) -> bool:
+        row = (name, digest, role, _encode(list(namespaces)).decode(), _utc(created_at), _utc(expires_at))
+        with self._transaction():
+            added = self.db.execute(
+                "INSERT OR IGNORE INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL, ?)", (*row, created_by)
+            )
+            return added.rowcount == 1
+
+    def token_by_hash(self, digest: bytes) -> TokenRow | None:
+        row = self.db.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?", (digest,)).fetchone()
+        return None if row is None else _token(row)
+
+    def tokens(self) -> list[TokenRow]:
+        rows = self.db.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, name")
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        with self._transaction():
+            revoked = self.db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_utc(at), name)
+            )
+            return revoked.rowcount == 1
+
+    def has_tokens(self) -> bool:
+        return self.db.execute("SELECT EXISTS (SELECT 1 FROM tokens)").fetchone()[0] == 1
+
 
 def _seen(alias: str, as_of: Horizon, *, of_nodes: bool = False) -> tuple[str, list[object]]:
     return seen(alias, as_of, marks=("?", "?"), instant=_INSTANT, of_nodes=of_nodes)
+
+
+_TOKEN_COLUMNS = "name, CAST(hash AS BLOB), role, namespaces, created_at, expires_at, revoked_at, created_by"
+
+
+def _utc(when: datetime | None) -> str | None:
+    """``when`` as RFC 3339 text in UTC, which sorts as time does."""
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _token(row: Sequence[object]) -> TokenRow:
+    name, digest, role, namespaces, created_at, expires_at, revoked_at, created_by = row
+    return TokenRow(
+        str(name),
+        bytes(cast(bytes, digest)),
+        str(role),
+        tuple(msgspec.json.decode(cast(str, namespaces))),
+        datetime.fromisoformat(cast(str, created_at)),
+        datetime.fromisoformat(cast(str, expires_at)) if expires_at else None,
+        datetime.fromisoformat(cast(str, revoked_at)) if revoked_at else None,
+        None if created_by is None else str(created_by),
+    )
