@@ -23,6 +23,7 @@ from opslineage.cli import (
     quality,
     reconcile,
     serve,
+    tokens,
     witness,
     worker,
 )
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parsers(commands, common)
     checks.add_parsers(commands, common)
     govern.add_parsers(commands, common)
+    tokens.add_parser(commands, common)
     audit.add_parsers(commands, common)
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)

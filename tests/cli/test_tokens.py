@@ -1,0 +1,103 @@
+"""``opslineage token create|list|revoke`` against a store of each backend: the secret printed
+once, only its hash stored, and every bad input one line and exit 2, storing nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opslineage import open_store
+from opslineage.cli.main import main
+from opslineage.governance import SECRET_PREFIX, authenticate, hash_secret
+
+
+def _create(store_url: str, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str, str]:
+    status = main(["token", "create", "--store", store_url, *flags])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_create_prints_the_secret_once_and_stores_only_its_hash(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _create(
+        store_url,
+        capsys,
+        "--name",
+        "ops-oncall",
+        "--role",
+        "operator",
+        "--namespace",
+        "ops",
+        "--expires",
+        "90d",
+    )
+    assert status == 0
+    secret = out.strip()
+    assert secret.startswith(SECRET_PREFIX) and "\n" not in secret
+    assert "cannot be shown again" in err and secret not in err
+    with open_store(store_url) as store:
+        [row] = store.tokens()
+        assert row.digest == hash_secret(secret)
+        assert row.expires_at is not None and (row.expires_at - row.created_at).days == 90
+        principal = authenticate(secret, store, row.created_at)
+    assert (principal.id, principal.role, principal.namespaces) == ("token:ops-oncall", "operator", {"ops"})
+
+    assert main(["token", "list", "--store", store_url, "--json"]) == 0
+    listed = capsys.readouterr().out
+    assert secret not in listed and hash_secret(secret).hex() not in listed
+    [shown] = json.loads(listed)
+    assert {key: shown[key] for key in ("name", "role", "namespaces", "state")} == {
+        "name": "ops-oncall",
+        "role": "operator",
+        "namespaces": ["ops"],
+        "state": "active",
+    }
+    assert shown["created_by"].startswith("local:")
+
+    assert main(["token", "list", "--store", store_url]) == 0
+    table = capsys.readouterr().out
+    assert "ops-oncall" in table and secret not in table and "1 token(s)" in table
+
+
+def test_revoke_marks_it_revoked_for_good(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _create(store_url, capsys, "--name", "ci", "--role", "producer")
+    assert main(["token", "revoke", "ci", "--store", store_url]) == 0
+    assert "revoked token 'ci'" in capsys.readouterr().out
+    assert main(["token", "list", "--store", store_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "revoked"
+    assert main(["token", "revoke", "ci", "--store", store_url]) == 2
+    assert "'ci' was already revoked" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--name", "x", "--role", "root"], "a role must be one of admin, steward"),
+        (["--name", "bad name", "--role", "admin"], "not 'bad name'"),
+        (["--name", "x", "--role", "admin", "--expires", "forever"], "--expires: a lifetime"),
+        (["--name", "x", "--role", "admin", "--expires", "0d"], "not '0d'"),
+        (["--name", "x", "--role", "admin", "--namespace", ""], "a namespace is 1 to 255"),
+    ],
+)
+def test_bad_input_is_exit_2_naming_it_and_stores_nothing(
+    store_url: str, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    status, out, err = _create(store_url, capsys, *flags)
+    assert (status, out) == (2, "")
+    assert err.startswith("opslineage: error: ") and message in err and "Traceback" not in err
+    with open_store(store_url) as store:
+        assert not store.has_tokens()
+
+
+def test_a_name_is_never_reused_and_an_unknown_name_is_named(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _create(store_url, capsys, "--name", "dup", "--role", "analyst")[0] == 0
+    assert main(["token", "revoke", "dup", "--store", store_url]) == 0
+    capsys.readouterr()
+    status, out, err = _create(store_url, capsys, "--name", "dup", "--role", "analyst")
+    assert (status, out) == (2, "") and "'dup' exists or existed" in err
+    assert main(["token", "revoke", "ghost", "--store", store_url]) == 2
+    assert "no token named 'ghost'" in capsys.readouterr().err
