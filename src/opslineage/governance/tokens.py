@@ -27,6 +27,7 @@ __all__ = [
     "SECRET_PREFIX",
     "StoredToken",
     "TokenInfo",
+    "TokenLookup",
     "TokenStorage",
     "authenticate",
     "create_token",
@@ -71,7 +72,14 @@ class StoredToken(Protocol):
     def created_by(self) -> str | None: ...
 
 
-class TokenStorage(Protocol):
+class TokenLookup(Protocol):
+    """What :func:`authenticate` needs of where tokens are kept (a cache in front of it will do)."""
+
+    def token_by_hash(self, digest: bytes) -> StoredToken | None:
+        """The token whose secret hashes to ``digest``, revoked or not; None when there is none."""
+
+
+class TokenStorage(TokenLookup, Protocol):
     """Where tokens are kept (both store backends are one)."""
 
     def add_token(
@@ -86,9 +94,6 @@ class TokenStorage(Protocol):
         created_by: str | None,
     ) -> bool:
         """Keep a new token; False (and nothing written) when ``name`` was ever used."""
-
-    def token_by_hash(self, digest: bytes) -> StoredToken | None:
-        """The token whose secret hashes to ``digest``, revoked or not; None when there is none."""
 
     def tokens(self) -> Sequence[StoredToken]:
         """Every token ever created, oldest first."""
@@ -266,7 +271,7 @@ def revoke(storage: TokenStorage, name: str, now: datetime) -> TokenInfo:
     return msgspec.structs.replace(known[name], revoked_at=now)
 
 
-def authenticate(secret: str | None, storage: TokenStorage, now: datetime) -> Principal:
+def authenticate(secret: str | None, storage: TokenLookup, now: datetime) -> Principal:
     """The principal the bearer of ``secret`` acts as.
 
     Raises:

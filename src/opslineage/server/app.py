@@ -14,7 +14,6 @@ status (503 for a cancelled query); nothing of a rejected request is stored.
 
 from __future__ import annotations
 
-import hmac
 import re
 import threading
 import zlib
@@ -25,7 +24,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -35,6 +34,7 @@ from starlette.routing import Match
 
 from opslineage._version import __version__
 from opslineage.checks.quality import Period
+from opslineage.governance import AccessDenied, AccessTrail, Permission
 from opslineage.ingest import GroupCommitter, IngestPipeline, actor, parse
 from opslineage.interop import BundleError, make_bundle
 from opslineage.model import InvalidEvent, ParsedEvent
@@ -48,6 +48,7 @@ from opslineage.query import (
     why_view,
     with_statement_timeout,
 )
+from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticator, confine_events, route_key
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
 from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
@@ -115,7 +116,9 @@ class ErrorBody(BaseModel):
 
 _ERROR_MEANINGS = {
     400: "Bad input: a malformed request, event, parameter or body encoding",
-    401: "The server has a token and the request does not bear it",
+    401: "The request bears no valid token (none, an unknown, a revoked or an expired one) and the "
+    "server has tokens (or, for ingest, a shared secret)",
+    403: "The token's role lacks the route's permission, or the node or events are outside its namespaces",
     404: "No such node, checkpoint or path",
     405: "The path does not take this method",
     409: "The store refused the write, or no checkpoint covers the answer yet",
@@ -125,16 +128,18 @@ _ERROR_MEANINGS = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI declaration of the error answers a route can give (and 405, which any can)."""
+def _errors(*statuses: int, guarded: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI declaration of the error answers a route can give (and 405, which any can; and,
+    unless the route is open to anyone, 401 and 403)."""
+    refusals = (401, 403) if guarded else ()
     return {
         status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]}
-        for status in sorted({*statuses, 405})
+        for status in sorted({*statuses, *refusals, 405})
     }
 
 
 _READ_ERRORS = _errors(400, 404, 503)
-_INGEST_ERRORS = _errors(400, 401, 409, 413, 415, 503)
+_INGEST_ERRORS = _errors(400, 409, 413, 415, 503)
 _EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "An OpenLineage RunEvent, DatasetEvent or JobEvent "
@@ -189,15 +194,18 @@ def _check_media_type(content_type: str | None) -> None:
 
 
 class _Context:
-    """What every route needs: the settings, this thread's store connection, and the committer."""
+    """What every route needs: the settings, this thread's store connection, the committer, who
+    is calling and where their access events go."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, trail: AccessTrail | None = None) -> None:
         self.settings = settings
+        self.trail = trail
         self._url = with_statement_timeout(settings.store, settings.query_timeout)
         self._local = threading.local()
         open_store(settings.store).close()  # create it (and fail early) before serving, unbudgeted
         self.committer = GroupCommitter(lambda: IngestPipeline(open_store(settings.store), settings.key))
         self.metrics = ServerMetrics(settings.quality_cache)
+        self.auth = Authenticator(self.store, settings.token)
 
     def store(self) -> Store:
         if getattr(self._local, "store", None) is None:
@@ -244,41 +252,99 @@ class _Context:
         self.metrics.count_ingest(result.accepted, result.duplicates, rejected)
         return result
 
+    def guard(self, request: Request) -> None:
+        """Let ``request`` on only if its bearer holds the permission its route declares in
+        :data:`~opslineage.server.auth.ROUTE_PERMISSIONS` (a dependency of every route); a refusal
+        is recorded on the trail.
+
+        Raises:
+            AccessDenied: no valid token (a 401), or its role lacks the permission (a 403), or the
+                route declares none.
+        """
+        key = route_key(request.method, getattr(request.scope.get("route"), "path", request.url.path))
+        if key in ROUTE_PERMISSIONS and ROUTE_PERMISSIONS[key] is None:
+            request.state.principal = Principal.anonymous("admin")
+            return
+        name, target = _operation(request), _target(request)
+        reader = Reader(self.store(), Principal.anonymous(), self.trail, _client(request))
+        try:
+            if key not in ROUTE_PERMISSIONS:
+                raise AccessDenied(name, f"{key[0]} {key[1]} declares no permission")
+            permission = ROUTE_PERMISSIONS[key]
+            writing = permission is Permission.WRITE_EVENTS
+            authorization = request.headers.get("authorization")
+            reader = Reader(
+                self.store(), self.auth.principal(authorization, writing=writing), self.trail, reader.client
+            )
+            if permission is not None:
+                reader.allow(permission, name)
+        except AccessDenied as denied:
+            reader.refuse(name, denied.reason, target)
+            raise
+        request.state.principal = reader.principal
+
     def reader(self, request: Request) -> Reader:
-        """This thread's store as the caller of ``request`` reads it: the bearer of the server's
-        token, or an anonymous caller."""
-        bearer = self.settings.token is not None and self._bears_token(request)
-        return Reader(self.store(), Principal.token("server", "admin") if bearer else Principal.anonymous("admin"))
+        """This thread's store as the caller of ``request`` reads it (see :meth:`guard`)."""
+        return Reader(self.store(), request.state.principal, self.trail, _client(request))
 
     def read(self, request: Request, work: Callable[[Reader], _T]) -> _T:
-        """``work`` done with the caller's reader, within the time budget.
+        """``work`` done with the caller's reader, as one operation on the trail, within the time
+        budget; a node the route names must be in the caller's namespaces.
 
         Raises:
             QueryTimeout: a query ran out of time and was cancelled.
+            AccessDenied: the node named, or the namespace asked for, is outside the caller's.
         """
         reader = self.reader(request)
-        with reader.within(self.settings.query_timeout):
+        with (
+            reader.operation(_operation(request), _target(request)),
+            reader.within(self.settings.query_timeout),
+        ):
+            _confine(reader, request)
             return work(reader)
 
-    def authorize(self, request: Request) -> str:
-        """The actor a write is recorded as: ``http:token`` with the server's token, else
-        ``http:anonymous`` (when the server has none).
 
-        Raises:
-            ApiError: the server has a token and the request does not bear it.
-        """
-        if not self.settings.token:
-            return _ANONYMOUS
-        if not self._bears_token(request):
-            raise ApiError(401, "unauthorized", "a valid Authorization: Bearer token is required")
+def _operation(request: Request) -> str:
+    """The access events' name of the request's operation: its route's, ``ingest-one``, ``why-chain`` …"""
+    return str(getattr(request.scope.get("route"), "name", "unmatched")).replace("_", "-")
+
+
+def _target(request: Request) -> str | None:
+    """The node the request names (in its path, or as ``nodeId``), if it names one."""
+    named = request.path_params.get("node_id") or request.path_params.get("action_id")
+    return named or request.query_params.get("nodeId")
+
+
+def _client(request: Request) -> str | None:
+    return f"{request.client.host}:{request.client.port}" if request.client else None
+
+
+def _confine(reader: Reader, request: Request) -> None:
+    """Refuse a node named by the request, or a ``namespace`` asked for, outside the reader's
+    namespaces (nodes reached from it are redacted instead, see :mod:`opslineage.query.visibility`)."""
+    principal = reader.principal
+    if principal.namespaces is None:
+        return
+    name, asked = _operation(request), request.query_params.get("namespace")
+    if asked is not None and not principal.covers(asked):
+        raise AccessDenied(name, f"namespace {asked!r} is outside {principal.id}'s namespaces")
+    target = _target(request)
+    if target is not None:
+        node = reader.resolve(target)
+        if not principal.covers(node.namespace):
+            raise AccessDenied(
+                name, f"{node.id} is in namespace {node.namespace!r}, outside {principal.id}'s namespaces"
+            )
+
+
+def _writer_actor(reader: Reader) -> str:
+    """The actor a write is recorded as: ``http:<token name>``, ``http:token`` for the shared
+    secret, else ``http:anonymous``."""
+    if reader.principal.id.startswith("token:"):
+        return actor("http", reader.principal.name)
+    if reader.principal.name == SHARED_SECRET.name:
         return _TOKEN
-
-    def _bears_token(self, request: Request) -> bool:
-        """Whether ``Authorization`` is the Bearer scheme (in any case, RFC 9110) with the token,
-        compared in constant time."""
-        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
-        token = (self.settings.token or "").encode()
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)
+    return _ANONYMOUS
 
 
 class _Inflater:
@@ -322,9 +388,10 @@ class _Inflater:
         raise ApiError(400, "bad_encoding", f"trailing data after {self._what} ({len(data)} bytes or more)")
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
-    """Build the application for ``settings``."""
-    context = _Context(settings)
+def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> FastAPI:
+    """Build the application for ``settings``; each request is one access event on ``trail``
+    (refusals too), when given."""
+    context = _Context(settings, trail)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -336,6 +403,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=__version__,
         description="Lineage and audit trails for AIOps: OpenLineage in, why-chains and proofs out.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(context.guard)],
     )
     _error_handlers(app)
     _ingest_routes(app, context)
@@ -345,6 +416,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.add_middleware(LatencyMiddleware, metrics=context.metrics, routes=app.router.routes)
     app.state.metrics = context.metrics  # the verifier sets its correctness figures here
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document of the API."""
+        return app.openapi()
+
     return app
 
 
@@ -382,6 +459,16 @@ def _error_handlers(app: FastAPI) -> None:
         if error.field:
             body["field"] = error.field
         return JSONResponse(body, status_code=error.status)
+
+    @app.exception_handler(AccessDenied)
+    async def refused(_: Request, denied: AccessDenied) -> JSONResponse:
+        if not denied.authenticated:
+            return JSONResponse(
+                {"error": "unauthorized", "detail": denied.reason},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="opslineage"'},
+            )
+        return JSONResponse({"error": "forbidden", "detail": denied.reason}, status_code=403)
 
     @app.exception_handler(RequestValidationError)
     async def bad_parameter(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -434,7 +521,7 @@ def _allowed(app: FastAPI, request: Request) -> list[str]:
 
 
 def _ingest_routes(app: FastAPI, context: _Context) -> None:
-    @app.get("/healthz", tags=["operations"], responses=_errors())
+    @app.get("/healthz", tags=["operations"], responses=_errors(guarded=False))
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
@@ -443,14 +530,14 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
         "/readyz",
         tags=["operations"],
         responses={
-            **_errors(),
+            **_errors(guarded=False),
             503: {"description": "The store does not answer", "model": _Unavailable},
         },
     )
     def readyz(request: Request) -> JSONResponse:
         """The store answers."""
         try:
-            events = context.reader(request).log_length()
+            events = Reader(context.store(), Principal.anonymous("admin")).log_length()
         except Exception as error:
             return JSONResponse({"status": "unavailable", "detail": str(error)}, status_code=503)
         return JSONResponse({"status": "ready", "events": events})
@@ -464,14 +551,16 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
     )
     async def ingest_one(request: Request) -> Response:
         """Accept one OpenLineage RunEvent, DatasetEvent or JobEvent, as the OpenLineage clients send it."""
-        who = context.authorize(request)
+        writer = context.reader(request)
         data = await context.body(request)
         try:
             parsed = parse(data)
         except InvalidEvent as error:
             context.metrics.count_ingest(rejected=1)
             raise _invalid(error) from None
-        result = await context.ingest([parsed], who)
+        with writer.operation(_operation(request)):
+            confine_events(writer.principal, [parsed], _operation(request))
+            result = await context.ingest([parsed], _writer_actor(writer))
         answer = {
             "accepted": result.accepted,
             "duplicate": result.duplicates == 1,
@@ -491,7 +580,7 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
     async def ingest_batch(request: Request) -> dict[str, Any]:
         """Accept a JSON array or JSON lines of events. Every valid event is stored, in one
         transaction; invalid ones are listed with their position and reason and stored nowhere."""
-        who = context.authorize(request)
+        writer = context.reader(request)
         data = await context.body(request)
         items = _batch_items(data)
         parsed, results = [], []
@@ -512,7 +601,9 @@ def _ingest_routes(app: FastAPI, context: _Context) -> None:
             parsed.append(event)
             results.append({"index": index, "status": "accepted", "digest": event.digest.hex()})
         rejected = len(results) - len(parsed)
-        result = await context.ingest(parsed, who, rejected)
+        with writer.operation(_operation(request)):
+            confine_events(writer.principal, parsed, _operation(request))
+            result = await context.ingest(parsed, _writer_actor(writer), rejected)
         valid = [r for r in results if r["status"] == "accepted"]
         for position in result.duplicates_at:
             valid[position]["status"] = "duplicate"

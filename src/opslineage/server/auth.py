@@ -1,0 +1,150 @@
+"""Who calls the HTTP API and what each route lets them do: the one table of route → permission
+(:data:`ROUTE_PERMISSIONS`), and the bearer of a request turned into a
+:class:`~opslineage.governance.Principal`.
+
+With no token in the store, every caller is an anonymous admin (today's single-user server), and
+``serve --token`` (the shared secret) guards only ingest. Once a token exists, every route but
+``/healthz`` and ``/readyz`` needs ``Authorization: Bearer <secret>`` of a token that is neither
+revoked nor expired; the shared secret then acts as a producer of every namespace. Token lookups
+are cached for ``ttl`` seconds (1 by default), so a revocation takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from opslineage.governance import AccessDenied, Permission, Principal, StoredToken, TokenStorage, authenticate
+from opslineage.model import ParsedEvent
+
+__all__ = ["ROUTE_PERMISSIONS", "SHARED_SECRET", "Authenticator", "confine_events", "route_key"]
+
+P = Permission
+ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
+    ("GET", "/healthz"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/openapi.json"): P.READ_LINEAGE,
+    ("POST", "/api/v1/lineage"): P.WRITE_EVENTS,
+    ("POST", "/api/v1/lineage/batch"): P.WRITE_EVENTS,
+    ("GET", "/api/v1/lineage"): P.READ_LINEAGE,
+    ("GET", "/api/v1/why/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/api/v1/why-tree/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/api/v1/nodes"): P.READ_LINEAGE,
+    ("GET", "/api/v1/nodes/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/api/v1/upstream/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/api/v1/downstream/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/api/v1/log/checkpoint"): P.READ_LINEAGE,
+    ("GET", "/api/v1/log/proof/inclusion"): P.READ_LINEAGE,
+    ("GET", "/api/v1/log/proof/consistency"): P.READ_LINEAGE,
+    ("GET", "/api/v1/bundle/{action_id}"): P.READ_BUNDLES,
+    ("GET", "/api/v1/quality"): P.READ_ANALYTICS,
+    ("GET", "/metrics"): P.READ_ANALYTICS,
+}
+"""(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
+open to anyone (the two health routes). A route without a row is refused to everyone (403), and
+``tests/server/test_access_matrix.py`` fails on it."""
+
+SHARED_SECRET = Principal("shared-secret", "producer")
+"""Who the bearer of ``serve --token`` is once the store has tokens: a producer of every namespace."""
+
+_CONVERTER = re.compile(r":\w+}")
+_CACHE_ENTRIES = 4096  # secrets remembered (unknown ones too, so guessing costs no lookups)
+
+
+def route_key(method: str, path: str) -> tuple[str, str]:
+    """The :data:`ROUTE_PERMISSIONS` key of a route: HEAD as GET, ``{x:path}`` as ``{x}``."""
+    return ("GET" if method == "HEAD" else method, _CONVERTER.sub("}", path))
+
+
+class Authenticator:
+    """The principal of each request's ``Authorization`` header, with token lookups cached.
+
+    Args:
+        storage: this thread's token storage (the store the server serves).
+        shared_secret: ``serve --token``, the legacy shared secret (None: none).
+        ttl: seconds a lookup (and whether any token exists) is remembered.
+    """
+
+    def __init__(
+        self, storage: Callable[[], TokenStorage], shared_secret: str | None = None, ttl: float = 1.0
+    ) -> None:
+        self._storage, self._shared, self._ttl = storage, shared_secret, ttl
+        self._found: dict[bytes, tuple[float, StoredToken | None]] = {}
+        self._any: tuple[float, bool] | None = None
+        self._lock = threading.Lock()
+
+    def principal(self, authorization: str | None, *, writing: bool = False) -> Principal:
+        """Who bears ``authorization`` (the header's value), for a read or (``writing``) an ingest.
+
+        Raises:
+            AccessDenied: (``authenticated`` False) the store has tokens and none valid is borne,
+                or it has none, the server has a shared secret, ``writing``, and it is not borne.
+        """
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        secret = credentials.strip() if scheme.lower() == "bearer" else None
+        shared = self._shared is not None and secret is not None and _same(secret, self._shared)
+        if not self.has_tokens():
+            if shared:
+                return Principal("shared-secret", "admin")
+            if writing and self._shared is not None:
+                raise AccessDenied(
+                    "ingest", "a valid Authorization: Bearer token is required", authenticated=False
+                )
+            return Principal.anonymous("admin")
+        if shared:
+            return SHARED_SECRET
+        return authenticate(secret, self, datetime.now(UTC))
+
+    def has_tokens(self) -> bool:
+        """Whether the store has a token (remembered for good once it has: none is ever deleted)."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._any
+        if known is not None and (known[1] or now - known[0] < self._ttl):
+            return known[1]
+        found = self._storage().has_tokens()
+        with self._lock:
+            self._any = (now, found)
+        return found
+
+    def token_by_hash(self, digest: bytes) -> StoredToken | None:
+        """The stored token of ``digest``, from the cache while it is fresh."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._found.get(digest)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        found = self._storage().token_by_hash(digest)
+        with self._lock:
+            self._found.pop(digest, None)
+            if len(self._found) >= _CACHE_ENTRIES:
+                self._found.pop(next(iter(self._found)))
+            self._found[digest] = (now, found)
+        return found
+
+
+def confine_events(principal: Principal, events: Iterable[ParsedEvent], operation: str) -> None:
+    """Go on only if every namespace the events name (their jobs', runs' and datasets') is one of
+    the principal's.
+
+    Raises:
+        AccessDenied: one is not; nothing of the request may be stored.
+    """
+    if principal.namespaces is None:
+        return
+    named = {node.namespace for event in events for node in event.nodes if node.namespace is not None}
+    outside = sorted(named - principal.namespaces)
+    if outside:
+        raise AccessDenied(
+            operation,
+            f"{principal.id} may write only into {', '.join(sorted(principal.namespaces))}, "
+            f"not {', '.join(outside)}",
+        )
+
+
+def _same(presented: str, secret: str) -> bool:
+    return hmac.compare_digest(presented.encode(), secret.encode())
