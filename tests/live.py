@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from opslineage.governance import AccessTrail
 from opslineage.server import ServerSettings, create_app
 
 
@@ -19,9 +20,12 @@ class LiveServer:
     store: str
 
 
-def start_server(settings: ServerSettings, port: int = 0) -> tuple[uvicorn.Server, threading.Thread, str]:
+def start_server(
+    settings: ServerSettings, port: int = 0, trail: AccessTrail | None = None
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve ``settings`` (access events on ``trail``) on ``port`` (0: a free one) of 127.0.0.1."""
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(settings, trail), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

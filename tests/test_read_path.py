@@ -61,6 +61,9 @@ STORE_READS = frozenset(
 )
 # What the store does besides reading: writes and the connection's life.
 STORE_WRITES = frozenset({"ingest", "ingest_many", "add_segment", "add_checkpoint", "set_meta", "close"})
+# The API tokens: credentials, not lineage (opslineage.governance.tokens and the server's
+# authenticator keep and look them up; a token holder reads through a Reader like anyone).
+TOKEN_TABLE = frozenset({"add_token", "token_by_hash", "tokens", "revoke_token", "has_tokens"})
 # Reads of the transparency log that take a store.
 LEDGER_READS = {
     "opslineage.ledger.log": frozenset({"root", "inclusion", "consistency", "latest_checkpoint"}),
@@ -144,7 +147,9 @@ def violations(source: str, package: str) -> list[str]:
 def test_the_listed_read_methods_are_the_stores() -> None:
     public = {name for name, _ in inspect.getmembers(Store, callable) if not name.startswith("_")}
     assert public >= STORE_READS, sorted(STORE_READS - public)
-    assert public - STORE_READS == STORE_WRITES, "a new store method: list it as a read or a write"
+    assert public - STORE_READS == STORE_WRITES | TOKEN_TABLE, (
+        "a new store method: list it as a read or a write"
+    )
     for module, names in LEDGER_READS.items():
         ledger = ledger_log if module.endswith(".log") else ledger_verify
         assert all(callable(getattr(ledger, name)) for name in names)

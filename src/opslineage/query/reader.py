@@ -167,6 +167,12 @@ class Reader:
             self._open.visibility = Visibility(self.principal, governance_of(self._store))
         return self._open.visibility
 
+    def _covered(self, nodes: list[NodeRecord]) -> list[NodeRecord]:
+        """``nodes`` without those outside the principal's namespaces (what a list shows)."""
+        if self.principal.namespaces is None:
+            return nodes
+        return [node for node in nodes if self.principal.covers(node.namespace)]
+
     def _returned(self, ids: Iterable[str | None]) -> None:
         """Note the node ids an answer names, for the access event."""
         if self._open is not None:
@@ -251,18 +257,19 @@ class Reader:
         limit: int = 100,
         as_of: Horizon = None,
     ) -> list[NodeRecord]:
-        """Nodes of an id kind (``run``, ``job`` …) and naming columns, newest first."""
+        """Nodes of an id kind (``run``, ``job`` …) and naming columns, newest first (those of the
+        principal's namespaces)."""
         with self._reading("search"):
-            found = self._store.find_nodes(
-                kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of
+            found = self._covered(
+                self._store.find_nodes(kind=kind, namespace=namespace, name=name, limit=limit, as_of=as_of)
             )
             self._returned(node.id for node in found)
             return found
 
     def every_node(self, as_of: int) -> list[NodeRecord]:
-        """Every node at ``as_of``, oldest first, in one query."""
+        """Every node at ``as_of`` (of the principal's namespaces), oldest first, in one query."""
         with self._reading("nodes"):
-            found = self._store.find_nodes(limit=1 << 62, as_of=as_of)[::-1]
+            found = self._covered(self._store.find_nodes(limit=1 << 62, as_of=as_of)[::-1])
             self._returned(node.id for node in found)
             return found
 
@@ -281,7 +288,9 @@ class Reader:
             InvalidEvent: not an ``ls`` kind.
         """
         with self._reading("nodes"):
-            found = list_nodes(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+            found = self._covered(
+                list_nodes(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+            )
             self._returned(node.id for node in found)
             return found
 
@@ -294,9 +303,11 @@ class Reader:
         offset: int = 0,
         as_of: Horizon = None,
     ) -> NodePage:
-        """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts."""
+        """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts;
+        nodes outside the principal's namespaces are left out of it (so a page may be short)."""
         with self._reading("nodes"):
             page = node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
+            page = msgspec.structs.replace(page, nodes=self._covered(page.nodes))
             self._returned(node.id for node in page.nodes)
             return page
 
@@ -490,9 +501,11 @@ class Reader:
         """Every artifact node of one type (``action``, ``prediction`` …), of ``namespace`` when
         given, oldest first, in one query."""
         with self._reading("artifacts"):
-            found = self._store.find_nodes(
-                kind="entity", type=node_type, namespace=namespace, limit=1 << 62, as_of=as_of
-            )[::-1]
+            found = self._covered(
+                self._store.find_nodes(
+                    kind="entity", type=node_type, namespace=namespace, limit=1 << 62, as_of=as_of
+                )[::-1]
+            )
             self._returned(node.id for node in found)
             return found
 
