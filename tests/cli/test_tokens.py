@@ -4,11 +4,14 @@ once, only its hash stored, and every bad input one line and exit 2, storing not
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 
 import pytest
 
 from opslineage import open_store
 from opslineage.cli.main import main
+from opslineage.cli.serve import is_loopback
 from opslineage.governance import SECRET_PREFIX, authenticate, hash_secret
 
 
@@ -101,3 +104,40 @@ def test_a_name_is_never_reused_and_an_unknown_name_is_named(
     assert (status, out) == (2, "") and "'dup' exists or existed" in err
     assert main(["token", "revoke", "ghost", "--store", store_url]) == 2
     assert "no token named 'ghost'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port of every address that something else listens on already."""
+    with socket.create_server(("0.0.0.0", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+def test_serve_refuses_a_public_address_while_the_store_has_no_tokens(
+    store_url: str, capsys: pytest.CaptureFixture[str], taken_port: int
+) -> None:
+    serve = ["serve", "--store", store_url, "--host", "0.0.0.0", "--port", str(taken_port)]
+    assert main(serve) == 2
+    err = capsys.readouterr().err
+    assert "refusing to serve on 0.0.0.0 without API tokens" in err and "opslineage token create" in err
+    # past the check, serving on the taken port is what fails: so the check let these through
+    assert main([*serve, "--insecure-no-auth"]) == 2
+    assert "cannot listen on 0.0.0.0" in capsys.readouterr().err
+    _create(store_url, capsys, "--name", "ops", "--role", "operator")
+    assert main(serve) == 2
+    assert "cannot listen on 0.0.0.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.0.2.7", False),
+        ("no-such-host.invalid", False),
+    ],
+)
+def test_loopback_addresses_are_told_from_the_others(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

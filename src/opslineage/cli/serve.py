@@ -1,8 +1,10 @@
-"""``opslineage serve``: the HTTP API on uvicorn."""
+"""``opslineage serve``: the HTTP API on uvicorn, refusing to listen beyond this host while the
+store has no API tokens (every caller would be its admin) unless told ``--insecure-no-auth``."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import socket
 import ssl
@@ -52,6 +54,12 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         help="serve HTTPS with this PEM certificate (chain); needs --tls-key (default: plain HTTP)",
     )
     parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="listen on a non-loopback address even though the store has no API tokens "
+        "(anyone who reaches it reads and writes everything)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -71,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
 
     tls = tls_options(args.tls_cert, args.tls_key)
     url = args.store or default_store_url()
-    store_from(args, create=True).close()
+    with store_from(args, create=True) as store:
+        if not (args.insecure_no_auth or store.has_tokens() or is_loopback(args.host)):
+            raise UsageError(
+                f"refusing to serve on {args.host} without API tokens: anyone reaching it would act as "
+                "the store's admin. Create one first (opslineage token create --name NAME --role ROLE), "
+                "listen on 127.0.0.1, or pass --insecure-no-auth"
+            )
     settings = ServerSettings(
         store=url, token=args.token, max_body=args.max_body, key=args.key, query_timeout=args.query_timeout
     )
@@ -84,6 +98,20 @@ def run(args: argparse.Namespace) -> int:
         **tls,
     )
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is only reachable from this machine: every address
+    it resolves to is a loopback one (a name that does not resolve is not)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(entry[4][0]).is_loopback for entry in found)
 
 
 def tls_options(cert: str | None, key: str | None) -> dict[str, str]:
