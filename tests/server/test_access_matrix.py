@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import RunSql
 from live import start_server
 from opslineage import Tracer, open_store
 from opslineage.governance import ROLES, AccessEvent, Permission, create_token, permissions_of, revoke
@@ -232,6 +233,8 @@ def test_the_generated_matrix_matches_the_table_and_the_trail(served: Served) ->
         f"token 'expired' expired at {_first_reason(denied, 'expired')}",
     }
     assert any(event.target == served.chain.action and event.actor == "token:other" for event in denied)
+    recorded = repr(served.trail)
+    assert not [caller for caller, secret in served.secrets.items() if secret and secret in recorded]
 
 
 def _first_reason(events: list[AccessEvent], name: str) -> str:
@@ -279,11 +282,18 @@ def test_a_namespaced_token_writes_and_lists_only_its_namespaces(served: Served)
     assert asked.status_code == 403
 
 
-def test_the_shared_secret_still_ingests_and_reads_nothing(served: Served) -> None:
+def test_the_shared_secret_still_ingests_and_reads_nothing(
+    served: Served, tmp_path: Path, run_sql: RunSql
+) -> None:
     shared = {"Authorization": f"Bearer {SHARED}"}
     assert httpx.post(f"{served.url}/api/v1/lineage", json=_event(), headers=shared).status_code == 201
     assert httpx.get(f"{served.url}/api/v1/nodes", headers=shared).status_code == 403
     assert served.trail[-1].actor == "shared-secret" and served.trail[-1].outcome == "denied"
+    producer = _headers(served.secrets["producer"])
+    assert httpx.post(f"{served.url}/api/v1/lineage", json=_event(), headers=producer).status_code == 201
+    actors = run_sql(f"sqlite:///{tmp_path / 'lineage.db'}", "SELECT actor FROM batches ORDER BY id")
+    assert [actor for (actor,) in actors[-2:]] == ["http:token", "http:producer"]
+    assert served.trail[-1].actor == "token:producer" and served.trail[-1].outcome == "allowed"
 
 
 def test_a_revoked_token_is_refused_within_the_cache_time(served: Served, tmp_path: Path) -> None:
