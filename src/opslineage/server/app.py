@@ -10,6 +10,11 @@ Writes go through one group committer on the event loop
 commit runs together in the next transaction, each still all-or-nothing on its own. Every error
 is a JSON body ``{"error", "detail"}`` (plus ``field`` when one field is at fault) with a 4xx
 status (503 for a cancelled query); nothing of a rejected request is stored.
+
+Who calls is decided once, before a route runs (:meth:`_Context.guard`): the route's row of
+:data:`~opslineage.server.auth.ROUTE_PERMISSIONS` names the permission it needs, the bearer
+token (once the store has any) the principal; a refusal is a 401 or a 403 and, like every
+request but the health checks, one access event on the trail given to :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -263,7 +268,6 @@ class _Context:
         """
         key = route_key(request.method, getattr(request.scope.get("route"), "path", request.url.path))
         if key in ROUTE_PERMISSIONS and ROUTE_PERMISSIONS[key] is None:
-            request.state.principal = Principal.anonymous("admin")
             return
         name, target = _operation(request), _target(request)
         reader = Reader(self.store(), Principal.anonymous(), self.trail, _client(request))
