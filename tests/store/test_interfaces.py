@@ -13,6 +13,7 @@ import pytest
 from helpers import Chain
 from opslineage import store as store_package
 from opslineage.store import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     ArtifactRow,
@@ -31,7 +32,7 @@ from opslineage.store import (
 from opslineage.store.postgres import PostgresStore
 from opslineage.store.sqlite import SQLiteStore
 
-PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings)
+PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, AccessLogStorage)
 
 
 def _members(cls: type) -> set[str]:

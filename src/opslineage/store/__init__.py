@@ -13,6 +13,7 @@ import os
 from opslineage.store._plan import derive_rows
 from opslineage.store.base import ARCHIVE_DIR_ENV, Store
 from opslineage.store.interfaces import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     EventLog,
@@ -21,6 +22,8 @@ from opslineage.store.interfaces import (
     Settings,
 )
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     ArtifactRow,
     CheckpointRow,
     Cut,
@@ -46,6 +49,9 @@ from opslineage.store.sqlite import SQLiteStore
 __all__ = [
     "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
+    "AccessEventRow",
+    "AccessLogStorage",
+    "AccessRow",
     "ArchiveTier",
     "ArtifactReader",
     "ArtifactRow",

@@ -1,0 +1,381 @@
+"""The access log: every read and every refused attempt, in a tamper-evident Merkle log of its own.
+
+:class:`AccessLog` is the store-backed :class:`~opslineage.governance.AccessTrail`. Each access
+event is kept as its RFC 8785 canonical JSON; leaf ``seq - 1`` of the access log is the RFC 9162
+leaf hash of those bytes, appended with the event in one transaction (the store's
+:class:`~opslineage.store.AccessLogStorage`), beside the lineage log and hashed the same way. Its
+checkpoints are signed with the lineage log's key under the origin line ``<origin>/access``, when
+the lineage log's cadence says one is due.
+
+**Fail-closed.** :meth:`AccessLog.record` returns only once the event is committed: a read whose
+event cannot be written (the store refuses it, is unreachable, or does not answer within the
+timeout) gets :class:`AccessLogUnavailable` instead of its answer, so nothing is served
+unaudited. Records made at the same time by many threads are written by one writer thread in one
+transaction, so a busy server pays one commit per group, not per read.
+
+:func:`verify_access_log` recomputes every leaf from the stored rows and the tree from the
+leaves, and checks every stored node and every checkpoint's signature, origin and root.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from opslineage.ledger._checks import CHUNK, Finding, check_checkpoint, check_nodes
+from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note, sign
+from opslineage.ledger.keys import LogKeyError, load_private_key
+from opslineage.ledger.log import (
+    checkpoint_due,
+    checkpoint_policy,
+    log_key_path,
+    prove_consistency,
+    prove_inclusion,
+    signing_origin,
+    tree_root,
+)
+from opslineage.merkle import CompactRange, leaf_hash
+from opslineage.model import canonical_json
+from opslineage.store import AccessEventRow, AccessRow, CheckpointRow, Store, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from opslineage.governance import AccessEvent
+
+__all__ = [
+    "ACCESS_SUFFIX",
+    "AccessLog",
+    "AccessLogReport",
+    "AccessLogUnavailable",
+    "access_checkpoint",
+    "access_consistency",
+    "access_inclusion",
+    "access_origin",
+    "access_root",
+    "access_row",
+    "latest_access_checkpoint",
+    "verify_access_log",
+]
+
+ACCESS_SUFFIX = "/access"
+"""What the access log's origin line adds to the lineage log's."""
+
+_log = logging.getLogger(__name__)
+
+
+class AccessLogUnavailable(StoreUnavailable):
+    """An access event could not be written, so the read it records is refused (fail-closed)."""
+
+
+def access_row(event: AccessEvent) -> AccessRow:
+    """The row an access event is stored as: its canonical JSON and the columns searches use (the
+    node ids it names, and its target).
+
+    Raises:
+        ValueError: ``event.at`` is not an ISO 8601 time.
+    """
+    body = canonical_json(msgspec.to_builtins(event))
+    at = datetime.fromisoformat(event.at)
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    nodes = dict.fromkeys([*event.nodes, *([event.target] if event.target else [])])
+    return AccessRow(at, event.actor, event.outcome, event.name, body, tuple(nodes))
+
+
+@dataclass(slots=True)
+class _Pending:
+    row: AccessRow
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class AccessLog:
+    """The access trail kept in the store's access log (see the module's description).
+
+    Args:
+        store: where the events go; its writer thread writes through it (give a SQLite store a
+            connection of its own when other threads write through theirs at the same time).
+        key: the log's private key file (default: ``$OPSLINEAGE_KEY``, else where ``init`` put
+            it); without one, no access checkpoint is signed.
+        timeout: seconds a read waits for its event to be committed before it is refused.
+        max_batch: the most events one transaction takes.
+    """
+
+    def __init__(
+        self, store: Store, *, key: str | None = None, timeout: float = 10.0, max_batch: int = 1000
+    ) -> None:
+        self.store = store
+        self._key = key
+        self._timeout = timeout
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self._closed = False
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._signer: tuple[Ed25519PrivateKey, str, tuple[int, int]] | None = None
+        self._looked_up = False  # for the key and the latest checkpoint, on the first commit
+        self._signed: Checkpoint | None = None
+        self.commits = 0
+        """Transactions written so far (fewer than the events when records came together)."""
+
+    def record(self, event: AccessEvent) -> None:
+        """Keep ``event``; returns once it is committed.
+
+        Raises:
+            AccessLogUnavailable: it could not be written, or not within the timeout, or the log
+                is closed: the operation it records must not be answered.
+        """
+        pending = _Pending(access_row(event))
+        with self._wake:
+            if self._closed:
+                raise AccessLogUnavailable("the access log is closed: the read is refused")
+            self._queue.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write, name="opslineage-access-log", daemon=True)
+                self._thread.start()
+            self._wake.notify_all()
+        if not pending.done.wait(self._timeout):
+            raise AccessLogUnavailable(
+                f"the access log did not record {event.name!r} within {self._timeout:g} s: the read is refused"
+            )
+        if pending.error is not None:
+            raise AccessLogUnavailable(
+                f"the access log cannot be written ({pending.error}): the read is refused"
+            ) from pending.error
+
+    def flush(self) -> None:
+        """Wait until every event recorded so far is written (or has failed)."""
+        with self._wake:
+            self._wake.wait_for(lambda: not self._queue and not self._busy)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer thread; later records are refused. The store
+        stays open (its owner closes it)."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> AccessLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self) -> None:
+        """The writer thread: take whatever is queued, write it in one transaction, answer."""
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._queue or self._closed)
+                if not self._queue:
+                    return
+                group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                self._busy = True
+            try:
+                self.store.append_access([pending.row for pending in group])
+                self.commits += 1
+                self._checkpoint_if_due()
+            except Exception as error:  # every reader in the group is refused, with the reason
+                for pending in group:
+                    pending.error = error
+            finally:
+                for pending in group:
+                    pending.done.set()
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()
+
+    def _checkpoint_if_due(self) -> None:
+        """Sign an access checkpoint when the lineage log's cadence says one is due. A checkpoint
+        that cannot be signed is logged and tried again later: the events are committed."""
+        if not self._looked_up:
+            self._signer, self._looked_up = self._find_signer(), True
+            self._signed = latest_access_checkpoint(self.store)
+        if self._signer is None:
+            return
+        key, origin, (every, seconds) = self._signer
+        now = datetime.now(UTC)
+        size = self.store.access_size()
+        if checkpoint_due(self._signed, size, now, every, seconds):
+            try:
+                self._signed = _sign(self.store, key, origin, size, now)
+            except StoreError as error:
+                _log.warning("access checkpoint at size %d not signed: %s", size, error)
+
+    def _find_signer(self) -> tuple[Ed25519PrivateKey, str, tuple[int, int]] | None:
+        path = log_key_path(self.store, self._key)
+        if not path.exists() or self.store.get_meta("log_origin") is None:
+            return None
+        try:
+            key = load_private_key(path)
+            return key, access_origin(self.store, key), checkpoint_policy(self.store)
+        except (LogKeyError, OSError) as error:
+            _log.warning("access checkpoints are not signed: %s", error)
+            return None
+
+
+def access_origin(store: Store, key: Ed25519PrivateKey) -> str:
+    """The access log's origin line: the lineage log's, then ``/access``.
+
+    Raises:
+        LogKeyError: ``key`` is not the log's key, or the log was not initialised.
+    """
+    return signing_origin(store, key) + ACCESS_SUFFIX
+
+
+def access_root(store: Store, size: int | None = None) -> bytes:
+    """The access log's root hash at ``size`` leaves (default: now)."""
+    return tree_root(store.access_size() if size is None else size, store.access_log_node)
+
+
+def access_inclusion(store: Store, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+    """The inclusion proof of access event ``seq`` in the access log's tree of ``tree_size``.
+
+    Raises:
+        ValueError: ``seq`` or ``tree_size`` outside the access log.
+    """
+    return prove_inclusion(store.access_size(), store.access_log_node, seq, tree_size)
+
+
+def access_consistency(store: Store, first: int, second: int) -> dict[str, Any]:
+    """The proof that the access log's tree of ``second`` leaves extends its tree of ``first``.
+
+    Raises:
+        ValueError: sizes outside the access log, or ``first`` > ``second``.
+    """
+    return prove_consistency(store.access_size(), store.access_log_node, first, second)
+
+
+def access_checkpoint(store: Store, key: Ed25519PrivateKey, now: datetime | None = None) -> Checkpoint:
+    """Sign the access log's current size and root under ``<origin>/access`` and keep it.
+
+    Raises:
+        LogKeyError: ``key`` is not the log's key, or the log was not initialised.
+    """
+    return _sign(store, key, access_origin(store, key), store.access_size(), now or datetime.now(UTC))
+
+
+def _sign(store: Store, key: Ed25519PrivateKey, origin: str, size: int, now: datetime) -> Checkpoint:
+    made = sign(key, origin, size, access_root(store, size), now)
+    store.add_access_checkpoint(size, made.root_hash, made.note)
+    return made
+
+
+def latest_access_checkpoint(store: Store) -> Checkpoint | None:
+    """The access-log checkpoint of the largest tree size kept, if any."""
+    kept = store.latest_access_checkpoint()
+    return None if kept is None else parse_note(kept.note, store.get_meta("log_public_key") or "")
+
+
+@dataclass
+class AccessLogReport:
+    """What :func:`verify_access_log` checked and found; a finding's ``seq`` is the access event
+    (or the tree size) it concerns."""
+
+    size: int = 0
+    """Access events the log holds."""
+    events: int = 0
+    checkpoints: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing differs."""
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "events_checked": self.events,
+            "checkpoints_checked": self.checkpoints,
+            "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
+        }
+
+
+def verify_access_log(store: Store, public_key: Ed25519PublicKey | None) -> AccessLogReport:
+    """Rebuild the access log from its stored rows and check every leaf, stored node and
+    checkpoint (signature, ``/access`` origin, root) against them."""
+    report = AccessLogReport(size=store.access_size())
+    checkpoints = {row.size: row for row in store.access_checkpoints()}
+    tree, stored_tree = CompactRange(), CompactRange()
+    after = 0
+    while rows := store.access_rows(after=after, limit=CHUNK):
+        first, last = after + 1, max(rows[-1].seq, after + len(rows))
+        leaves = store.access_log_range(0, first - 1, last)
+        by_seq = {row.seq: row for row in rows}
+        completed: list[tuple[int, int, bytes]] = []
+        for seq in range(first, last + 1):
+            stored = leaves.get(seq - 1)
+            if stored is None:
+                report.findings.append(Finding(seq, "the access log has no leaf for this access event"))
+            completed.extend(stored_tree.append(stored or bytes(32)))
+            row = by_seq.get(seq)
+            if row is None:
+                report.findings.append(Finding(seq, "access event is missing (deleted from the store)"))
+                tree.append(stored or bytes(32))
+            else:
+                report.events += 1
+                tree.append(_check_row(row, stored, report.findings))
+            if tree.size in checkpoints:
+                report.checkpoints += 1
+                report.findings.extend(
+                    _check_access_checkpoint(store, tree, checkpoints[tree.size], public_key)
+                )
+        report.findings.extend(
+            Finding(f.seq, f"access log: {f.what}") for f in check_nodes(store.access_log_range, completed)
+        )
+        after = last
+    if tree.size != report.size:
+        report.findings.append(
+            Finding(tree.size + 1, f"the access log has {report.size} events but only {tree.size} remain")
+        )
+    report.findings.extend(
+        Finding(size, "an access checkpoint claims a larger log than the events stored")
+        for size in checkpoints
+        if size > tree.size
+    )
+    return report
+
+
+def _check_row(row: AccessEventRow, stored: bytes | None, findings: list[Finding]) -> bytes:
+    """Check one stored access event against its leaf and its columns; returns its leaf hash."""
+    leaf = leaf_hash(row.body)
+    if stored is not None and stored != leaf:
+        findings.append(Finding(row.seq, "access event does not match its log leaf (its row was changed)"))
+    try:
+        body = msgspec.json.decode(row.body)
+        columns = (datetime.fromisoformat(body["at"]), body["actor"], body["outcome"], body["name"])
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        findings.append(Finding(row.seq, "access event body is not an access event"))
+        return leaf
+    if columns != (row.at, row.actor, row.outcome, row.name):
+        findings.append(
+            Finding(row.seq, "access event columns (at, actor, outcome, name) differ from its body")
+        )
+    return leaf
+
+
+def _check_access_checkpoint(
+    store: Store, tree: CompactRange, row: CheckpointRow, public_key: Ed25519PublicKey | None
+) -> list[Finding]:
+    found = [
+        Finding(f.seq, f"access {f.what}") for f in check_checkpoint(tree, row.root, row.note, public_key)
+    ]
+    try:
+        origin = parse_note(row.note).origin
+    except CheckpointError:
+        return found  # already a finding
+    lineage = store.get_meta("log_origin")
+    if lineage is not None and origin != lineage + ACCESS_SUFFIX:
+        found.append(
+            Finding(tree.size, f"access checkpoint has origin {origin!r}, not {lineage + ACCESS_SUFFIX!r}")
+        )
+    return found
