@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESS_SUFFIX",
+    "IDLE_SECONDS",
     "AccessLog",
     "AccessLogReport",
     "AccessLogUnavailable",
@@ -64,6 +65,9 @@ __all__ = [
 
 ACCESS_SUFFIX = "/access"
 """What the access log's origin line adds to the lineage log's."""
+
+IDLE_SECONDS = 1.0
+"""How long the writer thread waits for the next event before it ends."""
 
 _log = logging.getLogger(__name__)
 
@@ -159,8 +163,9 @@ class AccessLog:
         with self._wake:
             self._closed = True
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+            writer = self._thread
+        if writer is not None:
+            writer.join()
 
     def __enter__(self) -> AccessLog:
         return self
@@ -169,11 +174,13 @@ class AccessLog:
         self.close()
 
     def _write(self) -> None:
-        """The writer thread: take whatever is queued, write it in one transaction, answer."""
+        """The writer thread: take whatever is queued, write it in one transaction, answer; it
+        ends when closed, or idle for :data:`IDLE_SECONDS` (the next record starts another)."""
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._queue or self._closed)
+                self._wake.wait_for(lambda: self._queue or self._closed, IDLE_SECONDS)
                 if not self._queue:
+                    self._thread = None
                     return
                 group, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 self._busy = True
