@@ -40,6 +40,7 @@ from opslineage.model import InvalidEvent
 from opslineage.query import Reader
 from opslineage.query.reader import AccessRecord
 from opslineage.store import Store
+from trail import one_byte_changed, refuse_access_writes
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -55,33 +56,6 @@ def _event(i: int, *, actor: str = "token:ops", outcome: str = "allowed", at: da
         reason="lineage:read needed" if outcome == "denied" else None,
         target=f"run:{i}",
         nodes=[f"entity:n{i}", "policy:guard@1"],
-    )
-
-
-def _refuse_access_writes(run_sql: RunSql, url: str) -> None:
-    """Make the database refuse every new access event, as a full or read-only disk would."""
-    if url.startswith("sqlite:///"):
-        run_sql(
-            url,
-            "CREATE TRIGGER no_access BEFORE INSERT ON access_events"
-            " BEGIN SELECT RAISE(ABORT, 'access events refused'); END",
-        )
-        return
-    run_sql(
-        url,
-        "CREATE FUNCTION no_access() RETURNS trigger LANGUAGE plpgsql AS"
-        " $$ BEGIN RAISE EXCEPTION 'access events refused'; END $$",
-        "CREATE TRIGGER no_access BEFORE INSERT ON access_events FOR EACH ROW EXECUTE FUNCTION no_access()",
-    )
-
-
-def _one_byte_changed(url: str, seq: int, old: str, new: str) -> str:
-    """The UPDATE that turns ``old`` into ``new`` (one byte apart) in access event ``seq``'s body."""
-    if url.startswith("sqlite:///"):
-        return f"UPDATE access_events SET body = CAST(replace(CAST(body AS TEXT), '{old}', '{new}') AS BLOB) WHERE seq = {seq}"
-    return (
-        f"UPDATE access_events SET body = convert_to(replace(convert_from(body, 'UTF8'), '{old}', '{new}'), 'UTF8')"
-        f" WHERE seq = {seq}"
     )
 
 
@@ -189,7 +163,7 @@ def test_a_changed_byte_in_an_access_event_fails_verify_naming_it(store_url: str
         for i in range(5):
             log.record(_event(i))
         assert verify_store(store, None).ok
-    run_sql(store_url, _one_byte_changed(store_url, 4, "run:3", "run:9"), tamper=True)
+    run_sql(store_url, one_byte_changed(store_url, 4, "run:3", "run:9"), tamper=True)
     with open_store(store_url) as store:
         report = verify_store(store, None)
     assert not report.ok and report.findings == [], "the lineage log itself is intact"
@@ -238,7 +212,7 @@ def test_checkpoints_are_signed_under_the_access_origin(store: Store, tmp_path: 
 def test_a_read_whose_event_cannot_be_written_is_refused(
     store_url: str, chain: Chain, run_sql: RunSql
 ) -> None:
-    _refuse_access_writes(run_sql, store_url)
+    refuse_access_writes(run_sql, store_url)
     with open_store(store_url) as store:
         log = AccessLog(store)
         reader = Reader(store, Principal.local_admin(), log, "cli")
