@@ -296,9 +296,13 @@ class AccessLogStorage(Protocol):
     lineage log, leaf i being the access event of sequence i + 1. Everything is append-only."""
 
     @abc.abstractmethod
-    def append_access(self, rows: Sequence[AccessRow]) -> list[int]:
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
         """Append access events, their node index and the Merkle nodes they complete, in one
-        transaction; returns the sequence numbers given to them, in order."""
+        transaction; returns the sequence numbers given to them, in order.
+
+        With ``durable`` false the commit returns before it is synced to disk (SQLite's
+        ``synchronous=NORMAL``, PostgreSQL's ``synchronous_commit=off``): it survives the process
+        crashing, not the machine losing power."""
 
     @abc.abstractmethod
     def access_size(self) -> int:

@@ -738,8 +738,11 @@ class PostgresStore(Store):
 
     _access_frontier: CompactRange | None = None  # its right edge, as last committed here
 
-    def append_access(self, rows: Sequence[AccessRow]) -> list[int]:
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
         def work(conn: _Conn) -> tuple[list[int], CompactRange]:
+            conn.execute("SET LOCAL lock_timeout = '10s'")  # a read waits for its event: not for ever
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
             size = _access_size(conn)
             frontier = self._access_frontier
             if frontier is None or frontier.size != size:  # first use, or another writer appended

@@ -582,7 +582,9 @@ class SQLiteStore(Store):
 
     _access_frontier: CompactRange | None = None  # its right edge, as last committed here
 
-    def append_access(self, rows: Sequence[AccessRow]) -> list[int]:
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
+        if not durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")  # for this commit only: FULL again below
         try:
             with self._transaction():
                 size = self.access_size()
@@ -608,6 +610,9 @@ class SQLiteStore(Store):
             if isinstance(error, sqlite3.OperationalError):  # locked, full, read-only: an outage
                 raise StoreUnavailable(f"cannot write the access log of {self.path}: {error}") from None
             raise StoreError(f"cannot write the access log of {self.path}: {error}") from None
+        finally:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=FULL")
         self._access_frontier = frontier
         return seqs
 
