@@ -7,16 +7,22 @@ leaf hash of those bytes, appended with the event in one transaction (the store'
 checkpoints are signed with the lineage log's key under the origin line ``<origin>/access``, when
 the lineage log's cadence says one is due.
 
-**Fail-closed.** :meth:`AccessLog.record` returns only once the event is committed: a read whose
-event cannot be written (the store refuses it, is unreachable, or does not answer within the
-timeout) gets :class:`AccessLogUnavailable` instead of its answer, so nothing is served
-unaudited.
+**Fail-closed**, in one of two ways:
 
-**Group commit.** Records made at the same time by many threads share transactions: the thread
-that finds no write under way writes its event together with every one queued meanwhile; the
-others wait for that commit, or write the next group. No hand-over to a writer thread: one was
-measured here at 0.35 ms more per read than a commit itself takes (both threads are busy with
-Python, and each SQLite call releases and re-takes the GIL; see :mod:`opslineage.ingest._group`).
+- waiting (the default): :meth:`AccessLog.record` returns only once the event is committed; a
+  read whose event cannot be written (the store refuses it, is unreachable, or does not answer
+  within the timeout) gets :class:`AccessLogUnavailable` instead of its answer, so nothing is
+  served unaudited. Records made at the same time by many threads share transactions (group
+  commit): the thread that finds no write under way writes its event with every one queued
+  meanwhile; the others wait for that commit, or write the next group. The reading threads write
+  themselves: a hand-over to a writer thread was measured at 0.35 ms more per read than the
+  commit (see :mod:`opslineage.ingest._group` for the same finding).
+- queued (``wait=False``): the event is queued and a background thread writes the queue, as much
+  of it per transaction as has arrived; the read is answered at once. Once a write has failed,
+  or the queue holds more than ``backlog`` events or one older than ``lag`` seconds, every read
+  is refused until the queue is written (the thread keeps trying; nothing queued is dropped).
+  What this allows: reads answered within the last ``lag`` seconds before the store failed are
+  audited only once it comes back, and lost if the process dies first.
 
 :func:`verify_access_log` recomputes every leaf from the stored rows and the tree from the
 leaves, and checks every stored node and every checkpoint's signature, origin and root.
@@ -55,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESS_SUFFIX",
+    "RETRY_SECONDS",
     "AccessLog",
     "AccessLogReport",
     "AccessLogUnavailable",
@@ -70,6 +77,9 @@ __all__ = [
 
 ACCESS_SUFFIX = "/access"
 """What the access log's origin line adds to the lineage log's."""
+
+RETRY_SECONDS = 0.2
+"""How long the background writer waits before it tries a failed write again, or ends when idle."""
 
 _log = logging.getLogger(__name__)
 
@@ -97,6 +107,7 @@ class _Pending:
     row: AccessRow
     done: bool = False
     error: Exception | None = None
+    queued: float = field(default_factory=time.monotonic)
 
 
 class AccessLog:
@@ -110,9 +121,12 @@ class AccessLog:
         timeout: seconds a read waits for another thread's write to take its event before it is
             refused (a write of its own is bounded by the store's lock timeout).
         max_batch: the most events one transaction takes.
-        durable: each commit is synced to disk before the read is answered (the default); when
-            false, a commit survives the process crashing but not the machine losing power
-            (``bench/access_log.py`` measures both).
+        durable: each commit is synced to disk (the default); when false, a commit survives
+            the process crashing but not the machine losing power.
+        wait: each read waits for its event's commit (the default); when false, events are
+            queued for a background thread (see the module's description).
+        backlog: with ``wait`` false, the most events queued before reads are refused.
+        lag: with ``wait`` false, the most seconds an event waits in the queue before reads are refused.
     """
 
     def __init__(
@@ -123,9 +137,14 @@ class AccessLog:
         timeout: float = 10.0,
         max_batch: int = 1000,
         durable: bool = True,
+        wait: bool = True,
+        backlog: int = 10_000,
+        lag: float = 1.0,
     ) -> None:
         self.store = store
-        self._durable = durable
+        self._durable, self._wait, self._backlog, self._lag = durable, wait, backlog, lag
+        self._failure: Exception | None = None  # the last write's error, while the queue is unwritten
+        self._writer: threading.Thread | None = None
         self._key = key
         self._timeout = timeout
         self._max_batch = max_batch
@@ -152,6 +171,9 @@ class AccessLog:
         with self._wake:
             if self._closed:
                 raise AccessLogUnavailable("the access log is closed: the read is refused")
+            if not self._wait:
+                self._enqueue(pending)
+                return
             self._queue.append(pending)
             while self._busy and not pending.done:
                 left = deadline - time.monotonic()
@@ -171,8 +193,72 @@ class AccessLog:
                 f"the access log cannot be written ({pending.error}): the read is refused"
             ) from pending.error
 
-    def flush(self) -> None:
-        """Write every event queued so far (or let it fail), waiting for a write under way."""
+    def _enqueue(self, pending: _Pending) -> None:
+        """Queue ``pending`` for the background writer (the caller holds the lock).
+
+        Raises:
+            AccessLogUnavailable: a write failed, or the queue is over its bounds: the read is refused.
+        """
+        if self._failure is not None:
+            raise AccessLogUnavailable(
+                f"the access log cannot be written ({self._failure}): the read is refused"
+            ) from self._failure
+        if len(self._queue) >= self._backlog or (
+            self._queue and time.monotonic() - self._queue[0].queued > self._lag
+        ):
+            raise AccessLogUnavailable(
+                f"the access log is {len(self._queue)} event(s) behind: the read is refused"
+            )
+        self._queue.append(pending)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._drain, name="opslineage-access-log", daemon=True)
+            self._writer.start()
+        self._wake.notify_all()
+
+    def _drain(self) -> None:
+        """The background writer: write the queue, as much per transaction as has arrived; after a
+        failure keep the events and try again (reads are refused meanwhile); end when closed and
+        written, or after :data:`RETRY_SECONDS` with nothing queued."""
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._queue or self._closed, RETRY_SECONDS)
+                if not self._queue:
+                    self._writer = None
+                    self._wake.notify_all()
+                    return
+                group, self._busy = self._queue[: self._max_batch], True
+            try:
+                self.store.append_access([pending.row for pending in group], durable=self._durable)
+                self.commits += 1
+                self._checkpoint_if_due()
+            except Exception as error:  # kept queued; reads are refused until it is written
+                with self._wake:
+                    self._failure, self._busy = error, False
+                    self._wake.notify_all()
+                    self._wake.wait(RETRY_SECONDS)
+                continue
+            with self._wake:
+                del self._queue[: len(group)]
+                self._failure, self._busy = None, False
+                self._wake.notify_all()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Write every event queued so far (or let it fail), waiting for a write under way.
+
+        Raises:
+            AccessLogUnavailable: (queued mode) the queue could not be written within ``timeout``
+                seconds (default: the log's timeout).
+        """
+        if not self._wait:
+            with self._wake:
+                written = self._wake.wait_for(
+                    lambda: not self._queue, self._timeout if timeout is None else timeout
+                )
+                if not written:
+                    raise AccessLogUnavailable(
+                        f"{len(self._queue)} access event(s) are not written ({self._failure})"
+                    )
+            return
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: not self._busy)
@@ -182,10 +268,18 @@ class AccessLog:
             self._commit(group)
 
     def close(self) -> None:
-        """Write what is queued; later records are refused. The store stays open (its owner closes it)."""
+        """Write what is queued; later records are refused. The store stays open (its owner closes it).
+
+        Raises:
+            AccessLogUnavailable: (queued mode) what is queued could not be written within the timeout.
+        """
         with self._wake:
             self._closed = True
+            self._wake.notify_all()
         self.flush()
+        writer = self._writer
+        if writer is not None:
+            writer.join()
 
     def __enter__(self) -> AccessLog:
         return self
