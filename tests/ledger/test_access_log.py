@@ -258,6 +258,56 @@ def test_a_read_waits_no_longer_than_the_timeout_behind_a_stuck_write(store_url:
         assert [row.body for row in store.access_rows()] == [access_row(_event(0)).body]
 
 
+def test_queued_mode_refuses_reads_once_a_write_fails_and_keeps_the_events(
+    store_url: str, run_sql: RunSql
+) -> None:
+    open_store(store_url).close()
+    with open_store(store_url) as store:
+        log = AccessLog(store, wait=False, timeout=2)
+        log.record(_event(0))
+        log.flush()
+        assert store.access_size() == 1 and log.commits == 1
+        refuse_access_writes(run_sql, store_url)
+        log.record(_event(1))  # queued: the read is answered, its event not yet written
+        with pytest.raises(AccessLogUnavailable, match=r"1 access event\(s\) are not written"):
+            log.flush(timeout=1)
+        with pytest.raises(
+            AccessLogUnavailable,
+            match=r"cannot be written \((.|\n)*access events refused(.|\n)*the read is refused",
+        ):
+            log.record(_event(2))
+        run_sql(
+            store_url,
+            "DROP TRIGGER no_access" + ("" if store_url.startswith("sqlite") else " ON access_events"),
+        )
+        log.flush()  # the writer tried again: the kept event is written, in order
+        log.record(_event(3))
+        log.close()
+        assert [row.body for row in store.access_rows()] == [access_row(_event(i)).body for i in (0, 1, 3)]
+
+
+def test_queued_mode_refuses_reads_when_the_queue_is_too_far_behind(store_url: str) -> None:
+    open_store(store_url).close()
+    holder = (
+        sqlite3.connect(store_url[len("sqlite:///") :], isolation_level=None)
+        if store_url.startswith("sqlite")
+        else psycopg.connect(store_url)
+    )
+    holder.execute(
+        "BEGIN IMMEDIATE" if store_url.startswith("sqlite") else "LOCK TABLE access_events IN EXCLUSIVE MODE"
+    )
+    with open_store(store_url) as store:
+        log = AccessLog(store, wait=False, backlog=2, lag=60)
+        log.record(_event(0))  # taken by the writer, which waits for the lock
+        log.record(_event(1))
+        with pytest.raises(AccessLogUnavailable, match=r"2 event\(s\) behind: the read is refused"):
+            log.record(_event(2))
+        holder.execute("ROLLBACK") if store_url.startswith("sqlite") else holder.rollback()
+        holder.close()
+        log.close()
+        assert store.access_size() == 2
+
+
 def test_denied_reads_are_access_events_with_the_au3_fields(store: Store, chain: Chain) -> None:
     log = AccessLog(store)
     operator = Reader(store, Principal.token("oncall", "operator"), log, "10.1.2.3:4444")
