@@ -316,12 +316,15 @@ def test_denied_reads_are_access_events_with_the_au3_fields(store: Store, chain:
     producer = Reader(store, Principal.token("ingest", "producer"), log, "10.1.2.4:5555")
     with pytest.raises(AccessDenied):
         producer.why("run:" + chain.action.run_id)
+    Reader(store, Principal.anonymous(), log, "10.1.2.5:6666").refuse("why", "no token", "run:x")
     auditor = Reader(store, Principal.token("audit", "auditor"), log, "10.9.9.9:1")
     denied = auditor.access_log(outcome="denied")
     assert [(r.name, r.actor, r.role, r.client, r.outcome) for r in denied] == [
         ("access-log", "token:oncall", "operator", "10.1.2.3:4444", "denied"),
         ("why", "token:ingest", "producer", "10.1.2.4:5555", "denied"),
+        ("why", "anonymous", None, "10.1.2.5:6666", "denied"),
     ]
+    assert (denied[2].reason, denied[2].target) == ("no token", "run:x")
     assert "access-log:read" in (denied[0].reason or "") and denied[1].target == "run:" + chain.action.run_id
     assert all(datetime.fromisoformat(r.at) > datetime.now(UTC) - timedelta(minutes=5) for r in denied)
     everything = auditor.access_log()

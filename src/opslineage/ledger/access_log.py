@@ -310,21 +310,22 @@ class AccessLog:
                 self._wake.notify_all()
 
     def _checkpoint_if_due(self) -> None:
-        """Sign an access checkpoint when the lineage log's cadence says one is due. A checkpoint
-        that cannot be signed is logged and tried again later: the events are committed."""
-        if not self._looked_up:
-            self._signer, self._looked_up = self._find_signer(), True
-            self._signed = latest_access_checkpoint(self.store)
-        if self._signer is None:
-            return
-        key, origin, (every, seconds) = self._signer
-        now = datetime.now(UTC)
-        size = self.store.access_size()
-        if checkpoint_due(self._signed, size, now, every, seconds):
-            try:
+        """Sign an access checkpoint when the lineage log's cadence says one is due. One that
+        cannot be signed is logged and tried after a later commit: the events are committed, so
+        it is no reason to refuse their reads."""
+        try:
+            if not self._looked_up:
+                self._signer, self._looked_up = self._find_signer(), True
+                self._signed = latest_access_checkpoint(self.store)
+            if self._signer is None:
+                return
+            key, origin, (every, seconds) = self._signer
+            now = datetime.now(UTC)
+            size = self.store.access_size()
+            if checkpoint_due(self._signed, size, now, every, seconds):
                 self._signed = _sign(self.store, key, origin, size, now)
-            except StoreError as error:
-                _log.warning("access checkpoint at size %d not signed: %s", size, error)
+        except (StoreError, CheckpointError, ValueError) as error:
+            _log.warning("access checkpoint not signed: %s", error)
 
     def _find_signer(self) -> tuple[Ed25519PrivateKey, str, tuple[int, int]] | None:
         path = log_key_path(self.store, self._key)
