@@ -29,7 +29,6 @@ from opslineage.ledger.access_log import (
     access_consistency,
     access_inclusion,
     access_row,
-    latest_access_checkpoint,
     verify_access_log,
 )
 from opslineage.ledger.checkpoint import parse_note, sign
@@ -104,6 +103,11 @@ def test_inclusion_and_consistency_proofs_verify(store: Store) -> None:
             [bytes.fromhex(node) for node in proof["audit_path"]],
             bytes.fromhex(proof["root_hash"]),
         )
+    reader = Reader(store, Principal.token("audit", "auditor"))
+    assert reader.access_inclusion_proof(6).to_dict() == access_inclusion(store, 6)
+    assert reader.access_consistency_proof(5, 11).to_dict() == access_consistency(store, 5, 11)
+    with pytest.raises(AccessDenied, match="access-log:read"):
+        Reader(store, Principal.token("oncall", "operator")).access_inclusion_proof(6)
     proof = access_consistency(store, 5, 11)
     verify_consistency(
         5,
@@ -191,7 +195,7 @@ def test_checkpoints_are_signed_under_the_access_origin(store: Store, tmp_path: 
     with AccessLog(store, key=str(key_file)) as log:
         log.record(_event(0))  # the first event is due a checkpoint (none yet)
         log.record(_event(1))  # not due again for CHECKPOINT_SECONDS
-    signed = latest_access_checkpoint(store)
+    signed = Reader(store, Principal.token("audit", "auditor")).access_checkpoint()
     assert signed is not None and (signed.origin, signed.tree_size) == (origin + ACCESS_SUFFIX, 1)
     key = load_private_key(key_file)
     signed.verify(key.public_key())

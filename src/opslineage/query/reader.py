@@ -36,6 +36,7 @@ from opslineage.governance import (
     Permission,
     Principal,
 )
+from opslineage.ledger.access_log import access_consistency, access_inclusion, latest_access_checkpoint
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
@@ -520,10 +521,29 @@ class Reader:
             )
             return [_access_record(row) for row in rows]
 
-    def access_log_size(self) -> int:
-        """How many access events the access log holds."""
-        with self._reading("access-log", permission=Permission.READ_ACCESS_LOG):
-            return self._store.access_size()
+    def access_checkpoint(self) -> Checkpoint | None:
+        """The access log's checkpoint of the largest tree size kept, if any (origin ``<origin>/access``)."""
+        with self._reading("access-log-checkpoint", permission=Permission.READ_ACCESS_LOG):
+            return latest_access_checkpoint(self._store)
+
+    def access_inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """The inclusion proof of access event ``seq`` in the access log's tree of ``tree_size``
+        (default: now).
+
+        Raises:
+            ValueError: ``seq`` or ``tree_size`` outside the access log.
+        """
+        with self._reading("access-log-proof", str(seq), Permission.READ_ACCESS_LOG):
+            return msgspec.convert(access_inclusion(self._store, seq, tree_size), InclusionProof)
+
+    def access_consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """The proof that the access log's tree of ``second`` leaves extends its tree of ``first``.
+
+        Raises:
+            ValueError: sizes outside the access log, or ``first`` > ``second``.
+        """
+        with self._reading("access-log-proof", f"{first}..{second}", Permission.READ_ACCESS_LOG):
+            return msgspec.convert(access_consistency(self._store, first, second), ConsistencyProof)
 
     # The archive tier.
 
