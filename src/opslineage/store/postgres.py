@@ -740,10 +740,16 @@ class PostgresStore(Store):
 
     def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
         def work(conn: _Conn) -> tuple[list[int], CompactRange]:
-            conn.execute("SET LOCAL lock_timeout = '10s'")  # a read waits for its event: not for ever
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
-            size = _access_size(conn)
+            # One round trip: a read waits for its event, but not for ever; not durable, the commit
+            # is not flushed (else as the database says); and the log's size.
+            row = conn.execute(
+                "SELECT set_config('lock_timeout', '10s', true), set_config('synchronous_commit',"
+                " coalesce(%s::text, current_setting('synchronous_commit')), true),"
+                " (SELECT coalesce(max(seq), 0) FROM access_events)",
+                (None if durable else "off",),
+            ).fetchone()
+            assert row is not None
+            size = int(row[2])
             frontier = self._access_frontier
             if frontier is None or frontier.size != size:  # first use, or another writer appended
                 frontier = CompactRange.from_reader(
