@@ -226,6 +226,11 @@ def run_verify(args: argparse.Namespace) -> int:
     every = judged or LayerReport()
     if log is not None:
         every.add_integrity(log.events, ((finding.seq, finding.what) for finding in log.findings))
+        if log.access is not None:  # its findings fail the layer; the layer counts lineage events
+            every.add_integrity(
+                0,
+                ((f.seq, f"access log, access event {f.seq}: {f.what}") for f in log.access.findings),
+            )
     if args.json:
         print_json({**answer, "ok": every.ok, "layers": every.to_dict()})
     return 0 if every.ok else EXIT_CHECK_FAILED
@@ -264,8 +269,8 @@ def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[VerifyReport,
 
 
 def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
-    """The integrity layer's answer as text."""
-    if report.ok:
+    """The integrity layer's answer as text: the lineage log, then the access log."""
+    if not report.findings:
         print(
             f"ok: {report.events} events and {report.checkpoints} checkpoint(s) verified"
             + (f", {report.segments} archive segment(s) among them" if report.segments else "")
@@ -282,6 +287,17 @@ def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
                 f"  the graph index differs from the events in {report.index_differences} rows;"
                 f" the first {INDEX_REPORTED} are listed"
             )
+    access = report.access
+    if access is None:
+        return
+    if access.ok:
+        print(
+            f"ok: the access log's {access.size} access event(s) and {access.checkpoints} checkpoint(s) verified"
+        )
+        return
+    print(f"access log FAILED: {len(access.findings)} finding(s) in {access.size} access event(s)")
+    for finding in sorted(access.findings, key=lambda f: f.seq)[:50]:
+        print(f"  access event {finding.seq}: {finding.what}")
 
 
 def _against_memory(

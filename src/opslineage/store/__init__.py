@@ -13,6 +13,7 @@ import os
 from opslineage.store._plan import derive_rows
 from opslineage.store.base import ARCHIVE_DIR_ENV, Store
 from opslineage.store.interfaces import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     EventLog,
@@ -23,6 +24,8 @@ from opslineage.store.interfaces import (
     TokenTable,
 )
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     ArtifactRow,
     CheckpointRow,
     Cut,
@@ -48,6 +51,9 @@ from opslineage.store.sqlite import SQLiteStore
 __all__ = [
     "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
+    "AccessEventRow",
+    "AccessLogStorage",
+    "AccessRow",
     "ArchiveTier",
     "ArtifactReader",
     "ArtifactRow",

@@ -16,6 +16,7 @@ import msgspec
 
 from opslineage.model import ParsedEvent, join_event
 from opslineage.store.interfaces import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     EventLog,
@@ -54,7 +55,17 @@ _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 _encode = msgspec.json.encode
 
 
-class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings, TokenTable, abc.ABC):
+class Store(
+    GraphReader,
+    EventLog,
+    ArtifactReader,
+    LogStorage,
+    ArchiveTier,
+    Settings,
+    AccessLogStorage,
+    TokenTable,
+    abc.ABC,
+):
     """A lineage store. Accepted events are immutable; ingest is idempotent on event digest.
 
     Payloads may live in two tiers: hot, in the store, or archived, in segment files (see
