@@ -4,11 +4,17 @@ once, only its hash stored, and every bad input one line and exit 2, storing not
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+from helpers import wait_until_serving
 from opslineage import open_store
 from opslineage.cli.main import main
 from opslineage.cli.serve import is_loopback
@@ -141,3 +147,40 @@ def test_serve_refuses_a_public_address_while_the_store_has_no_tokens(
 )
 def test_loopback_addresses_are_told_from_the_others(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_serve_records_every_request_and_refusal_in_the_access_log(
+    store_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = _create(store_url, capsys, "--name", "oncall", "--role", "operator")[1].strip()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from opslineage.cli.main import main; raise SystemExit(main())"]
+    process = subprocess.Popen(
+        [*command, "serve", "--store", store_url, "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OPSLINEAGE_KEY": str(tmp_path / "none.key")},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(process, url)
+        assert httpx.get(f"{url}/api/v1/nodes").status_code == 401
+        assert httpx.get(f"{url}/api/v1/nodes", headers={"Authorization": f"Bearer {secret}"}).is_success
+        assert httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {secret}"}).status_code == 403
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert main(["access-log", "--store", store_url, "--json", "--actor", "anonymous"]) == 0
+    [refused] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (refused["outcome"], refused["reason"]) == ("denied", "no bearer token was presented")
+    assert main(["access-log", "--store", store_url, "--json", "--actor", "token:oncall"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["name"], e["outcome"], e["role"]) for e in events] == [
+        ("nodes", "allowed", "operator"),
+        ("metrics", "denied", "operator"),
+    ]
+    assert all(e["client"].startswith("127.0.0.1:") for e in [refused, *events])
+    assert secret not in json.dumps([refused, *events])

@@ -1,5 +1,6 @@
-"""``opslineage serve``: the HTTP API on uvicorn, refusing to listen beyond this host while the
-store has no API tokens (every caller would be its admin) unless told ``--insecure-no-auth``."""
+"""``opslineage serve``: the HTTP API on uvicorn, every request recorded in the store's access log,
+refusing to listen beyond this host while the store has no API tokens (every caller would be its
+admin) unless told ``--insecure-no-auth``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import sys
 from typing import Any
 
 from opslineage.cli.common import UsageError, store_from
-from opslineage.store import default_store_url
+from opslineage.ledger.access_log import AccessLog
+from opslineage.store import default_store_url, open_store
 
 __all__ = ["add_parser"]
 
@@ -89,14 +91,16 @@ def run(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         store=url, token=args.token, max_body=args.max_body, key=args.key, query_timeout=args.query_timeout
     )
-    # On SIGTERM, requests in flight get the time budget of a query to finish, and no more.
-    serve_app(
-        create_app(settings),
-        args.host,
-        args.port,
-        timeout_graceful_shutdown=max(1, round(args.query_timeout)),
-        **tls,
-    )
+    # The access log writes through a store connection of its own (the reading threads share it).
+    with open_store(url) as trail_store, AccessLog(trail_store, key=args.key) as trail:
+        # On SIGTERM, requests in flight get the time budget of a query to finish, and no more.
+        serve_app(
+            create_app(settings, trail),
+            args.host,
+            args.port,
+            timeout_graceful_shutdown=max(1, round(args.query_timeout)),
+            **tls,
+        )
     return 0
 
 
