@@ -416,6 +416,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
+    _access_log_routes(app, context)
     _quality_routes(app, context)
     app.add_middleware(LatencyMiddleware, metrics=context.metrics, routes=app.router.routes)
     app.state.metrics = context.metrics  # the verifier sets its correctness figures here
@@ -753,6 +754,57 @@ def _log_routes(app: FastAPI, context: _Context) -> None:
         except BundleError as error:
             raise ApiError(409, "no_checkpoint", str(error)) from None
         return Response(msgspec.json.encode(document), media_type="application/json")
+
+
+def _access_log_routes(app: FastAPI, context: _Context) -> None:
+    @app.get("/api/v1/access-log", tags=["log"], responses=_errors(400, 503))
+    def access_log(
+        request: Request,
+        actor: str | None = None,
+        node: str | None = None,
+        since: Since = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> Response:
+        """Access events (who read or was refused what, when, from where), oldest first, after
+        sequence ``after``, by ``actor``, naming ``node``, of ``outcome``, as ``opslineage
+        access-log --json`` prints them; reading it is itself recorded."""
+        when = _rfc3339(since, "since") if since is not None else None
+        try:
+            found = context.read(
+                request,
+                lambda r: r.access_log(
+                    actor=actor, node=node, since=when, outcome=outcome, limit=limit, after=after
+                ),
+            )
+        except InvalidEvent as error:
+            raise ApiError(400, "invalid_request", error.reason) from None
+        return _json([record.to_dict() for record in found])
+
+    @app.get("/api/v1/access-log/checkpoint", tags=["log"], responses=_errors(404, 503))
+    def access_log_checkpoint(request: Request) -> dict[str, Any]:
+        """The access log's latest signed checkpoint (origin ``<origin>/access``)."""
+        found = context.read(request, lambda r: r.access_checkpoint())
+        if found is None:
+            raise ApiError(404, "not_found", "no access-log checkpoint has been signed yet")
+        return {**found.to_dict(), "note": found.note}
+
+    @app.get("/api/v1/access-log/proof/inclusion", tags=["log"], responses=_errors(400, 503))
+    def access_log_inclusion(request: Request, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """The RFC 9162 inclusion proof of an access event in the access log."""
+        try:
+            return context.read(request, lambda r: r.access_inclusion_proof(seq, tree_size).to_dict())
+        except ValueError as error:
+            raise ApiError(400, "invalid_request", str(error), "seq") from None
+
+    @app.get("/api/v1/access-log/proof/consistency", tags=["log"], responses=_errors(400, 503))
+    def access_log_consistency(request: Request, first: int, second: int) -> dict[str, Any]:
+        """The RFC 9162 consistency proof between two sizes of the access log."""
+        try:
+            return context.read(request, lambda r: r.access_consistency_proof(first, second).to_dict())
+        except ValueError as error:
+            raise ApiError(400, "invalid_request", str(error), "first") from None
 
 
 def _quality_routes(app: FastAPI, context: _Context) -> None:

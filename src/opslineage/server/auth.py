@@ -41,6 +41,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/log/proof/inclusion"): P.READ_LINEAGE,
     ("GET", "/api/v1/log/proof/consistency"): P.READ_LINEAGE,
     ("GET", "/api/v1/bundle/{action_id}"): P.READ_BUNDLES,
+    ("GET", "/api/v1/access-log"): P.READ_ACCESS_LOG,
+    ("GET", "/api/v1/access-log/checkpoint"): P.READ_ACCESS_LOG,
+    ("GET", "/api/v1/access-log/proof/inclusion"): P.READ_ACCESS_LOG,
+    ("GET", "/api/v1/access-log/proof/consistency"): P.READ_ACCESS_LOG,
     ("GET", "/api/v1/quality"): P.READ_ANALYTICS,
     ("GET", "/metrics"): P.READ_ANALYTICS,
 }
