@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hmac
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from opslineage.governance import AccessDenied, Permission, Principal, StoredToken, TokenStorage, authenticate
 from opslineage.model import ParsedEvent
+from opslineage.server.cache import Fresh
 
 __all__ = ["ROUTE_PERMISSIONS", "SHARED_SECRET", "Authenticator", "confine_events", "route_key"]
 
@@ -76,10 +75,10 @@ class Authenticator:
     def __init__(
         self, storage: Callable[[], TokenStorage], shared_secret: str | None = None, ttl: float = 1.0
     ) -> None:
-        self._storage, self._shared, self._ttl = storage, shared_secret, ttl
-        self._found: dict[bytes, tuple[float, StoredToken | None]] = {}
-        self._any: tuple[float, bool] | None = None
-        self._lock = threading.Lock()
+        self._storage, self._shared = storage, shared_secret
+        self._found: Fresh[bytes, StoredToken | None] = Fresh(ttl, _CACHE_ENTRIES)
+        self._any: Fresh[None, bool] = Fresh(ttl, 1)
+        self._some = False  # a token was seen: none is ever deleted, so there always will be
 
     def principal(self, authorization: str | None, *, writing: bool = False) -> Principal:
         """Who bears ``authorization`` (the header's value), for a read or (``writing``) an ingest.
@@ -105,30 +104,12 @@ class Authenticator:
 
     def has_tokens(self) -> bool:
         """Whether the store has a token (remembered for good once it has: none is ever deleted)."""
-        now = time.monotonic()
-        with self._lock:
-            known = self._any
-        if known is not None and (known[1] or now - known[0] < self._ttl):
-            return known[1]
-        found = self._storage().has_tokens()
-        with self._lock:
-            self._any = (now, found)
-        return found
+        self._some = self._some or self._any.get(None, lambda: self._storage().has_tokens())
+        return self._some
 
     def token_by_hash(self, digest: bytes) -> StoredToken | None:
         """The stored token of ``digest``, from the cache while it is fresh."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._found.get(digest)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        found = self._storage().token_by_hash(digest)
-        with self._lock:
-            self._found.pop(digest, None)
-            if len(self._found) >= _CACHE_ENTRIES:
-                self._found.pop(next(iter(self._found)))
-            self._found[digest] = (now, found)
-        return found
+        return self._found.get(digest, lambda: self._storage().token_by_hash(digest))
 
 
 def confine_events(principal: Principal, events: Iterable[ParsedEvent], operation: str) -> None:

@@ -12,7 +12,6 @@ same scope, cached with the rest.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opslineage.checks.quality import FIGURES, Period, QualityReport, quality
 from opslineage.checks.verify import correctness as judged_correctness
 from opslineage.query import Reader
+from opslineage.server.cache import Fresh
 
 __all__ = ["PROMETHEUS_TEXT", "Correctness", "LatencyMiddleware", "ServerMetrics"]
 
@@ -64,9 +64,7 @@ class ServerMetrics:
         self.correctness: Correctness | None = judged_correctness
         """Each judged layer's passed and total checks for a reader, namespace and since, shown in
         quality and ``/metrics``; None leaves them out."""
-        self._ttl = quality_cache
-        self._cache: dict[_QueryKey, tuple[float, QualityReport]] = {}
-        self._lock = threading.Lock()
+        self._cache: Fresh[_QueryKey, QualityReport] = Fresh(quality_cache, _CACHE_ENTRIES)
 
     def count_ingest(self, accepted: int = 0, duplicates: int = 0, rejected: int = 0) -> None:
         """Count events received by the ingest routes."""
@@ -84,19 +82,12 @@ class ServerMetrics:
     ) -> QualityReport:
         """The quality report for ``reader`` and the query, from the cache while it is fresh."""
         key = (reader.principal.id, namespace, since.isoformat() if since else None, by)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        correctness = self.correctness(reader, namespace, since) if self.correctness is not None else None
-        report = quality(reader, namespace=namespace, since=since, by=by, correctness=correctness)
-        with self._lock:
-            self._cache.pop(key, None)
-            if len(self._cache) >= _CACHE_ENTRIES:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = (now, report)
-        return report
+
+        def compute() -> QualityReport:
+            correctness = self.correctness(reader, namespace, since) if self.correctness is not None else None
+            return quality(reader, namespace=namespace, since=since, by=by, correctness=correctness)
+
+        return self._cache.get(key, compute)
 
     def exposition(self, reader: Reader) -> bytes:
         """The Prometheus text of every metric, the quality figures as ``reader`` sees them."""
