@@ -167,6 +167,28 @@ def test_the_token_is_compared_in_constant_time(live: LiveServer, monkeypatch: p
     assert (b"nope", b"s3cret") in compared
 
 
+@pytest.mark.parametrize(
+    ("route", "field"),
+    [
+        ("/api/v1/nodes?q=%00", "q"),
+        ("/api/v1/nodes?type=a%00b", "type"),
+        ("/api/v1/quality?namespace=%00", "namespace"),
+        ("/api/v1/lineage?nodeId=job:a%00:b", "nodeId"),
+        ("/api/v1/nodes/job:a%00:b", "node_id"),
+        ("/api/v1/why/run:%00", "node_id"),
+        ("/api/v1/access-log?actor=%00", "actor"),
+    ],
+)
+def test_a_nul_character_in_a_parameter_is_a_400_naming_it_on_every_backend(
+    live: LiveServer, route: str, field: str
+) -> None:
+    response = httpx.get(live.url + route, timeout=10)
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "invalid_request", "detail": f"{field}: holds a NUL character", "field": field},
+    )
+
+
 @pytest.mark.parametrize("depth", ["101", "1000000000", str(HUGE)])
 def test_the_cli_refuses_a_depth_past_the_maximum(
     store_url: str, depth: str, capsys: pytest.CaptureFixture[str]

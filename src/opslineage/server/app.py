@@ -166,6 +166,19 @@ _EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
+def _refuse_nul(request: Request) -> None:
+    """Refuse a path or query parameter holding a NUL character: no id or name holds one (PostgreSQL
+    text cannot), so it can only be a probe, answered the same on every backend.
+
+    Raises:
+        ApiError: (400) a parameter holds NUL, named in the answer.
+    """
+    params = [*request.path_params.items(), *request.query_params.multi_items()]
+    for name, value in params:
+        if "\x00" in str(value):
+            raise ApiError(400, "invalid_request", f"{name}: holds a NUL character", field=name)
+
+
 class ApiError(Exception):
     """An error answered as JSON with a status code."""
 
@@ -286,6 +299,7 @@ class _Context:
             reader.refuse(name, denied.reason, target)
             raise
         request.state.principal = reader.principal
+        _refuse_nul(request)
 
     def reader(self, request: Request) -> Reader:
         """This thread's store as the caller of ``request`` reads it (see :meth:`guard`)."""
