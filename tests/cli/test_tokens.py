@@ -149,8 +149,9 @@ def test_loopback_addresses_are_told_from_the_others(host: str, loopback: bool) 
     assert is_loopback(host) is loopback
 
 
+@pytest.mark.parametrize("mode", [[], ["--access-log-queue"]], ids=["waiting", "queued"])
 def test_serve_records_every_request_and_refusal_in_the_access_log(
-    store_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    store_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: list[str]
 ) -> None:
     secret = _create(store_url, capsys, "--name", "oncall", "--role", "operator")[1].strip()
     with socket.socket() as probe:
@@ -158,7 +159,7 @@ def test_serve_records_every_request_and_refusal_in_the_access_log(
         port = probe.getsockname()[1]
     command = [sys.executable, "-c", "from opslineage.cli.main import main; raise SystemExit(main())"]
     process = subprocess.Popen(
-        [*command, "serve", "--store", store_url, "--port", str(port)],
+        [*command, "serve", "--store", store_url, "--port", str(port), *mode],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -57,6 +57,14 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     parser.add_argument(
+        "--access-log-queue",
+        action="store_true",
+        help="answer a read before its access event is committed, a writer thread committing behind "
+        "the reads (refused once it is over 1 s or 10,000 events behind, or a write failed); faster, "
+        "but a crash loses up to the last second of access events (default: each answer waits for "
+        "its event's commit)",
+    )
+    parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="listen on a non-loopback address even though the store has no API tokens "
@@ -92,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
         store=url, token=args.token, max_body=args.max_body, key=args.key, query_timeout=args.query_timeout
     )
     # The access log writes through a store connection of its own (the reading threads share it).
-    with open_store(url) as trail_store, AccessLog(trail_store, key=args.key) as trail:
+    with (
+        open_store(url) as trail_store,
+        AccessLog(trail_store, key=args.key, wait=not args.access_log_queue) as trail,
+    ):
         # On SIGTERM, requests in flight get the time budget of a query to finish, and no more.
         serve_app(
             create_app(settings, trail),
