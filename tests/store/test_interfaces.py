@@ -18,6 +18,7 @@ from opslineage.store import (
     ArtifactRow,
     CheckpointRow,
     EdgeRow,
+    Encryption,
     EventLog,
     EventRow,
     GraphReader,
@@ -31,7 +32,7 @@ from opslineage.store import (
 from opslineage.store.postgres import PostgresStore
 from opslineage.store.sqlite import SQLiteStore
 
-PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Settings)
+PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Encryption, Settings)
 
 
 def _members(cls: type) -> set[str]:

@@ -167,7 +167,7 @@ def _check_event(
     """Check one event against its digest and stored leaf; returns the leaf it should have, and
     the event's canonical bytes (None when it cannot be rebuilt)."""
     try:
-        canonical = canonical_event(store.thaw_body(seq, body, segment), store.artifact)
+        canonical = canonical_event(store.thaw_body(seq, body, segment, digest), store.artifact)
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
         return bytes(32), None

@@ -15,6 +15,7 @@ from opslineage.store.base import ARCHIVE_DIR_ENV, Store
 from opslineage.store.interfaces import (
     ArchiveTier,
     ArtifactReader,
+    Encryption,
     EventLog,
     GraphReader,
     LogStorage,
@@ -52,6 +53,7 @@ __all__ = [
     "CheckpointRow",
     "Cut",
     "EdgeRow",
+    "Encryption",
     "EventLog",
     "EventRow",
     "GraphReader",

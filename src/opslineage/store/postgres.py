@@ -59,10 +59,12 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import Store
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
     ArtifactRow,
     CheckpointRow,
+    DataKeyRow,
     EdgeRow,
     EventRow,
     Horizon,
@@ -80,6 +82,7 @@ from opslineage.store.records import (
     StoreUnavailable,
     Walk,
 )
+from opslineage.store.sealing import sealed_rows
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -227,6 +230,8 @@ class PostgresStore(Store):
                 return self._transaction(work)
             except BaseException:
                 self._frontier = None  # it may hold leaves that were rolled back
+                if self._keys is not None:
+                    self._keys.forget()  # and data keys that were
                 raise
 
     def _transaction(self, work: Callable[[_Conn], _T]) -> _T:
@@ -299,6 +304,11 @@ class PostgresStore(Store):
         if plan is None:
             return None
         check_versions(events, lambda ids: _nodes(conn, ids, None))
+        new_keys: list[DataKeyRow] = []
+        bodies, artifacts = sealed_rows(self._sealer(), plan.fresh, plan.first_seq, plan.artifacts, new_keys)
+        if new_keys:
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", new_keys)
         nid, new_ids = self._intern(conn, plan.node_ids(), interned)
         frontier = self._frontier_at(conn, last)
         log_rows = [node for event in plan.fresh for node in frontier.append(leaf_hash(event.canonical))]
@@ -316,9 +326,9 @@ class PostgresStore(Store):
                         e.run_id,
                         e.event_type,
                         e.event_time,
-                        e.body,
+                        body,
                     )
-                    for s, e in zip(plan.seqs, plan.fresh, strict=True)
+                    for s, e, body in zip(plan.seqs, plan.fresh, bodies, strict=True)
                 ],
             )
             _insert_rows(
@@ -339,7 +349,7 @@ class PostgresStore(Store):
                 conn,
                 "artifacts",
                 ("text", "text", "bytea", "bigint"),
-                list(plan.artifacts.values()),
+                list(artifacts),
                 ignore_existing=True,
             )
             _insert_rows(conn, "log_nodes", ("smallint", "bigint", "bytea"), log_rows)
@@ -598,6 +608,44 @@ class PostgresStore(Store):
                 return stray_ids(cursor, limit)
 
         return self._read(work)
+
+    # Encryption at rest.
+
+    def data_key_rows(self) -> list[DataKeyRow]:
+        rows = self._rows(
+            "SELECT key_id, namespace, period, wrapped, kek_id, created_at, shredded_at"
+            " FROM data_keys ORDER BY created_at, key_id"
+        )
+        return [
+            DataKeyRow(
+                key_id,
+                namespace,
+                period,
+                wrapped,
+                kek,
+                created.isoformat(),
+                shredded and shredded.isoformat(),
+            )
+            for key_id, namespace, period, wrapped, kek, created, shredded in rows
+        ]
+
+    def rewrap_data_keys(self, wrapped: list[tuple[str, bytes]], kek: Kek) -> None:
+        def work(conn: _Conn) -> None:
+            row = conn.execute("SELECT count(*) FROM data_keys WHERE shredded_at IS NULL").fetchone()
+            changed = 0
+            for key_id, blob in wrapped:
+                changed += conn.execute(
+                    "UPDATE data_keys SET wrapped = %s, kek_id = %s WHERE key_id = %s AND shredded_at IS NULL",
+                    (blob, kek.id, key_id),
+                ).rowcount
+            check_rewrapped(changed, row[0] if row else 0)
+            conn.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (KEK_ID_META, kek.id),
+            )
+
+        self._write(work)
+        self.use_kek(kek)
 
     # Reading events and artifacts.
 

@@ -16,6 +16,7 @@ __all__ = [
     "ArtifactRow",
     "CheckpointRow",
     "Cut",
+    "DataKeyRow",
     "EdgeRow",
     "EventRow",
     "Horizon",
@@ -214,3 +215,17 @@ class SegmentInfo:
     artifacts: int
     raw_bytes: int
     stored_bytes: int
+
+
+class DataKeyRow(NamedTuple):
+    """One data key as stored: its id, the namespace and UTC month (``2026-12``) it seals, the key
+    wrapped by the key-encryption key ``kek_id`` (None once shredded), and when it was made and
+    shredded (see :mod:`opslineage.store.keys`)."""
+
+    key_id: str
+    namespace: str
+    period: str
+    wrapped: bytes | None
+    kek_id: str
+    created_at: str
+    shredded_at: str | None

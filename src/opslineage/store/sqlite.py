@@ -52,9 +52,11 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import Store
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
 from opslineage.store.records import (
     ArtifactRow,
     CheckpointRow,
+    DataKeyRow,
     EdgeRow,
     EventRow,
     Horizon,
@@ -72,6 +74,7 @@ from opslineage.store.records import (
     StoreUnavailable,
     Walk,
 )
+from opslineage.store.sealing import sealed_rows
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -191,6 +194,8 @@ class SQLiteStore(Store):
                     )
         except BaseException:
             self._frontier = None  # it may hold leaves that were rolled back
+            if self._keys is not None:
+                self._keys.forget()  # and data keys that were
             raise
         if len(self._nids) + len(interned) > _CACHE_LIMIT:
             self._nids.clear()
@@ -208,6 +213,9 @@ class SQLiteStore(Store):
         if plan is None:
             return None
         check_versions(events, self.nodes)
+        new_keys: list[DataKeyRow] = []
+        bodies, artifacts = sealed_rows(self._sealer(), plan.fresh, plan.first_seq, plan.artifacts, new_keys)
+        self.db.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)", new_keys)
         nid = self._intern(plan.node_ids(), interned)
         self.db.executemany(
             "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -219,9 +227,9 @@ class SQLiteStore(Store):
                     e.run_id,
                     e.event_type,
                     e.event_time,
-                    e.body,
+                    body,
                 )
-                for s, e in zip(plan.seqs, plan.fresh, strict=True)
+                for s, e, body in zip(plan.seqs, plan.fresh, bodies, strict=True)
             ],
         )
         self.db.executemany(
@@ -230,8 +238,7 @@ class SQLiteStore(Store):
         )
         self.db.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)", plan.sorted_edges(nid))
         self.db.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)",
-            plan.artifacts.values(),
+            "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)", artifacts
         )
         self._append_log(last, plan.fresh)
         return plan
@@ -498,6 +505,33 @@ class SQLiteStore(Store):
         if row is None:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
         return self._thaw_content(digest, row[0], row[1])
+
+    # Encryption at rest.
+
+    def default_kek_path(self) -> Path:
+        """``<store file>.kek``, beside the store (``x.db`` → ``x.kek``)."""
+        return self.path.resolve().with_suffix(".kek")
+
+    def data_key_rows(self) -> list[DataKeyRow]:
+        rows = self.db.execute(
+            "SELECT key_id, namespace, period, CAST(wrapped AS BLOB), kek_id, created_at, shredded_at"
+            " FROM data_keys ORDER BY created_at, key_id"
+        )
+        return list(map(DataKeyRow._make, rows))
+
+    def rewrap_data_keys(self, wrapped: list[tuple[str, bytes]], kek: Kek) -> None:
+        with self._transaction():
+            (live,) = self.db.execute("SELECT count(*) FROM data_keys WHERE shredded_at IS NULL").fetchone()
+            changed = sum(
+                self.db.execute(
+                    "UPDATE data_keys SET wrapped = ?, kek_id = ? WHERE key_id = ? AND shredded_at IS NULL",
+                    (blob, kek.id, key_id),
+                ).rowcount
+                for key_id, blob in wrapped
+            )
+            check_rewrapped(changed, live)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (KEK_ID_META, kek.id))
+        self.use_kek(kek)
 
     # The archive tier.
 
