@@ -18,6 +18,7 @@ from opslineage.cli import (
     demo,
     govern,
     ingest,
+    keys,
     ledger,
     lineage,
     quality,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parsers(commands, common)
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
+    keys.add_parser(commands, common)
     quality.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)

@@ -27,6 +27,7 @@ from opslineage.ledger.log import consistency, root
 from opslineage.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
 from opslineage.model import canonical_event
 from opslineage.store import Store, StoreError
+from opslineage.store.keys import KeyError_
 
 __all__ = ["INDEX_REPORTED", "Finding", "VerifyReport", "verify_against", "verify_store"]
 
@@ -168,6 +169,8 @@ def _check_event(
     the event's canonical bytes (None when it cannot be rebuilt)."""
     try:
         canonical = canonical_event(store.thaw_body(seq, body, segment, digest), store.artifact)
+    except KeyError_:
+        raise  # no KEK, or the wrong one: not a finding about this event
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
         return bytes(32), None
