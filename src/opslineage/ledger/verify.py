@@ -24,10 +24,11 @@ from opslineage.ledger._index import REPORTED as INDEX_REPORTED
 from opslineage.ledger._index import IndexCheck
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.log import consistency, root
-from opslineage.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
+from opslineage.merkle import CompactRange, ProofError, verify_consistency
 from opslineage.model import canonical_event
-from opslineage.store import Store, StoreError
+from opslineage.store import Store, StoreError, event_leaf
 from opslineage.store.keys import KeyError_
+from opslineage.store.sealing import shredded_key
 
 __all__ = ["INDEX_REPORTED", "Finding", "VerifyReport", "verify_against", "verify_store"]
 
@@ -54,6 +55,11 @@ class VerifyReport:
     index_differences: int = 0
     """Rows where the stored index and the events differ (only the first few are findings)."""
     findings: list[Finding] = field(default_factory=list)
+    shredded: int = 0
+    """Artifact contents found shredded (their data key destroyed by retention)."""
+    shredded_keys: set[str] = field(default_factory=set)
+    shreds: list[dict[str, Any]] = field(default_factory=list)
+    """The ledgered shred events: namespace, month, retention rule, counts."""
 
     @property
     def ok(self) -> bool:
@@ -76,6 +82,8 @@ class VerifyReport:
             "index_differences": self.index_differences,
             "first_bad_seq": self.first_bad_seq,
             "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
+            "shredded": self.shredded,
+            "shreds": self.shreds,
         }
 
 
@@ -130,6 +138,7 @@ def verify_store(
             report.findings.append(
                 Finding(cp_size, "a checkpoint claims a larger log than the events stored")
             )
+    _check_shreds(store, report)
     index.finish(size)
     report.index_rows, report.index_differences = index.rows, index.differences
     report.findings.extend(Finding(seq, what) for seq, what in index.findings)
@@ -166,20 +175,64 @@ def _check_event(
     report: VerifyReport,
 ) -> tuple[bytes, bytes | None]:
     """Check one event against its digest and stored leaf; returns the leaf it should have, and
-    the event's canonical bytes (None when it cannot be rebuilt)."""
+    the event's canonical bytes (None when it cannot be rebuilt, or an artifact of it was
+    shredded: then its leaf, over its digest and body, is still checked)."""
+    shredded: list[str] = []
+
+    def artifact(ref: str) -> bytes:
+        content = store.artifact(ref)
+        key = shredded_key(content)
+        if key is not None:
+            shredded.append(key)
+        return content
+
     try:
-        canonical = canonical_event(store.thaw_body(seq, body, segment, digest), store.artifact)
+        plain = store.thaw_body(seq, body, segment, digest)
+        canonical = canonical_event(plain, artifact)
     except KeyError_:
         raise  # no KEK, or the wrong one: not a finding about this event
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
         return bytes(32), None
+    form = store.leaf_form()
+    if shredded:
+        report.shredded += len(shredded)
+        report.shredded_keys.update(shredded)
+        if form == 1:
+            report.findings.append(
+                Finding(seq, "artifacts of this event were shredded, but its leaf holds them")
+            )
+            return stored or bytes(32), None
+        leaf = event_leaf(form, digest, plain, None)
+        if stored is not None and stored != leaf:
+            report.findings.append(Finding(seq, "event does not match its log leaf"))
+        return leaf, None
     if hashlib.sha256(canonical).digest() != digest:
         report.findings.append(Finding(seq, "event content does not match its recorded digest"))
-    leaf = leaf_hash(canonical)
+    leaf = event_leaf(form, digest, plain, canonical)
     if stored is not None and stored != leaf:
         report.findings.append(Finding(seq, "event does not match its log leaf"))
     return leaf, canonical
+
+
+def _check_shreds(store: Store, report: VerifyReport) -> None:
+    """Every shredded payload's data key must be one a ledgered shred event destroyed; the shreds
+    are reported with their rules."""
+    if not report.shredded:
+        return
+    shreds = store.artifact_contents("shred")
+    recorded = {key for shred in shreds for key in shred.get("data_keys", [])}
+    report.shreds = [
+        {
+            name: shred.get(name)
+            for name in ("namespace", "period", "rule", "artifacts", "held", "shredded_at")
+        }
+        for shred in shreds
+    ]
+    for key in sorted(report.shredded_keys - recorded):
+        report.findings.append(
+            Finding(0, f"payloads sealed by data key {key} are shredded, but no shred event records it")
+        )
 
 
 def _check_nodes(store: Store, completed: list[tuple[int, int, bytes]], report: VerifyReport) -> None:

@@ -248,7 +248,9 @@ class _Context:
         """This thread's store as the caller of ``request`` reads it: the bearer of the server's
         token, or an anonymous caller."""
         bearer = self.settings.token is not None and self._bears_token(request)
-        return Reader(self.store(), Principal.token("server", "admin") if bearer else Principal.anonymous("admin"))
+        return Reader(
+            self.store(), Principal.token("server", "admin") if bearer else Principal.anonymous("admin")
+        )
 
     def read(self, request: Request, work: Callable[[Reader], _T]) -> _T:
         """``work`` done with the caller's reader, within the time budget.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from opslineage.store._plan import derive_rows
-from opslineage.store.base import ARCHIVE_DIR_ENV, Store
+from opslineage.store.base import ARCHIVE_DIR_ENV, Store, event_leaf
 from opslineage.store.interfaces import (
     ArchiveTier,
     ArtifactReader,
@@ -76,6 +76,7 @@ __all__ = [
     "Walk",
     "default_store_url",
     "derive_rows",
+    "event_leaf",
     "open_store",
     "sqlite_path",
 ]

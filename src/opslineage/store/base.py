@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from opslineage.merkle import leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.store.interfaces import (
     ArchiveTier,
@@ -59,6 +60,7 @@ from opslineage.store.segments import Archive
 
 __all__ = [
     "ARCHIVE_DIR_ENV",
+    "LEAF_FORM_META",
     "IngestResult",
     "NodeRecord",
     "SegmentInfo",
@@ -66,10 +68,34 @@ __all__ = [
     "StoreError",
     "StoredEvent",
     "Walk",
+    "event_leaf",
 ]
 
 ARCHIVE_DIR_ENV = "OPSLINEAGE_ARCHIVE_DIR"
 ENCRYPTION_MODES = ("restricted", "all")
+LEAF_FORM_META = "log.leaf_form"
+"""The store setting naming how its log's leaves are made (see :func:`event_leaf`); unset: 1."""
+_LEAF_V2 = b"opslineage-leaf/2\n"
+
+
+def event_leaf(form: int, digest: bytes, body: bytes, canonical: bytes | None) -> bytes:
+    """The log leaf of an event, by the store's leaf form.
+
+    Form 1 (stores made before schema 9) hashes the full canonical event, artifact contents
+    inline. Form 2 (every newer store) hashes the event's digest and its stored plaintext body,
+    in which each artifact stands as its digest: the log commits to artifact contents through
+    their digests, so a leaf can be recomputed after a content is shredded.
+
+    Args:
+        canonical: the full canonical event (needed by form 1 only).
+    """
+    if form == 1:
+        if canonical is None:
+            raise StoreError("a form-1 leaf needs the full event, and its artifacts are gone")
+        return leaf_hash(canonical)
+    return leaf_hash(_LEAF_V2 + digest + body)
+
+
 _ARCHIVE_DIR_META = "archive.dir"
 _ARTIFACT_REF = re.compile(rb'"_content":"(sha256:[0-9a-f]{64})"')
 _encode = msgspec.json.encode
@@ -89,6 +115,7 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Encr
     _keys: DataKeys | None = None
     _kek: Kek | None = None
     _encryption: str | None = None
+    _leaf_form: int | None = None
     seal_policy: SealPolicy | None = None
     """Decides what of each event is sealed in a store that seals ``restricted`` records (the
     ingest pipeline sets it, from the label rules); a store sealing ``all`` needs none."""
@@ -195,6 +222,12 @@ class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Encr
             if raw is not None and isinstance(content := msgspec.json.decode(raw), dict)
         ]
         return [content for *_, content in sorted(decoded, key=lambda item: item[:2])]
+
+    def leaf_form(self) -> int:
+        """How this store's log leaves are made (see :func:`event_leaf`)."""
+        if self._leaf_form is None:
+            self._leaf_form = int(self.get_meta(LEAF_FORM_META) or 1)
+        return self._leaf_form
 
     # Encryption at rest (see opslineage.store.keys and opslineage.store.sealing).
 

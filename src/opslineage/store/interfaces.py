@@ -201,6 +201,11 @@ class LogStorage(Protocol):
     is the event of sequence i + 1."""
 
     @abc.abstractmethod
+    def leaf_form(self) -> int:
+        """How the log's leaves are made: 1 (the full canonical event) or 2 (its digest and body,
+        artifacts by digest); see :func:`opslineage.store.base.event_leaf`."""
+
+    @abc.abstractmethod
     def log_size(self) -> int:
         """How many leaves the log has (the last sequence number)."""
 

@@ -39,7 +39,7 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from opslineage.merkle import CompactRange, leaf_hash
+from opslineage.merkle import CompactRange
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
@@ -58,7 +58,7 @@ from opslineage.store._rules import (
     seen,
     stray_ids,
 )
-from opslineage.store.base import Store
+from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
@@ -169,6 +169,8 @@ class PostgresStore(Store):
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 conn.execute(";\n".join(step))
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+            if version == 0:  # a new store: its leaves commit to artifacts by digest
+                conn.execute("INSERT INTO meta VALUES (%s, '2')", (LEAF_FORM_META,))
 
     @staticmethod
     def _schema_version(conn: _Conn) -> int | None:
@@ -311,7 +313,12 @@ class PostgresStore(Store):
                 cursor.executemany("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", new_keys)
         nid, new_ids = self._intern(conn, plan.node_ids(), interned)
         frontier = self._frontier_at(conn, last)
-        log_rows = [node for event in plan.fresh for node in frontier.append(leaf_hash(event.canonical))]
+        form = self.leaf_form()
+        log_rows = [
+            node
+            for event in plan.fresh
+            for node in frontier.append(event_leaf(form, event.digest, event.body, event.canonical))
+        ]
         with conn.pipeline():  # no statement below answers anything: send them all, then wait once
             _insert_rows(conn, "ids", ("bigint", "text"), [(i, n) for n, i in new_ids.items()])
             _insert_rows(

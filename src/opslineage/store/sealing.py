@@ -51,6 +51,7 @@ __all__ = [
     "seal_all",
     "seal_payload",
     "sealed_rows",
+    "shredded_key",
     "shredded_marker",
 ]
 
@@ -111,9 +112,19 @@ def key_of(payload: bytes) -> str | None:
     return None
 
 
+_MARKER = b'{"shredded":{"data_key":"'
+
+
 def shredded_marker(key_id: str) -> bytes:
     """What a shredded payload reads as: ``{"shredded":{"data_key":ID}}`` (canonical JSON)."""
-    return b'{"shredded":{"data_key":"' + key_id.encode() + b'"}}'
+    return _MARKER + key_id.encode() + b'"}}'
+
+
+def shredded_key(content: bytes) -> str | None:
+    """The data key a payload read as :func:`shredded_marker` names; None for any other."""
+    if not content.startswith(_MARKER):
+        return None
+    return content[len(_MARKER) : content.find(b'"', len(_MARKER))].decode(errors="replace")
 
 
 def seal_payload(key_id: str, cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
@@ -205,8 +216,10 @@ def check_plain(payload: bytes, record: str) -> bytes:
     Raises:
         StoreError: it does.
     """
-    if is_sealed(payload):
-        raise StoreError(f"{record} begins with a reserved key (opslineage:sealed / opslineage:shredded)")
+    if is_sealed(payload) or payload.startswith(_MARKER):
+        raise StoreError(
+            f"{record} begins with a reserved key (opslineage:sealed, opslineage:shredded, shredded)"
+        )
     return payload
 
 

@@ -31,7 +31,7 @@ from typing import cast
 
 import msgspec
 
-from opslineage.merkle import CompactRange, leaf_hash
+from opslineage.merkle import CompactRange
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
@@ -51,7 +51,7 @@ from opslineage.store._rules import (
     seen,
     stray_ids,
 )
-from opslineage.store.base import Store
+from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
 from opslineage.store.records import (
     ArtifactRow,
@@ -147,6 +147,8 @@ class SQLiteStore(Store):
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS.get(step, ()):
                     self.db.execute(statement)
+            if version == 0:  # a new store: its leaves commit to artifacts by digest
+                self.db.execute("INSERT INTO meta VALUES (?, '2')", (LEAF_FORM_META,))
             self.db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -246,7 +248,12 @@ class SQLiteStore(Store):
     def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
         """Append the events as leaves after the first ``size`` ones, with the subtrees they complete."""
         frontier = self._frontier_at(size)
-        rows = [node for event in events for node in frontier.append(leaf_hash(event.canonical))]
+        form = self.leaf_form()
+        rows = [
+            node
+            for event in events
+            for node in frontier.append(event_leaf(form, event.digest, event.body, event.canonical))
+        ]
         self.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", rows)
 
     def _frontier_at(self, size: int) -> CompactRange:
