@@ -153,7 +153,7 @@ STEP_V9 = (
             f" WHEN NOT coalesce((OLD.segment IS NULL AND NEW.{payload} = x'' AND {archived})"
             f" OR ({_shredded(payload)} AND {_KEPT[table]}), 0)"
             f" BEGIN SELECT RAISE(ABORT, '{table} are append-only (archiving may only move a {payload} out once,"
-            " shredding only blank a sealed one whose key is shredded)'); END",
+            " shredding only blank or re-seal a sealed one)'); END",
         )
     ),
 )
