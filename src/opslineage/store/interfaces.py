@@ -29,6 +29,7 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     Walk,
@@ -326,6 +327,31 @@ class Encryption(Protocol):
 
         Raises:
             StoreError: a live key is missing from ``wrapped`` (a key was made or shredded meanwhile).
+        """
+
+    @abc.abstractmethod
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        """The hot event bodies and artifact contents sealed by any of ``key_ids``."""
+
+    @abc.abstractmethod
+    def artifact_types(self) -> dict[str, str]:
+        """Every artifact's digest → its type."""
+
+    @abc.abstractmethod
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """In one transaction: add the ``fresh`` data key, store the re-sealed event bodies (seq →
+        payload) and contents (digest → payload), shred the data ``keys``, and blank contents to
+        their shredded envelopes (digest → envelope).
+
+        Raises:
+            StoreError: a row is not as planned (changed meanwhile); nothing is changed.
         """
 
 

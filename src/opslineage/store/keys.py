@@ -43,6 +43,7 @@ __all__ = [
     "KeyUnavailable",
     "WrongKey",
     "check_rewrapped",
+    "check_shredded",
     "create_kek_file",
     "kek_id",
     "load_kek_file",
@@ -325,4 +326,16 @@ def check_rewrapped(changed: int, live: int) -> None:
         raise StoreError(
             f"{live - changed} of the {live} live data keys were not re-wrapped (was a key made or"
             " shredded meanwhile?); nothing was changed: run `opslineage keys rotate` again"
+        )
+
+
+def check_shredded(changed: Sequence[int]) -> None:
+    """Raise unless every statement of a shred changed its one row.
+
+    Raises:
+        StoreError: some did not (a row changed meanwhile); nothing is changed.
+    """
+    if any(count != 1 for count in changed):
+        raise StoreError(
+            "the store changed while shredding (another `retention apply`?); nothing was shredded"
         )

@@ -59,7 +59,7 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
-from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
     ArtifactRow,
@@ -76,13 +76,14 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Walk,
 )
-from opslineage.store.sealing import sealed_rows
+from opslineage.store.sealing import SEALED_HEAD, sealed_prefix, sealed_rows
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -653,6 +654,72 @@ class PostgresStore(Store):
 
         self._write(work)
         self.use_kek(kek)
+
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        prefixes = [sealed_prefix(key).encode() for key in key_ids]
+
+        def work(conn: _Conn) -> SealedRows:
+            events = conn.execute(
+                "SELECT seq, digest, body FROM events WHERE segment IS NULL"
+                f" AND substring(body FROM 1 FOR {SEALED_HEAD}) = ANY(%s::bytea[]) ORDER BY seq",
+                (prefixes,),
+                binary=True,
+            ).fetchall()
+            artifacts = conn.execute(
+                "SELECT digest, type, content FROM artifacts WHERE segment IS NULL"
+                f" AND substring(content FROM 1 FOR {SEALED_HEAD}) = ANY(%s::bytea[]) ORDER BY seq, digest",
+                (prefixes,),
+                binary=True,
+            ).fetchall()
+            return SealedRows(events, artifacts)
+
+        return self._read(work)
+
+    def artifact_types(self) -> dict[str, str]:
+        return dict(self._rows("SELECT digest, type FROM artifacts"))
+
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        def work(conn: _Conn) -> None:
+            if fresh is not None:
+                conn.execute("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", fresh)
+            changed = [
+                conn.execute("UPDATE events SET body = %s WHERE seq = %s", (payload, seq)).rowcount
+                for seq, payload in events
+            ]
+            changed += [
+                conn.execute(
+                    "UPDATE artifacts SET content = %s WHERE digest = %s", (payload, digest)
+                ).rowcount
+                for digest, payload in artifacts
+            ]
+            changed += [
+                conn.execute(
+                    "UPDATE data_keys SET wrapped = NULL, shredded_at = clock_timestamp()"
+                    " WHERE key_id = %s AND shredded_at IS NULL",
+                    (key,),
+                ).rowcount
+                for key in keys
+            ]
+            changed += [
+                conn.execute(
+                    "UPDATE artifacts SET content = %s WHERE digest = %s", (payload, digest)
+                ).rowcount
+                for digest, payload in blanks
+            ]
+            check_shredded(changed)
+
+        try:
+            self._write(work)
+        except psycopg.errors.RestrictViolation as error:
+            raise StoreError(f"cannot shred: {_reason(error)}") from None
+        self.data_keys().forget()
 
     # Reading events and artifacts.
 

@@ -28,6 +28,7 @@ __all__ = [
     "NodeContent",
     "NodeRecord",
     "RawEvent",
+    "SealedRows",
     "SegmentInfo",
     "StoreError",
     "StoreUnavailable",
@@ -229,3 +230,11 @@ class DataKeyRow(NamedTuple):
     kek_id: str
     created_at: str
     shredded_at: str | None
+
+
+class SealedRows(NamedTuple):
+    """The hot rows sealed by some data keys: events (seq, digest, sealed body) and artifacts
+    (digest, type, sealed content)."""
+
+    events: list[tuple[int, bytes, bytes]]
+    artifacts: list[tuple[str, str, bytes]]

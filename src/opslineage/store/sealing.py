@@ -35,6 +35,7 @@ from opslineage.store.keys import DataKeys, month_of
 from opslineage.store.records import DataKeyRow, StoreError
 
 __all__ = [
+    "SEALED_HEAD",
     "SEALED_PREFIX",
     "SHREDDED_PREFIX",
     "EventSeal",
@@ -50,6 +51,7 @@ __all__ = [
     "open_payload",
     "seal_all",
     "seal_payload",
+    "sealed_prefix",
     "sealed_rows",
     "shredded_key",
     "shredded_marker",
@@ -57,6 +59,8 @@ __all__ = [
 
 SEALED_PREFIX = b'{"opslineage:sealed":"'
 SHREDDED_PREFIX = b'{"opslineage:shredded":"'
+SEALED_HEAD = len(SEALED_PREFIX) + 32
+"""The bytes of a sealed payload that name its key (the prefix and a 32-hex-digit key id)."""
 _NONCE_BYTES = 12
 DEFAULT_NAMESPACE = "default"
 
@@ -113,6 +117,11 @@ def key_of(payload: bytes) -> str | None:
 
 
 _MARKER = b'{"shredded":{"data_key":"'
+
+
+def sealed_prefix(key_id: str) -> str:
+    """How every payload sealed by ``key_id`` begins."""
+    return SEALED_PREFIX.decode() + key_id
 
 
 def shredded_marker(key_id: str) -> bytes:

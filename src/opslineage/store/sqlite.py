@@ -52,7 +52,7 @@ from opslineage.store._rules import (
     stray_ids,
 )
 from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
-from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.records import (
     ArtifactRow,
     CheckpointRow,
@@ -68,13 +68,14 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Walk,
 )
-from opslineage.store.sealing import sealed_rows
+from opslineage.store.sealing import SEALED_HEAD, sealed_prefix, sealed_rows
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -539,6 +540,64 @@ class SQLiteStore(Store):
             check_rewrapped(changed, live)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (KEK_ID_META, kek.id))
         self.use_kek(kek)
+
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        prefixes = _json_list(sealed_prefix(key) for key in key_ids)
+        events = self.db.execute(
+            "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events WHERE segment IS NULL"
+            f" AND substr(CAST(body AS TEXT), 1, {SEALED_HEAD}) IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            (prefixes,),
+        ).fetchall()
+        artifacts = self.db.execute(
+            "SELECT digest, type, CAST(content AS BLOB) FROM artifacts WHERE segment IS NULL"
+            f" AND substr(CAST(content AS TEXT), 1, {SEALED_HEAD}) IN (SELECT value FROM json_each(?)) ORDER BY aid",
+            (prefixes,),
+        ).fetchall()
+        return SealedRows(events, artifacts)
+
+    def artifact_types(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT digest, type FROM artifacts").fetchall())
+
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        shredded_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        try:
+            with self._transaction():
+                if fresh is not None:
+                    self.db.execute("INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+                changed = [
+                    self.db.execute("UPDATE events SET body = ? WHERE seq = ?", (payload, seq)).rowcount
+                    for seq, payload in events
+                ]
+                changed += [
+                    self.db.execute(
+                        "UPDATE artifacts SET content = ? WHERE digest = ?", (payload, digest)
+                    ).rowcount
+                    for digest, payload in artifacts
+                ]
+                changed += [
+                    self.db.execute(
+                        "UPDATE data_keys SET wrapped = NULL, shredded_at = ? WHERE key_id = ? AND shredded_at IS NULL",
+                        (shredded_at, key),
+                    ).rowcount
+                    for key in keys
+                ]
+                changed += [
+                    self.db.execute(
+                        "UPDATE artifacts SET content = ? WHERE digest = ?", (payload, digest)
+                    ).rowcount
+                    for digest, payload in blanks
+                ]
+                check_shredded(changed)
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"cannot shred: {error}") from None
+        self.data_keys().forget()
 
     # The archive tier.
 

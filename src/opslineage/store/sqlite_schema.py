@@ -116,23 +116,37 @@ STEP_V8 = (
 )
 
 
+_SEALED = '\'{"opslineage:sealed":"\''
+_SHREDDED = '\'{"opslineage:shredded":"\''
+
+
+def _sealed_key(row: str, payload: str) -> str:
+    """The data key id a sealed payload of ``row`` (OLD or NEW) names, after its 22-byte prefix."""
+    text = f"CAST({row}.{payload} AS TEXT)"
+    return f"substr({text}, 23, instr(substr({text}, 23), '\"') - 1)"
+
+
 def _shredded(payload: str) -> str:
-    """What must hold of a shred: a hot sealed payload, whose data key is shredded, becomes the
-    shredded envelope naming that key (see opslineage.store.sealing)."""
-    old = f"CAST(OLD.{payload} AS TEXT)"
-    key = f"substr({old}, 23, instr(substr({old}, 23), '\"') - 1)"  # the key id after the prefix
+    """What must hold of a shred or a re-seal of a hot sealed payload (see opslineage.store.sealing):
+    it becomes the shredded envelope naming its key, once that key is shredded; or it is sealed
+    again under another live key of the same namespace and month, while its own is live."""
+    old, new = _sealed_key("OLD", payload), _sealed_key("NEW", payload)
     return (
-        f"OLD.segment IS NULL AND NEW.segment IS NULL"
-        f' AND substr(CAST(OLD.{payload} AS TEXT), 1, 22) = \'{{"opslineage:sealed":"\''
-        f" AND CAST(NEW.{payload} AS TEXT) = '{{\"opslineage:shredded\":\"' || {key} || '\"}}'"
-        f" AND EXISTS (SELECT 1 FROM data_keys WHERE key_id = {key} AND shredded_at IS NOT NULL)"
+        f"OLD.segment IS NULL AND NEW.segment IS NULL AND substr(CAST(OLD.{payload} AS TEXT), 1, 22) = {_SEALED}"
+        f" AND ((CAST(NEW.{payload} AS TEXT) = {_SHREDDED} || {old} || '\"}}'"
+        f" AND EXISTS (SELECT 1 FROM data_keys WHERE key_id = {old} AND shredded_at IS NOT NULL))"
+        f" OR (substr(CAST(NEW.{payload} AS TEXT), 1, 22) = {_SEALED} AND EXISTS (SELECT 1 FROM data_keys o"
+        " JOIN data_keys n ON n.namespace = o.namespace AND n.period = o.period AND n.key_id <> o.key_id"
+        f" WHERE o.key_id = {old} AND n.key_id = {new} AND o.shredded_at IS NULL AND n.shredded_at IS NULL)))"
     )
 
 
 # Encryption at rest (see opslineage.store.keys): data keys per namespace and UTC month, wrapped by
 # the key-encryption key; a key is re-wrapped (rotation) or shredded (once: its wrapped bytes go),
 # never deleted. A sealed payload whose key is shredded may be replaced, once, by the shredded
-# envelope; archiving and that are the only changes events and artifacts allow.
+# envelope, and one whose key is to be shredded sealed again under the month's fresh key (a record
+# retention keeps, or a legal hold); archiving and those are the only changes events and artifacts
+# allow.
 STEP_V9 = (
     "CREATE TABLE data_keys (key_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, period TEXT NOT NULL,"
     " wrapped BLOB, kek_id TEXT NOT NULL, created_at TEXT NOT NULL, shredded_at TEXT)",
