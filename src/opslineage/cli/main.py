@@ -23,6 +23,7 @@ from opslineage.cli import (
     lineage,
     quality,
     reconcile,
+    retention,
     serve,
     witness,
     worker,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
     keys.add_parser(commands, common)
+    retention.add_parsers(commands, common)
     quality.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)
