@@ -305,6 +305,14 @@ def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
             + (f"; the newest is cosigned by {', '.join(cosigned)}" if cosigned else "")
             + f"; the graph index matches the events ({report.index_rows} rows)"
         )
+        for shred in report.shreds:
+            rule = shred.get("rule") or {}
+            kind = f" {rule['kind']}" if rule.get("kind") else ""
+            print(
+                f"shredded: {shred.get('artifacts')} content(s) of {shred.get('namespace')} {shred.get('period')}"
+                f" ({shred.get('held')} held) at {shred.get('shredded_at')}, by the rule{kind} keep"
+                f" {rule.get('keep_days')} days; recorded by {shred.get('event')}"
+            )
     else:
         print(f"FAILED at sequence {report.first_bad_seq}: {len(report.findings)} finding(s)")
         for finding in sorted(report.findings, key=lambda f: f.seq)[:50]:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.ledger._index import REPORTED as INDEX_REPORTED
@@ -217,18 +218,19 @@ def _check_event(
 
 def _check_shreds(store: Store, report: VerifyReport) -> None:
     """Every shredded payload's data key must be one a ledgered shred event destroyed; the shreds
-    are reported with their rules."""
+    are reported with their rules and the node of the event that records each."""
     if not report.shredded:
         return
-    shreds = store.artifact_contents("shred")
-    recorded = {key for shred in shreds for key in shred.get("data_keys", [])}
-    report.shreds = [
-        {
-            name: shred.get(name)
-            for name in ("namespace", "period", "rule", "artifacts", "held", "shredded_at")
-        }
-        for shred in shreds
-    ]
+    records = store.find_nodes(kind="entity", type="shred", limit=1 << 30)
+    stored = store.nodes_with_content([record.id for record in records])
+    recorded: set[str] = set()
+    for node_id, (record, raw) in sorted(stored.items(), key=lambda item: item[1].node.seq):
+        shred = msgspec.json.decode(raw) if raw is not None else {}
+        recorded.update(shred.get("data_keys", []))
+        fields = ("namespace", "period", "rule", "artifacts", "held", "shredded_at", "shredded_by")
+        report.shreds.append(
+            {"event": node_id, "seq": record.seq, **{name: shred.get(name) for name in fields}}
+        )
     for key in sorted(report.shredded_keys - recorded):
         report.findings.append(
             Finding(0, f"payloads sealed by data key {key} are shredded, but no shred event records it")
