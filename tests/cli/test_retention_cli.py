@@ -58,6 +58,9 @@ def test_apply_shreds_around_a_hold_and_verify_reports_it(
     assert main(["why", chain.action, "--store", url, "--json"]) == 0
     why = json.loads(capsys.readouterr().out)
     assert [("shredded" in link) for link in why["snapshots"]] == [True, False] and SECRET in json.dumps(why)
+    assert main(["why", chain.action, "--store", url]) == 0
+    tree = capsys.readouterr().out
+    assert tree.count("payload shredded (retention)") == 1  # the held snapshot is drawn as usual
     assert main(["verify", "--store", url, "--layers", "integrity"]) == 0
     out = capsys.readouterr().out
     assert "shredded: 1 content(s) of ops 2026-01 (1 held)" in out and "keep 30 days" in out
