@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from opslineage.cli.common import UsageError, print_json, store_from
-from opslineage.cli.govern import TRACER_NAMESPACE, _name
+from opslineage.cli.govern import TRACER_NAMESPACE, _name, now_text, record_with
 from opslineage.ingest import cli_actor
 from opslineage.model.facets import HoldFacet, RetentionFacet, ShredFacet
-from opslineage.sdk import Artifact, Tracer
+from opslineage.sdk import Tracer
 from opslineage.store import Store
 from opslineage.store.retention import apply_shred, holds_in_force, plan_retention, rules_in_force
 
@@ -75,30 +74,16 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     listing.set_defaults(run=run_hold_list)
 
 
-def _record(args: argparse.Namespace, write: Callable[[Tracer], Artifact]) -> str:
-    """Record one governance facet as a ledgered event; returns the artifact's node id."""
-    with store_from(args, create=True) as store, Tracer(TRACER_NAMESPACE, store=store, sync=True) as tracer:
-        artifact = write(tracer)
-        errors = tracer.stats.errors
-    if errors:
-        raise UsageError(f"the store refused the record: {tracer.stats.last_error}")
-    return f"entity:{artifact.digest}"
-
-
-def _now() -> str:
-    return Tracer.timestamp(datetime.now(UTC))
-
-
 def run_set(args: argparse.Namespace) -> int:
     """Record a retention rule; print it."""
     facet = RetentionFacet(
         namespace=_name("--namespace", args.namespace) or "",
         kind=_name("--kind", args.kind),
         keep_days=args.keep,
-        set_at=_now(),
+        set_at=now_text(),
         set_by=cli_actor(),
     )
-    node = _record(args, lambda tracer: tracer.set_retention(facet))
+    node = record_with(args, lambda tracer: tracer.set_retention(facet))
     if args.json:
         print_json({"node": node, **_fields(facet)})
     else:
@@ -161,7 +146,7 @@ def _record_shred(store: Store, summary: dict[str, Any]) -> str:
         artifacts=summary["artifacts"] + summary["archived"],
         held=summary["held"],
         rule=summary["rule"],
-        shredded_at=_now(),
+        shredded_at=now_text(),
         shredded_by=cli_actor(),
     )
     with Tracer(TRACER_NAMESPACE, store=store, sync=True) as tracer:
@@ -190,10 +175,10 @@ def _hold(args: argparse.Namespace, *, active: bool) -> int:
         node=args.node,
         reason=args.reason,
         active=active,
-        set_at=_now(),
+        set_at=now_text(),
         set_by=cli_actor(),
     )
-    node = _record(args, lambda tracer: tracer.set_hold(facet))
+    node = record_with(args, lambda tracer: tracer.set_hold(facet))
     if args.json:
         print_json({"node": node, **_fields(facet)})
     else:

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import astuple
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +56,7 @@ from opslineage.store._rules import (
     edge_ends,
     node_filters,
     seen,
+    shred_statements,
     stray_ids,
 )
 from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
@@ -689,30 +690,8 @@ class PostgresStore(Store):
         def work(conn: _Conn) -> None:
             if fresh is not None:
                 conn.execute("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", fresh)
-            changed = [
-                conn.execute("UPDATE events SET body = %s WHERE seq = %s", (payload, seq)).rowcount
-                for seq, payload in events
-            ]
-            changed += [
-                conn.execute(
-                    "UPDATE artifacts SET content = %s WHERE digest = %s", (payload, digest)
-                ).rowcount
-                for digest, payload in artifacts
-            ]
-            changed += [
-                conn.execute(
-                    "UPDATE data_keys SET wrapped = NULL, shredded_at = clock_timestamp()"
-                    " WHERE key_id = %s AND shredded_at IS NULL",
-                    (key,),
-                ).rowcount
-                for key in keys
-            ]
-            changed += [
-                conn.execute(
-                    "UPDATE artifacts SET content = %s WHERE digest = %s", (payload, digest)
-                ).rowcount
-                for digest, payload in blanks
-            ]
+            statements = shred_statements(events, artifacts, keys, blanks, mark="%s", now=datetime.now(UTC))
+            changed = [conn.execute(statement, params).rowcount for statement, params in statements]
             check_shredded(changed)
 
         try:

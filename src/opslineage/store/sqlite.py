@@ -49,6 +49,7 @@ from opslineage.store._rules import (
     edge_ends,
     node_filters,
     seen,
+    shred_statements,
     stray_ids,
 )
 from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
@@ -571,29 +572,8 @@ class SQLiteStore(Store):
             with self._transaction():
                 if fresh is not None:
                     self.db.execute("INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
-                changed = [
-                    self.db.execute("UPDATE events SET body = ? WHERE seq = ?", (payload, seq)).rowcount
-                    for seq, payload in events
-                ]
-                changed += [
-                    self.db.execute(
-                        "UPDATE artifacts SET content = ? WHERE digest = ?", (payload, digest)
-                    ).rowcount
-                    for digest, payload in artifacts
-                ]
-                changed += [
-                    self.db.execute(
-                        "UPDATE data_keys SET wrapped = NULL, shredded_at = ? WHERE key_id = ? AND shredded_at IS NULL",
-                        (shredded_at, key),
-                    ).rowcount
-                    for key in keys
-                ]
-                changed += [
-                    self.db.execute(
-                        "UPDATE artifacts SET content = ? WHERE digest = ?", (payload, digest)
-                    ).rowcount
-                    for digest, payload in blanks
-                ]
+                statements = shred_statements(events, artifacts, keys, blanks, mark="?", now=shredded_at)
+                changed = [self.db.execute(statement, params).rowcount for statement, params in statements]
                 check_shredded(changed)
         except sqlite3.IntegrityError as error:
             raise StoreError(f"cannot shred: {error}") from None
