@@ -3,6 +3,7 @@ CLI, rotated, and refused (exit 2, one clear line) with a wrong or unsafe KEK, o
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from opslineage import Tracer, open_store
 from opslineage.cli.main import main
+from opslineage.store.keys import new_kek
 from planted import NAMESPACE, SECRET, record_secret_chain
 
 
@@ -92,3 +94,20 @@ def test_an_unsafe_or_missing_kek_file_is_a_clear_error(
     monkeypatch.setenv("OPSLINEAGE_KEK", "not base64!")
     assert main(["why", action, "--store", url]) == 2
     assert "$OPSLINEAGE_KEK is not base64" in capsys.readouterr().err
+
+
+def test_rotating_a_kek_given_in_the_environment_needs_a_new_file(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSLINEAGE_KEY", str(tmp_path / "log.key"))
+    monkeypatch.setenv("OPSLINEAGE_KEK", base64.b64encode(new_kek()).decode())
+    assert main(["init", "--store", store_url, "--encrypt-all"]) == 0
+    assert main(["keys", "rotate", "--store", store_url]) == 2
+    assert "give --new-kek-file PATH" in capsys.readouterr().err
+    target = tmp_path / "next.kek"
+    assert main(["keys", "rotate", "--store", store_url, "--new-kek-file", str(target), "--json"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    assert rotated["kek_file"] == str(target) and target.stat().st_mode & 0o777 == 0o600
+    monkeypatch.delenv("OPSLINEAGE_KEK")
+    assert main(["keys", "list", "--store", store_url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kek_id"] == rotated["kek_id"]
