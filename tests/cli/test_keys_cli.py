@@ -111,3 +111,12 @@ def test_rotating_a_kek_given_in_the_environment_needs_a_new_file(
     monkeypatch.delenv("OPSLINEAGE_KEK")
     assert main(["keys", "list", "--store", store_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["kek_id"] == rotated["kek_id"]
+
+
+def test_keys_init_makes_no_new_kek_for_a_store_sealed_under_another(
+    sealed: tuple[str, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _, _ = sealed
+    capsys.readouterr()
+    assert main(["keys", "init", "--store", url, "--kek-file", str(tmp_path / "other.kek")]) == 2
+    assert "which is not at" in capsys.readouterr().err and not (tmp_path / "other.kek").exists()

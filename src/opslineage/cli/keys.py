@@ -93,8 +93,14 @@ def ensure_kek(store: Store, given: Path | None) -> tuple[Kek, bool]:
     made = False
     if kek is None:
         path = _kek_path(store, given)
+        recorded = store.get_meta(KEK_ID_META)
         if path.exists():
             kek = load_kek_file(path)
+        elif recorded is not None:
+            raise UsageError(
+                f"store {store.url} is sealed under key-encryption key {recorded}, which is not at {path}:"
+                " give its file (--kek-file) or $OPSLINEAGE_KEK"
+            )
         else:
             kek, made = create_kek_file(path), True
         if store.get_meta(KEK_FILE_META) != str(path):
