@@ -134,6 +134,16 @@ def test_a_changed_byte_in_what_a_shred_leaves_is_found(store: Store, run_sql: R
     assert any("no shred event records it" in f.what or "tampered" in f.what for f in report.findings)
 
 
+@pytest.mark.parametrize("change", ["type = 'feature'", "seq = seq + 1"])
+def test_a_changed_column_of_a_shredded_row_is_found(store: Store, run_sql: RunSql, change: str) -> None:
+    tracer, chain = _chain(store)
+    _shred(store, tracer)
+    digest = chain.snapshots[0].removeprefix("entity:")
+    run_sql(store.url, f"UPDATE artifacts SET {change} WHERE digest = '{digest}'", tamper=True)
+    report = verify_store(store, None)
+    assert [f.what for f in report.findings] == [f"the row of shredded artifact {digest} was changed (type or seq)"]
+
+
 def test_the_triggers_allow_no_blank_or_re_seal_a_shred_does_not_make(store: Store, run_sql: RunSql) -> None:
     tracer, chain = _chain(store, hold=False)
     tracer.close()

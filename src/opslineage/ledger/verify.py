@@ -59,6 +59,8 @@ class VerifyReport:
     shredded: int = 0
     """Artifact contents found shredded (their data key destroyed by retention)."""
     shredded_keys: set[str] = field(default_factory=set)
+    shredded_refs: dict[str, int] = field(default_factory=dict)
+    """Shredded artifacts → the first event that carries them."""
     shreds: list[dict[str, Any]] = field(default_factory=list)
     """The ledgered shred events: namespace, month, retention rule, counts."""
 
@@ -185,6 +187,7 @@ def _check_event(
         key = shredded_key(content)
         if key is not None:
             shredded.append(key)
+            report.shredded_refs.setdefault(ref, seq)
         return content
 
     try:
@@ -231,6 +234,15 @@ def _check_shreds(store: Store, report: VerifyReport) -> None:
         report.shreds.append(
             {"event": node_id, "seq": record.seq, **{name: shred.get(name) for name in fields}}
         )
+    rows = store.artifact_rows(report.shredded_refs)
+    nodes = store.nodes(f"entity:{ref}" for ref in report.shredded_refs)
+    for ref, seq in report.shredded_refs.items():
+        kind, stored_seq = rows.get(ref, ("", 0))
+        node = nodes.get(f"entity:{ref}")
+        if stored_seq != seq or node is None or node.type != kind:
+            report.findings.append(
+                Finding(seq, f"the row of shredded artifact {ref} was changed (type or seq)")
+            )
     for key in sorted(report.shredded_keys - recorded):
         report.findings.append(
             Finding(0, f"payloads sealed by data key {key} are shredded, but no shred event records it")

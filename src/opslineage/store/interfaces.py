@@ -334,8 +334,8 @@ class Encryption(Protocol):
         """The hot event bodies and artifact contents sealed by any of ``key_ids``."""
 
     @abc.abstractmethod
-    def artifact_types(self) -> dict[str, str]:
-        """Every artifact's digest → its type."""
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """Artifacts by digest → (type, sequence number of the event that first stored it)."""
 
     @abc.abstractmethod
     def shred_scope(

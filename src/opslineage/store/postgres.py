@@ -676,8 +676,11 @@ class PostgresStore(Store):
 
         return self._read(work)
 
-    def artifact_types(self) -> dict[str, str]:
-        return dict(self._rows("SELECT digest, type FROM artifacts"))
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        rows = self._rows(
+            "SELECT digest, type, seq FROM artifacts WHERE digest = ANY(%s::text[])", (list(digests),)
+        )
+        return {digest: (kind, seq) for digest, kind, seq in rows}
 
     def shred_scope(
         self,

@@ -254,20 +254,17 @@ def _plan_scope(
 def _archived(store: Store, keys: set[str]) -> tuple[list[int], list[tuple[str, str]]]:
     """The archived event bodies (seqs) and contents (digest, type) sealed by ``keys``."""
     events: list[int] = []
-    artifacts: list[tuple[str, str]] = []
     segments = store.segments()
     if not segments:
-        return events, artifacts
-    types = store.artifact_types()
+        return events, []
     archive = store.archive()
+    found: list[str] = []
     for info in segments:
         segment = archive.segment(info.digest)
         events += [seq for seq in segment.header.seqs if key_of(segment.body(seq)) in keys]
-        artifacts += [
-            (digest, types.get(digest, ""))
-            for digest in segment.header.artifacts
-            if key_of(segment.content(digest)) in keys
-        ]
+        found += [digest for digest in segment.header.artifacts if key_of(segment.content(digest)) in keys]
+    rows = store.artifact_rows(found)
+    artifacts = [(digest, rows[digest][0] if digest in rows else "") for digest in found]
     return events, artifacts
 
 

@@ -556,8 +556,12 @@ class SQLiteStore(Store):
         ).fetchall()
         return SealedRows(events, artifacts)
 
-    def artifact_types(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT digest, type FROM artifacts").fetchall())
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        rows = self.db.execute(
+            "SELECT digest, type, seq FROM artifacts WHERE digest IN (SELECT value FROM json_each(?))",
+            (_json_list(digests),),
+        )
+        return {digest: (kind, seq) for digest, kind, seq in rows}
 
     def shred_scope(
         self,
