@@ -141,7 +141,9 @@ def test_a_changed_column_of_a_shredded_row_is_found(store: Store, run_sql: RunS
     digest = chain.snapshots[0].removeprefix("entity:")
     run_sql(store.url, f"UPDATE artifacts SET {change} WHERE digest = '{digest}'", tamper=True)
     report = verify_store(store, None)
-    assert [f.what for f in report.findings] == [f"the row of shredded artifact {digest} was changed (type or seq)"]
+    assert [f.what for f in report.findings] == [
+        f"the row of shredded artifact {digest} was changed (type or seq)"
+    ]
 
 
 def test_the_triggers_allow_no_blank_or_re_seal_a_shred_does_not_make(store: Store, run_sql: RunSql) -> None:
