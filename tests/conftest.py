@@ -30,7 +30,10 @@ from opslineage.store import Store
 
 POSTGRES_URL = os.environ.get("OPSLINEAGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgres"]
-APPEND_ONLY_TABLES = ("events", "artifacts", "log_nodes", "checkpoints", "ids", "nodes", "edges", "batches")
+APPEND_ONLY_TABLES = (
+    *("events", "artifacts", "log_nodes", "checkpoints", "ids", "nodes", "edges", "batches"),
+    *("access_events", "access_event_nodes", "access_log_nodes", "access_checkpoints"),
+)
 
 RunSql = Callable[..., list[tuple[Any, ...]]]
 

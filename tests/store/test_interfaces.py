@@ -13,6 +13,7 @@ import pytest
 from helpers import Chain
 from opslineage import store as store_package
 from opslineage.store import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     ArtifactRow,
@@ -32,7 +33,16 @@ from opslineage.store import (
 from opslineage.store.postgres import PostgresStore
 from opslineage.store.sqlite import SQLiteStore
 
-PROTOCOLS = (GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Encryption, Settings)
+PROTOCOLS = (
+    GraphReader,
+    EventLog,
+    ArtifactReader,
+    LogStorage,
+    ArchiveTier,
+    Encryption,
+    Settings,
+    AccessLogStorage,
+)
 
 
 def _members(cls: type) -> set[str]:

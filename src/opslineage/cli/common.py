@@ -14,6 +14,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from opslineage.ledger.access_log import AccessLog
 from opslineage.query import Horizon, Principal, Reader
 from opslineage.store import Store, default_store_url, open_store, sqlite_path
 
@@ -80,8 +81,10 @@ def bus_url(url: str) -> str:
 
 
 def local_reader(store: Store) -> Reader:
-    """The store as the local user reads it: a user who can open a store is its administrator."""
-    return Reader(store, Principal.local_admin())
+    """The store as the local user reads it: a user who can open a store is its administrator.
+    Every read is recorded in the store's access log, client ``cli`` (a read the access log
+    cannot record is refused: exit 2)."""
+    return Reader(store, Principal.local_admin(), AccessLog(store), "cli")
 
 
 def horizon(reader: Reader, args: argparse.Namespace) -> Horizon:

@@ -24,7 +24,7 @@ from opslineage.cli.common import (
     progress,
     store_from,
 )
-from opslineage.cli.keys import add_kek_option, ensure_kek
+from opslineage.cli.keys import add_kek_option
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.keys import LogKeyError, load_private_key, load_public_key
 from opslineage.ledger.log import CHECKPOINT_EVERY, CHECKPOINT_SECONDS, checkpoint, init_log
@@ -32,6 +32,7 @@ from opslineage.ledger.memory import CacheError, CheckpointMemory
 from opslineage.ledger.verify import INDEX_REPORTED, Finding, VerifyReport
 from opslineage.ledger.witness import WitnessError, WitnessKey, cosigned_by, witness_checkpoint
 from opslineage.query import ConsistencyProof, InclusionProof, Reader
+from opslineage.store.keys import ensure_kek
 
 __all__ = ["add_parsers"]
 
@@ -258,6 +259,11 @@ def run_verify(args: argparse.Namespace) -> int:
     every = judged or LayerReport()
     if log is not None:
         every.add_integrity(log.events, ((finding.seq, finding.what) for finding in log.findings))
+        if log.access is not None:  # its findings fail the layer; the layer counts lineage events
+            every.add_integrity(
+                0,
+                ((f.seq, f"access log, access event {f.seq}: {f.what}") for f in log.access.findings),
+            )
     if args.json:
         print_json({**answer, "ok": every.ok, "layers": every.to_dict()})
     return 0 if every.ok else EXIT_CHECK_FAILED
@@ -296,8 +302,8 @@ def _verify_log(args: argparse.Namespace, reader: Reader) -> tuple[VerifyReport,
 
 
 def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
-    """The integrity layer's answer as text."""
-    if report.ok:
+    """The integrity layer's answer as text: the lineage log, then the access log."""
+    if not report.findings:
         print(
             f"ok: {report.events} events and {report.checkpoints} checkpoint(s) verified"
             + (f", {report.segments} archive segment(s) among them" if report.segments else "")
@@ -322,6 +328,17 @@ def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
                 f"  the graph index differs from the events in {report.index_differences} rows;"
                 f" the first {INDEX_REPORTED} are listed"
             )
+    access = report.access
+    if access is None:
+        return
+    if access.ok:
+        print(
+            f"ok: the access log's {access.size} access event(s) and {access.checkpoints} checkpoint(s) verified"
+        )
+        return
+    print(f"access log FAILED: {len(access.findings)} finding(s) in {access.size} access event(s)")
+    for finding in sorted(access.findings, key=lambda f: f.seq)[:50]:
+        print(f"  access event {finding.seq}: {finding.what}")
 
 
 def _against_memory(

@@ -12,6 +12,7 @@ import sys
 
 from opslineage._version import __version__
 from opslineage.cli import (
+    access,
     archive,
     audit,
     checks,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_parsers(commands, common)
     govern.add_parsers(commands, common)
     audit.add_parsers(commands, common)
+    access.add_parser(commands, common)
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
     keys.add_parser(commands, common)

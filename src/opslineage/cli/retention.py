@@ -13,13 +13,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from opslineage.cli.common import UsageError, print_json, store_from
+from opslineage.cli.common import UsageError, local_reader, print_json, store_from
 from opslineage.cli.govern import TRACER_NAMESPACE, _name, now_text, record_with
 from opslineage.ingest import cli_actor
 from opslineage.model.facets import HoldFacet, RetentionFacet, ShredFacet
 from opslineage.sdk import Tracer
 from opslineage.store import Store
-from opslineage.store.retention import apply_shred, holds_in_force, plan_retention, rules_in_force
+from opslineage.store.retention import apply_shred, holds_from_contents, plan_retention, rules_from_contents
 
 __all__ = ["add_parsers", "parse_keep"]
 
@@ -97,10 +97,18 @@ def _fields(facet: RetentionFacet | HoldFacet) -> dict[str, Any]:
     return {name: getattr(facet, name) for name in facet.__struct_fields__ if not name.startswith("_")}
 
 
+def _recorded(args: argparse.Namespace, node_type: str) -> list[dict[str, Any]]:
+    """The contents of every ``node_type`` artifact, oldest first, read through the audited read path."""
+    with store_from(args) as store:
+        reader = local_reader(store)
+        records = reader.artifact_records(node_type)
+        contents = reader.contents(record.id for record in records)
+    return [contents[record.id] for record in records if isinstance(contents.get(record.id), dict)]
+
+
 def run_list(args: argparse.Namespace) -> int:
     """Print the retention rules in force."""
-    with store_from(args) as store:
-        rules = [rule.to_dict() for rule in rules_in_force(store)]
+    rules = [rule.to_dict() for rule in rules_from_contents(_recorded(args, "retention"))]
     if args.json:
         print_json(rules)
     for rule in [] if args.json else rules:
@@ -166,10 +174,7 @@ def _hold(args: argparse.Namespace, *, active: bool) -> int:
         if not args.node.startswith("entity:sha256:"):
             raise UsageError(f"NODE {args.node!r} is not an artifact's node id (entity:sha256:…)")
         with store_from(args) as store:
-            record = store.node(args.node)
-        if record is None:
-            raise UsageError(f"no node {args.node} in the store")
-        namespace = record.namespace or ""
+            namespace = local_reader(store).resolve(args.node).namespace or ""
     facet = HoldFacet(
         namespace=namespace or "",
         node=args.node,
@@ -198,8 +203,7 @@ def run_hold_release(args: argparse.Namespace) -> int:
 
 def run_hold_list(args: argparse.Namespace) -> int:
     """Print the holds in force."""
-    with store_from(args) as store:
-        holds = [hold.to_dict() for hold in holds_in_force(store)]
+    holds = [hold.to_dict() for hold in holds_from_contents(_recorded(args, "hold"))]
     if args.json:
         print_json(holds)
         return 0

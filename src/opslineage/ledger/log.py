@@ -23,13 +23,15 @@ from opslineage.ledger.keys import (
     load_private_key,
     public_key_b64,
 )
-from opslineage.merkle import EMPTY_ROOT, consistency_proof, inclusion_proof, root_at
+from opslineage.merkle import EMPTY_ROOT, NodeReader, consistency_proof, inclusion_proof, root_at
 from opslineage.store import Store
 
 __all__ = [
     "CHECKPOINT_EVERY",
     "CHECKPOINT_SECONDS",
     "checkpoint",
+    "checkpoint_due",
+    "checkpoint_policy",
     "consistency",
     "cosignatures",
     "inclusion",
@@ -37,7 +39,11 @@ __all__ = [
     "latest_checkpoint",
     "log_key_path",
     "maybe_checkpoint",
+    "prove_consistency",
+    "prove_inclusion",
     "root",
+    "signing_origin",
+    "tree_root",
 ]
 
 CHECKPOINT_EVERY = 10_000  # events between automatic checkpoints, unless the store says otherwise
@@ -47,7 +53,12 @@ CHECKPOINT_SECONDS = 300  # seconds between automatic checkpoints while events a
 def root(store: Store, size: int | None = None) -> bytes:
     """The root hash of the log as it stood at ``size`` leaves (default: now)."""
     size = store.log_size() if size is None else size
-    return EMPTY_ROOT if size == 0 else root_at(size, store.log_node)
+    return tree_root(size, store.log_node)
+
+
+def tree_root(size: int, get: NodeReader) -> bytes:
+    """The root hash of the tree of ``size`` leaves whose stored nodes ``get`` reads."""
+    return EMPTY_ROOT if size == 0 else root_at(size, get)
 
 
 def _check_size(name: str, value: int, size: int) -> None:
@@ -61,16 +72,26 @@ def inclusion(store: Store, seq: int, tree_size: int | None = None) -> dict[str,
     Raises:
         ValueError: ``seq`` or ``tree_size`` outside the log.
     """
-    size = store.log_size() if tree_size is None else tree_size
-    _check_size("tree size", size, store.log_size())
-    if not 0 < seq <= size:
-        raise ValueError(f"sequence number must be between 1 and the tree size {size}, got {seq}")
+    return prove_inclusion(store.log_size(), store.log_node, seq, tree_size)
+
+
+def prove_inclusion(size: int, get: NodeReader, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+    """The inclusion proof of leaf ``seq - 1`` in the tree of ``tree_size`` (default: ``size``),
+    in a log of ``size`` leaves whose stored nodes ``get`` reads.
+
+    Raises:
+        ValueError: ``seq`` or ``tree_size`` outside the log.
+    """
+    tree_size = size if tree_size is None else tree_size
+    _check_size("tree size", tree_size, size)
+    if not 0 < seq <= tree_size:
+        raise ValueError(f"sequence number must be between 1 and the tree size {tree_size}, got {seq}")
     return {
         "leaf_index": seq - 1,
-        "tree_size": size,
-        "leaf_hash": store.log_node(0, seq - 1).hex(),
-        "root_hash": root(store, size).hex(),
-        "audit_path": [node.hex() for node in inclusion_proof(seq - 1, size, store.log_node)],
+        "tree_size": tree_size,
+        "leaf_hash": get(0, seq - 1).hex(),
+        "root_hash": tree_root(tree_size, get).hex(),
+        "audit_path": [node.hex() for node in inclusion_proof(seq - 1, tree_size, get)],
     }
 
 
@@ -80,7 +101,16 @@ def consistency(store: Store, first: int, second: int) -> dict[str, Any]:
     Raises:
         ValueError: sizes outside the log, or ``first`` > ``second``.
     """
-    size = store.log_size()
+    return prove_consistency(store.log_size(), store.log_node, first, second)
+
+
+def prove_consistency(size: int, get: NodeReader, first: int, second: int) -> dict[str, Any]:
+    """The proof that the tree of ``second`` leaves extends the tree of ``first`` leaves, in a log
+    of ``size`` leaves whose stored nodes ``get`` reads.
+
+    Raises:
+        ValueError: sizes outside the log, or ``first`` > ``second``.
+    """
     _check_size("first", first, size)
     _check_size("second", second, size)
     if first > second:
@@ -88,9 +118,9 @@ def consistency(store: Store, first: int, second: int) -> dict[str, Any]:
     return {
         "first": first,
         "second": second,
-        "first_root": root(store, first).hex(),
-        "second_root": root(store, second).hex(),
-        "proof": [node.hex() for node in consistency_proof(first, second, store.log_node)],
+        "first_root": tree_root(first, get).hex(),
+        "second_root": tree_root(second, get).hex(),
+        "proof": [node.hex() for node in consistency_proof(first, second, get)],
     }
 
 
@@ -141,7 +171,12 @@ def log_key_path(store: Store, key: str | None = None) -> Path:
     return key_path(key, store.get_meta("log_key"))
 
 
-def _origin(store: Store, key: Ed25519PrivateKey) -> str:
+def signing_origin(store: Store, key: Ed25519PrivateKey) -> str:
+    """The log's origin line, once ``key`` is checked to be the key the log was made with.
+
+    Raises:
+        LogKeyError: another key, or a log not initialised (no origin).
+    """
     recorded = store.get_meta("log_public_key")
     if recorded and recorded != public_key_b64(key.public_key()):
         raise LogKeyError("this key is not the key the store's log was initialised with")
@@ -154,7 +189,7 @@ def _origin(store: Store, key: Ed25519PrivateKey) -> str:
 def checkpoint(store: Store, key: Ed25519PrivateKey, now: datetime | None = None) -> Checkpoint:
     """Sign the log's current size and root and keep the checkpoint in the store."""
     size = store.log_size()
-    made = sign(key, _origin(store, key), size, root(store, size), now or datetime.now(UTC))
+    made = sign(key, signing_origin(store, key), size, root(store, size), now or datetime.now(UTC))
     store.add_checkpoint(size, made.root_hash, made.note)
     return latest_checkpoint(store) or made
 
@@ -183,14 +218,22 @@ def maybe_checkpoint(store: Store, key: str | None = None, now: datetime | None 
     if not path.exists() or store.get_meta("log_origin") is None:
         return None
     now = now or datetime.now(UTC)
-    latest = latest_checkpoint(store)
-    size = store.log_size()
-    done = latest.tree_size if latest else 0
-    if size == done:
-        return None
-    every = int(store.get_meta("checkpoint_every") or CHECKPOINT_EVERY)
-    seconds = int(store.get_meta("checkpoint_seconds") or CHECKPOINT_SECONDS)
-    stale = latest is None or now - datetime.fromisoformat(latest.timestamp) >= timedelta(seconds=seconds)
-    if size - done >= every or stale:
+    if checkpoint_due(latest_checkpoint(store), store.log_size(), now, *checkpoint_policy(store)):
         return checkpoint(store, load_private_key(path), now)
     return None
+
+
+def checkpoint_policy(store: Store) -> tuple[int, int]:
+    """The store's checkpoint cadence: (events, seconds) between automatic checkpoints."""
+    every = int(store.get_meta("checkpoint_every") or CHECKPOINT_EVERY)
+    return every, int(store.get_meta("checkpoint_seconds") or CHECKPOINT_SECONDS)
+
+
+def checkpoint_due(latest: Checkpoint | None, size: int, now: datetime, every: int, seconds: int) -> bool:
+    """Whether a log of ``size`` leaves, last signed at ``latest``, is due a checkpoint: it grew,
+    and by ``every`` leaves or ``seconds`` after ``latest`` (or it has none yet)."""
+    done = latest.tree_size if latest else 0
+    if size == done:
+        return False
+    stale = latest is None or now - datetime.fromisoformat(latest.timestamp) >= timedelta(seconds=seconds)
+    return size - done >= every or stale

@@ -21,9 +21,11 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from opslineage.ledger._checks import CHUNK, Finding, check_checkpoint, check_nodes
 from opslineage.ledger._index import REPORTED as INDEX_REPORTED
 from opslineage.ledger._index import IndexCheck
-from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
+from opslineage.ledger.access_log import AccessLogReport, verify_access_log
+from opslineage.ledger.checkpoint import Checkpoint, CheckpointError
 from opslineage.ledger.log import consistency, root
 from opslineage.merkle import CompactRange, ProofError, verify_consistency
 from opslineage.model import canonical_event
@@ -31,17 +33,13 @@ from opslineage.store import Store, StoreError, event_leaf
 from opslineage.store.keys import KeyError_
 from opslineage.store.sealing import shredded_key
 
-__all__ = ["INDEX_REPORTED", "Finding", "VerifyReport", "verify_against", "verify_store"]
-
-CHUNK = 2000
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing that does not hold; ``seq`` is the event (or tree size) it concerns."""
-
-    seq: int
-    what: str
+__all__ = [
+    "INDEX_REPORTED",
+    "Finding",
+    "VerifyReport",
+    "verify_against",
+    "verify_store",
+]
 
 
 @dataclass
@@ -63,11 +61,13 @@ class VerifyReport:
     """Shredded artifacts → the first event that carries them."""
     shreds: list[dict[str, Any]] = field(default_factory=list)
     """The ledgered shred events: namespace, month, retention rule, counts."""
+    access: AccessLogReport | None = None
+    """The access log's own check (see :mod:`opslineage.ledger.access_log`)."""
 
     @property
     def ok(self) -> bool:
-        """Nothing differs."""
-        return not self.findings
+        """Nothing differs, in either log."""
+        return not self.findings and (self.access is None or self.access.ok)
 
     @property
     def first_bad_seq(self) -> int | None:
@@ -87,6 +87,7 @@ class VerifyReport:
             "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
             "shredded": self.shredded,
             "shreds": self.shreds,
+            "access_log": self.access.to_dict() if self.access is not None else None,
         }
 
 
@@ -94,7 +95,7 @@ def verify_store(
     store: Store, public_key: Ed25519PublicKey | None, on_progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
     """Check every event, leaf, stored tree node and checkpoint of the store's log, and the graph
-    index against the events."""
+    index against the events; then the access log (see :func:`~opslineage.ledger.access_log.verify_access_log`)."""
     report = VerifyReport()
     size = store.log_size()
     checkpoints = {cp_size: (cp_root, note) for cp_size, cp_root, note in store.checkpoints()}
@@ -126,8 +127,9 @@ def verify_store(
                 if canonical is not None:
                     rebuilt.append((seq, canonical))
             if tree.size in checkpoints:
-                _check_checkpoint(tree, *checkpoints[tree.size], public_key, report)
-        _check_nodes(store, completed, report)
+                report.checkpoints += 1
+                report.findings.extend(check_checkpoint(tree, *checkpoints[tree.size], public_key))
+        report.findings.extend(check_nodes(store.log_range, completed))
         index.check(first, last, rebuilt)
         after = last
         if on_progress:
@@ -145,6 +147,7 @@ def verify_store(
     index.finish(size)
     report.index_rows, report.index_differences = index.rows, index.differences
     report.findings.extend(Finding(seq, what) for seq, what in index.findings)
+    report.access = verify_access_log(store, public_key)
     return report
 
 
@@ -246,42 +249,6 @@ def _check_shreds(store: Store, report: VerifyReport) -> None:
     for key in sorted(report.shredded_keys - recorded):
         report.findings.append(
             Finding(0, f"payloads sealed by data key {key} are shredded, but no shred event records it")
-        )
-
-
-def _check_nodes(store: Store, completed: list[tuple[int, int, bytes]], report: VerifyReport) -> None:
-    """Compare the interior nodes the stored leaves completed with the stored ones, a level at a time."""
-    by_level: dict[int, list[tuple[int, bytes]]] = {}
-    for level, index, node in completed:
-        if level:
-            by_level.setdefault(level, []).append((index, node))
-    for level, nodes in by_level.items():
-        kept = store.log_range(level, nodes[0][0], nodes[-1][0] + 1)
-        for index, node in nodes:
-            if kept.get(index) != node:
-                first = index * (1 << level) + 1
-                report.findings.append(
-                    Finding(first, f"stored log node (level {level}, index {index}) differs")
-                )
-
-
-def _check_checkpoint(
-    tree: CompactRange, cp_root: bytes, note: str, public_key: Ed25519PublicKey | None, report: VerifyReport
-) -> None:
-    report.checkpoints += 1
-    size = tree.size
-    try:
-        signed = parse_note(note)
-        if public_key is not None:
-            signed.verify(public_key)
-    except CheckpointError as error:
-        report.findings.append(Finding(size, f"checkpoint: {error}"))
-        return
-    if signed.tree_size != size or signed.root_hash != cp_root:
-        report.findings.append(Finding(size, "checkpoint row does not match its signed note"))
-    if signed.root_hash != tree.root():
-        report.findings.append(
-            Finding(size, "signed checkpoint root differs from the tree rebuilt from the events")
         )
 
 

@@ -28,6 +28,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.governance import (
+    OUTCOMES,
     AccessDenied,
     AccessEvent,
     AccessTrail,
@@ -35,6 +36,7 @@ from opslineage.governance import (
     Permission,
     Principal,
 )
+from opslineage.ledger.access_log import access_consistency, access_inclusion, latest_access_checkpoint
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
@@ -44,9 +46,12 @@ from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resol
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
 from opslineage.query.visibility import Visibility, governance_of
 from opslineage.query.why import WhyChain, chain_links, why
-from opslineage.store import Cut, Horizon, NodeRecord, Store, StoredEvent
+from opslineage.store import AccessEventRow, Cut, Horizon, NodeRecord, Store, StoredEvent, StoreError
 
-__all__ = ["ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
+__all__ = ["AccessRecord", "ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
+
+ACCESS_LOG_LIMIT = 10_000
+"""The most access events one :meth:`Reader.access_log` call returns."""
 
 
 class InclusionProof(msgspec.Struct, frozen=True):
@@ -75,6 +80,18 @@ class ConsistencyProof(msgspec.Struct, frozen=True):
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict, in field order."""
         return msgspec.structs.asdict(self)
+
+
+class AccessRecord(AccessEvent, frozen=True, kw_only=True):
+    """An access event as the access log keeps it: ``seq`` is its sequence number (its leaf is
+    ``seq - 1`` of the access log)."""
+
+    seq: int
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, ``seq`` first."""
+        found = msgspec.structs.asdict(self)
+        return {"seq": found.pop("seq"), **found}
 
 
 @dataclass
@@ -475,6 +492,59 @@ class Reader:
         with self._reading("verify", permission=Permission.VERIFY):
             return verify_against(self._store, kept, public_key)
 
+    # The access log.
+
+    def access_log(
+        self,
+        *,
+        actor: str | None = None,
+        node: str | None = None,
+        since: datetime | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[AccessRecord]:
+        """Access events after sequence ``after`` by ``actor``, naming ``node``, at or after
+        ``since``, of ``outcome`` (each when given), oldest first, at most ``limit``. Needs
+        ``access-log:read``; this read is itself recorded.
+
+        Raises:
+            InvalidEvent: an unknown outcome, or a limit outside 1 to 10000, or a negative ``after``.
+        """
+        with self._reading("access-log", node, Permission.READ_ACCESS_LOG):
+            if outcome is not None and outcome not in OUTCOMES:
+                raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+            if not 0 < limit <= ACCESS_LOG_LIMIT or after < 0:
+                raise InvalidEvent(f"limit must be 1 to {ACCESS_LOG_LIMIT} and after at least 0")
+            rows = self._store.search_access(
+                actor=actor, node=node, since=since, outcome=outcome, limit=limit, after=after
+            )
+            return [_access_record(row) for row in rows]
+
+    def access_checkpoint(self) -> Checkpoint | None:
+        """The access log's checkpoint of the largest tree size kept, if any (origin ``<origin>/access``)."""
+        with self._reading("access-log-checkpoint", permission=Permission.READ_ACCESS_LOG):
+            return latest_access_checkpoint(self._store)
+
+    def access_inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
+        """The inclusion proof of access event ``seq`` in the access log's tree of ``tree_size``
+        (default: now).
+
+        Raises:
+            ValueError: ``seq`` or ``tree_size`` outside the access log.
+        """
+        with self._reading("access-log-proof", str(seq), Permission.READ_ACCESS_LOG):
+            return msgspec.convert(access_inclusion(self._store, seq, tree_size), InclusionProof)
+
+    def access_consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """The proof that the access log's tree of ``second`` leaves extends its tree of ``first``.
+
+        Raises:
+            ValueError: sizes outside the access log, or ``first`` > ``second``.
+        """
+        with self._reading("access-log-proof", f"{first}..{second}", Permission.READ_ACCESS_LOG):
+            return msgspec.convert(access_consistency(self._store, first, second), ConsistencyProof)
+
     # The archive tier.
 
     def archived_through(self) -> int:
@@ -514,6 +584,20 @@ class Reader:
     def setting(self, key: str) -> str | None:
         """A store setting (reconciliation keeps which drifts it alerted on), None when unset."""
         return self._store.get_meta(key)
+
+
+def _access_record(row: AccessEventRow) -> AccessRecord:
+    """A stored access event as a typed record.
+
+    Raises:
+        StoreError: its body is not an access event (changed behind the store's back).
+    """
+    try:
+        return msgspec.convert({**msgspec.json.decode(row.body), "seq": row.seq}, AccessRecord)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as error:
+        raise StoreError(
+            f"access event {row.seq} is not an access event ({error}): run `opslineage verify`"
+        ) from None
 
 
 def as_reader(source: Reader | Store) -> Reader:

@@ -13,6 +13,7 @@ import os
 from opslineage.store._plan import derive_rows
 from opslineage.store.base import ARCHIVE_DIR_ENV, Store, event_leaf
 from opslineage.store.interfaces import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     Encryption,
@@ -22,6 +23,8 @@ from opslineage.store.interfaces import (
     Settings,
 )
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     ArtifactRow,
     CheckpointRow,
     Cut,
@@ -47,6 +50,9 @@ from opslineage.store.sqlite import SQLiteStore
 __all__ = [
     "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
+    "AccessEventRow",
+    "AccessLogStorage",
+    "AccessRow",
     "ArchiveTier",
     "ArtifactReader",
     "ArtifactRow",

@@ -11,6 +11,7 @@ from opslineage.store.base import NodeRecord, StoreError
 from opslineage.store.records import Cut, Horizon
 
 __all__ = [
+    "ACCESS_SELECT",
     "INDEX_EDGES",
     "INDEX_NODES",
     "INDEX_NODE_COLUMNS",
@@ -19,6 +20,7 @@ __all__ = [
     "SEGMENT_OF_EVENT",
     "STATE_QUERIES",
     "STRAY_IDS",
+    "access_filters",
     "check_archived",
     "check_versions",
     "edge_ends",
@@ -67,6 +69,28 @@ STATE_QUERIES = (
 )
 """The (table, query) pairs :meth:`~opslineage.store.base.Store.state_digest` hashes, in order;
 their rows go through ``Store._state_row``."""
+
+
+ACCESS_SELECT = "SELECT e.seq, e.at, e.actor, e.outcome, e.name, e.body FROM access_events e"
+"""The columns of an :class:`~opslineage.store.records.AccessEventRow`, from ``access_events e``."""
+
+
+def access_filters(
+    actor: str | None, node: str | None, since: object | None, outcome: str | None, *, mark: str
+) -> tuple[str, list[object]]:
+    """The conditions of ``search_access`` after its ``e.seq > after``, each led by AND, and their
+    parameters (``since`` already in the dialect's form of a time)."""
+    clauses, params = [], []
+    for condition, value in (
+        (f"e.actor = {mark}", actor),
+        (f"e.outcome = {mark}", outcome),
+        (f"e.at >= {mark}", since),
+        (f"e.seq IN (SELECT seq FROM access_event_nodes WHERE node = {mark})", node),
+    ):
+        if value is not None:
+            clauses.append(f" AND {condition}")
+            params.append(value)
+    return "".join(clauses), params
 
 
 def node_filters(

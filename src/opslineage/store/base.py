@@ -17,6 +17,7 @@ import msgspec
 from opslineage.merkle import leaf_hash
 from opslineage.model import ParsedEvent, join_event
 from opslineage.store.interfaces import (
+    AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
     Encryption,
@@ -102,7 +103,17 @@ _encode = msgspec.json.encode
 _ALL = 1 << 62
 
 
-class Store(GraphReader, EventLog, ArtifactReader, LogStorage, ArchiveTier, Encryption, Settings, abc.ABC):
+class Store(
+    GraphReader,
+    EventLog,
+    ArtifactReader,
+    LogStorage,
+    ArchiveTier,
+    Encryption,
+    Settings,
+    AccessLogStorage,
+    abc.ABC,
+):
     """A lineage store. Accepted events are immutable; ingest is idempotent on event digest.
 
     Payloads may live in two tiers: hot, in the store, or archived, in segment files (see

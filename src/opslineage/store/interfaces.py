@@ -1,8 +1,9 @@
 """What a store offers, one concern per protocol: graph reads, the event log, artifacts, the
 transparency log's storage, the archive tier and settings.
 
-A caller that needs one concern can ask for that protocol alone (``archive_store`` takes an
-:class:`ArchiveTier`); :class:`~opslineage.store.base.Store`, the class both backends subclass,
+The access log (every read, see :mod:`opslineage.ledger.access_log`) is a second Merkle log
+with storage of its own, :class:`AccessLogStorage`. A caller that needs one concern can ask
+for that protocol alone (``archive_store`` takes an :class:`ArchiveTier`); :class:`~opslineage.store.base.Store`, the class both backends subclass,
 combines them all. Every method is abstract here, so a backend that misses one cannot be made.
 """
 
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 from opslineage.model import ParsedEvent
 from opslineage.store.keys import DataKeys, Kek
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     CheckpointRow,
     DataKeyRow,
     EdgeRow,
@@ -37,7 +40,16 @@ from opslineage.store.records import (
 from opslineage.store.sealing import SealPolicy
 from opslineage.store.segments import Archive
 
-__all__ = ["ArchiveTier", "ArtifactReader", "Encryption", "EventLog", "GraphReader", "LogStorage", "Settings"]
+__all__ = [
+    "AccessLogStorage",
+    "ArchiveTier",
+    "ArtifactReader",
+    "Encryption",
+    "EventLog",
+    "GraphReader",
+    "LogStorage",
+    "Settings",
+]
 
 
 class GraphReader(Protocol):
@@ -365,3 +377,63 @@ class Settings(Protocol):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Set a store setting."""
+
+
+class AccessLogStorage(Protocol):
+    """The access log's rows, stored tree and checkpoints: a Merkle log of its own beside the
+    lineage log, leaf i being the access event of sequence i + 1. Everything is append-only."""
+
+    @abc.abstractmethod
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
+        """Append access events, their node index and the Merkle nodes they complete, in one
+        transaction; returns the sequence numbers given to them, in order.
+
+        With ``durable`` false the commit returns before it is synced to disk (SQLite's
+        ``synchronous=NORMAL``, PostgreSQL's ``synchronous_commit=off``): it survives the process
+        crashing, not the machine losing power."""
+
+    @abc.abstractmethod
+    def access_size(self) -> int:
+        """How many access events (leaves) the access log has."""
+
+    @abc.abstractmethod
+    def access_log_node(self, level: int, index: int) -> bytes:
+        """The stored hash of the access log's perfect subtree at ``level`` and ``index``.
+
+        Raises:
+            StoreError: no such node (the tree is smaller).
+        """
+
+    @abc.abstractmethod
+    def access_log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """Stored hashes of the access log's perfect subtrees at ``level`` with index in [start, end)."""
+
+    @abc.abstractmethod
+    def add_access_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        """Keep a signed checkpoint of the access log; one per tree size."""
+
+    @abc.abstractmethod
+    def access_checkpoints(self) -> list[CheckpointRow]:
+        """Every access-log checkpoint, smallest tree size first."""
+
+    @abc.abstractmethod
+    def latest_access_checkpoint(self) -> CheckpointRow | None:
+        """The access-log checkpoint of the largest tree size, if any."""
+
+    @abc.abstractmethod
+    def search_access(
+        self,
+        *,
+        actor: str | None = None,
+        node: str | None = None,
+        since: datetime | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[AccessEventRow]:
+        """Access events after sequence ``after`` matching every filter given (by ``actor``, by a
+        node id the event names, at or after ``since``, by ``outcome``), oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def access_rows(self, *, after: int = 0, limit: int = 1000) -> list[AccessEventRow]:
+        """Stored access events with sequence numbers after ``after``, as they are, in order."""

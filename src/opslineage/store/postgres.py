@@ -39,11 +39,12 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from opslineage.merkle import CompactRange
+from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
+    ACCESS_SELECT,
     INDEX_EDGES,
     INDEX_NODES,
     NODE_COLUMNS,
@@ -51,6 +52,7 @@ from opslineage.store._rules import (
     SEGMENT_OF_EVENT,
     STATE_QUERIES,
     STRAY_IDS,
+    access_filters,
     check_archived,
     check_versions,
     edge_ends,
@@ -63,6 +65,8 @@ from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     ArtifactRow,
     CheckpointRow,
     DataKeyRow,
@@ -834,6 +838,100 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._pool.close()
 
+    # The access log.
+
+    _access_frontier: CompactRange | None = None  # its right edge, as last committed here
+
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
+        def work(conn: _Conn) -> tuple[list[int], CompactRange]:
+            # One round trip: a read waits for its event, but not for ever; not durable, the commit
+            # is not flushed (else as the database says); and the log's size.
+            row = conn.execute(
+                "SELECT set_config('lock_timeout', '10s', true), set_config('synchronous_commit',"
+                " coalesce(%s::text, current_setting('synchronous_commit')), true),"
+                " (SELECT coalesce(max(seq), 0) FROM access_events)",
+                (None if durable else "off",),
+            ).fetchone()
+            assert row is not None
+            size = int(row[2])
+            frontier = self._access_frontier
+            if frontier is None or frontier.size != size:  # first use, or another writer appended
+                frontier = CompactRange.from_reader(
+                    size, lambda level, index: _log_node(conn, level, index, "access_log_nodes")
+                )
+            self._access_frontier = None  # until the commit, it may hold leaves rolled back
+            seqs = list(range(size + 1, size + 1 + len(rows)))
+            nodes = [node for row in rows for node in frontier.append(leaf_hash(row.body))]
+            with conn.pipeline():
+                _insert_rows(
+                    conn,
+                    "access_events",
+                    ("bigint", "timestamptz", "text", "text", "text", "bytea"),
+                    [(s, r.at, r.actor, r.outcome, r.name, r.body) for s, r in zip(seqs, rows, strict=True)],
+                )
+                _insert_rows(
+                    conn,
+                    "access_event_nodes",
+                    ("text", "bigint"),
+                    list({(node, s): None for s, r in zip(seqs, rows, strict=True) for node in r.nodes}),
+                    ignore_existing=True,
+                )
+                _insert_rows(conn, "access_log_nodes", ("smallint", "bigint", "bytea"), nodes)
+            return seqs, frontier
+
+        with self._writing:
+            seqs, self._access_frontier = self._write(work)
+        return seqs
+
+    def access_size(self) -> int:
+        return self._read(_access_size)
+
+    def access_log_node(self, level: int, index: int) -> bytes:
+        return self._read(lambda conn: _log_node(conn, level, index, "access_log_nodes"))
+
+    def access_log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        rows = self._rows(
+            "SELECT idx, hash FROM access_log_nodes WHERE level = %s AND idx >= %s AND idx < %s",
+            (level, start, end),
+        )
+        return dict(rows)
+
+    def add_access_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO access_checkpoints VALUES (%s, %s, %s) ON CONFLICT (size) DO NOTHING",
+                (size, root, note),
+            )
+        )
+
+    def access_checkpoints(self) -> list[CheckpointRow]:
+        rows = self._rows("SELECT size, root, note FROM access_checkpoints ORDER BY size")
+        return list(map(CheckpointRow._make, rows))
+
+    def latest_access_checkpoint(self) -> CheckpointRow | None:
+        rows = self._rows("SELECT size, root, note FROM access_checkpoints ORDER BY size DESC LIMIT 1")
+        return CheckpointRow._make(rows[0]) if rows else None
+
+    def search_access(
+        self,
+        *,
+        actor: str | None = None,
+        node: str | None = None,
+        since: datetime | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[AccessEventRow]:
+        where, params = access_filters(actor, node, since, outcome, mark="%s")
+        rows = self._rows(
+            f"{ACCESS_SELECT} WHERE e.seq > %s {where} ORDER BY e.seq LIMIT %s", (after, *params, limit)
+        )
+        return list(map(AccessEventRow._make, rows))
+
+    def access_rows(self, *, after: int = 0, limit: int = 1000) -> list[AccessEventRow]:
+        rows = self._rows(f"{ACCESS_SELECT} WHERE e.seq > %s ORDER BY e.seq LIMIT %s", (after, limit))
+        return list(map(AccessEventRow._make, rows))
+
 
 def _insert_rows(
     conn: _Conn,
@@ -854,13 +952,19 @@ def _insert_rows(
     )
 
 
-def _log_node(conn: _Conn, level: int, index: int) -> bytes:
+def _log_node(conn: _Conn, level: int, index: int, table: str = "log_nodes") -> bytes:
     row = conn.execute(
-        "SELECT hash FROM log_nodes WHERE level = %s AND idx = %s", (level, index), binary=True
+        f"SELECT hash FROM {table} WHERE level = %s AND idx = %s", (level, index), binary=True
     ).fetchone()
     if row is None:
-        raise StoreError(f"the log has no node at level {level}, index {index}")
+        log = "the access log" if table == "access_log_nodes" else "the log"
+        raise StoreError(f"{log} has no node at level {level}, index {index}")
     return bytes(row[0])
+
+
+def _access_size(conn: _Conn) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM access_events").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _nodes(conn: _Conn, ids: list[str], as_of: Horizon) -> dict[str, NodeRecord]:

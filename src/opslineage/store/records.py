@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 __all__ = [
+    "AccessEventRow",
+    "AccessRow",
     "ArtifactRow",
     "CheckpointRow",
     "Cut",
@@ -238,3 +240,28 @@ class SealedRows(NamedTuple):
 
     events: list[tuple[int, bytes, bytes]]
     artifacts: list[tuple[str, str, bytes]]
+
+
+class AccessRow(NamedTuple):
+    """An access event to append to the access log: its canonical JSON ``body`` (the leaf is its
+    RFC 9162 leaf hash) and the columns searches use, which repeat what the body says."""
+
+    at: datetime
+    actor: str
+    outcome: str
+    name: str
+    body: bytes
+    nodes: tuple[str, ...]
+    """The node ids the event names, for searching by node."""
+
+
+class AccessEventRow(NamedTuple):
+    """A stored access event: its sequence number (leaf ``seq - 1`` of the access log), the search
+    columns and the canonical body."""
+
+    seq: int
+    at: datetime
+    actor: str
+    outcome: str
+    name: str
+    body: bytes

@@ -42,8 +42,10 @@ __all__ = [
     "RetentionRule",
     "ScopePlan",
     "apply_shred",
+    "holds_from_contents",
     "holds_in_force",
     "plan_retention",
+    "rules_from_contents",
     "rules_in_force",
 ]
 
@@ -80,10 +82,11 @@ class Hold:
         return {name: value for name in fields if (value := getattr(self, name)) is not None}
 
 
-def rules_in_force(store: Store) -> list[RetentionRule]:
-    """The newest retention rule of each (namespace, kind), oldest first."""
+def rules_from_contents(contents: Iterable[dict[str, Any]]) -> list[RetentionRule]:
+    """The newest retention rule of each (namespace, kind) among recorded ``aiops_retention``
+    contents (give them oldest first), oldest first."""
     rules: dict[tuple[str, str | None], RetentionRule] = {}
-    for content in store.artifact_contents("retention"):
+    for content in contents:
         namespace, days = content.get("namespace"), content.get("keep_days")
         if isinstance(namespace, str) and isinstance(days, int):
             rule = RetentionRule(
@@ -94,10 +97,11 @@ def rules_in_force(store: Store) -> list[RetentionRule]:
     return list(rules.values())
 
 
-def holds_in_force(store: Store) -> list[Hold]:
-    """The holds placed and not released since, oldest first."""
+def holds_from_contents(contents: Iterable[dict[str, Any]]) -> list[Hold]:
+    """The holds placed and not released since, among recorded ``aiops_hold`` contents (give
+    them oldest first), oldest first."""
     holds: dict[tuple[str, str | None], Hold] = {}
-    for content in store.artifact_contents("hold"):
+    for content in contents:
         namespace = content.get("namespace")
         if not isinstance(namespace, str):
             continue
@@ -112,6 +116,16 @@ def holds_in_force(store: Store) -> list[Hold]:
                 content.get("set_by"),
             )
     return list(holds.values())
+
+
+def rules_in_force(store: Store) -> list[RetentionRule]:
+    """The retention rules in force in ``store`` (see :func:`rules_from_contents`)."""
+    return rules_from_contents(store.artifact_contents("retention"))
+
+
+def holds_in_force(store: Store) -> list[Hold]:
+    """The holds in force in ``store`` (see :func:`holds_from_contents`)."""
+    return holds_from_contents(store.artifact_contents("hold"))
 
 
 def _month_end(period: str) -> datetime | None:

@@ -31,11 +31,12 @@ from typing import cast
 
 import msgspec
 
-from opslineage.merkle import CompactRange
+from opslineage.merkle import CompactRange, leaf_hash
 from opslineage.model import ParsedEvent
 from opslineage.model.ids import run_node_id
 from opslineage.store._plan import BatchPlan, Tally, check_actor, joined, plan_batch
 from opslineage.store._rules import (
+    ACCESS_SELECT,
     INDEX_EDGES,
     INDEX_NODE_COLUMNS,
     INDEX_NODES,
@@ -44,6 +45,7 @@ from opslineage.store._rules import (
     SEGMENT_OF_EVENT,
     STATE_QUERIES,
     STRAY_IDS,
+    access_filters,
     check_archived,
     check_versions,
     edge_ends,
@@ -55,6 +57,8 @@ from opslineage.store._rules import (
 from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.records import (
+    AccessEventRow,
+    AccessRow,
     ArtifactRow,
     CheckpointRow,
     DataKeyRow,
@@ -658,6 +662,116 @@ class SQLiteStore(Store):
         db, self.db = self.db, cast(sqlite3.Connection, _Closed(self.path))
         db.close()
 
+    # The access log.
+
+    _access_frontier: CompactRange | None = None  # its right edge, as last committed here
+
+    def append_access(self, rows: Sequence[AccessRow], *, durable: bool = True) -> list[int]:
+        if not durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")  # for this commit only: FULL again below
+        try:
+            with self._transaction():
+                size = self.access_size()
+                frontier = self._access_frontier
+                if frontier is None or frontier.size != size:  # first use, or another writer appended
+                    frontier = CompactRange.from_reader(size, self.access_log_node)
+                self._access_frontier = None  # until the commit, it may hold leaves rolled back
+                seqs = list(range(size + 1, size + 1 + len(rows)))
+                self.db.executemany(
+                    "INSERT INTO access_events VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (s, _instant(r.at), r.actor, r.outcome, r.name, r.body)
+                        for s, r in zip(seqs, rows, strict=True)
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO access_event_nodes VALUES (?, ?)",
+                    [(node, s) for s, r in zip(seqs, rows, strict=True) for node in r.nodes],
+                )
+                nodes = [node for row in rows for node in frontier.append(leaf_hash(row.body))]
+                self.db.executemany("INSERT INTO access_log_nodes VALUES (?, ?, ?)", nodes)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):  # locked, full, read-only: an outage
+                raise StoreUnavailable(f"cannot write the access log of {self.path}: {error}") from None
+            raise StoreError(f"cannot write the access log of {self.path}: {error}") from None
+        finally:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=FULL")
+        self._access_frontier = frontier
+        return seqs
+
+    def access_size(self) -> int:
+        (last,) = self.db.execute("SELECT max(seq) FROM access_events").fetchone()
+        return int(last or 0)
+
+    def access_log_node(self, level: int, index: int) -> bytes:
+        row = self.db.execute(
+            "SELECT CAST(hash AS BLOB) FROM access_log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"the access log has no node at level {level}, index {index}")
+        return bytes(row[0])
+
+    def access_log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        rows = self.db.execute(
+            "SELECT idx, CAST(hash AS BLOB) FROM access_log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+            (level, start, end),
+        )
+        return dict(rows.fetchall())
+
+    def add_access_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR IGNORE INTO access_checkpoints VALUES (?, ?, ?)", (size, root, note))
+
+    def access_checkpoints(self) -> list[CheckpointRow]:
+        rows = self.db.execute("SELECT size, CAST(root AS BLOB), note FROM access_checkpoints ORDER BY size")
+        return list(map(CheckpointRow._make, rows))
+
+    def latest_access_checkpoint(self) -> CheckpointRow | None:
+        row = self.db.execute(
+            "SELECT size, CAST(root AS BLOB), note FROM access_checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else CheckpointRow._make(row)
+
+    def search_access(
+        self,
+        *,
+        actor: str | None = None,
+        node: str | None = None,
+        since: datetime | None = None,
+        outcome: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[AccessEventRow]:
+        where, params = access_filters(
+            actor, node, None if since is None else _instant(since), outcome, mark="?"
+        )
+        rows = self.db.execute(
+            f"{_ACCESS_SELECT} WHERE e.seq > ? {where} ORDER BY e.seq LIMIT ?", (after, *params, limit)
+        )
+        return [_access_row(row) for row in rows]
+
+    def access_rows(self, *, after: int = 0, limit: int = 1000) -> list[AccessEventRow]:
+        rows = self.db.execute(f"{_ACCESS_SELECT} WHERE e.seq > ? ORDER BY e.seq LIMIT ?", (after, limit))
+        return [_access_row(row) for row in rows]
+
 
 def _seen(alias: str, as_of: Horizon, *, of_nodes: bool = False) -> tuple[str, list[object]]:
     return seen(alias, as_of, marks=("?", "?"), instant=_INSTANT, of_nodes=of_nodes)
+
+
+def _instant(when: datetime) -> str:
+    """An access event's time as its column holds it: UTC, to the microsecond, one fixed width,
+    so that text order is time order."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+_ACCESS_SELECT = ACCESS_SELECT.replace("e.body", "CAST(e.body AS BLOB)")  # a changed body may be TEXT
+
+
+def _access_row(row: tuple[int, str, str, str, str, bytes]) -> AccessEventRow:
+    try:
+        at = datetime.fromisoformat(row[1])
+    except (TypeError, ValueError):  # changed behind the store's back: no time, which verify reports
+        at = datetime.min.replace(tzinfo=UTC)
+    return AccessEventRow(row[0], at, row[2], row[3], row[4], bytes(row[5]))
