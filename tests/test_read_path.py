@@ -120,7 +120,7 @@ STORE_IMPORTS = {
     # Key management (key ids and scopes, never key material or a payload) and retention's
     # shredder, which destroys keys and blanks rows as archiving moves them; and the pure folds
     # of recorded rules and holds, which the CLI reads through the Reader.
-    "opslineage.store.keys": frozenset({"ensure_kek", "key_listing", "rotate_store_kek"}),
+    "opslineage.store.keyring": frozenset({"ensure_kek", "key_listing", "rotate_store_kek"}),
     "opslineage.store.retention": frozenset(
         {"apply_shred", "plan_retention", "rules_from_contents", "holds_from_contents"}
     ),

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from opslineage.cli.common import print_json, store_from
-from opslineage.store.keys import ensure_kek, key_listing, rotate_store_kek
+from opslineage.store.keyring import ensure_kek, key_listing, rotate_store_kek
 
 __all__ = ["add_kek_option", "add_parser"]
 

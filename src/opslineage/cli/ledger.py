@@ -32,7 +32,7 @@ from opslineage.ledger.memory import CacheError, CheckpointMemory
 from opslineage.ledger.verify import INDEX_REPORTED, Finding, VerifyReport
 from opslineage.ledger.witness import WitnessError, WitnessKey, cosigned_by, witness_checkpoint
 from opslineage.query import ConsistencyProof, InclusionProof, Reader
-from opslineage.store.keys import ensure_kek
+from opslineage.store.keyring import ensure_kek
 
 __all__ = ["add_parsers"]
 
