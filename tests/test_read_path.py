@@ -62,12 +62,24 @@ STORE_READS = frozenset(
         "latest_access_checkpoint",
         "search_access",
         "access_rows",
+        # encryption at rest: what is sealed, the KEK, the data keys, sealed rows; the leaf form
+        "encryption",
+        "default_kek_path",
+        "kek_path",
+        "load_kek",
+        "data_keys",
+        "data_key_rows",
+        "sealed_payloads",
+        "artifact_rows",
+        "artifact_contents",
+        "leaf_form",
     }
 )
 # What the store does besides reading: writes and the connection's life.
 STORE_WRITES = frozenset(
     {"ingest", "ingest_many", "add_segment", "add_checkpoint", "set_meta", "close"}
     | {"append_access", "add_access_checkpoint"}
+    | {"enable_encryption", "use_kek", "rewrap_data_keys", "shred_scope"}
 )
 # The API tokens: credentials, not lineage (opslineage.governance.tokens and the server's
 # authenticator keep and look them up; a token holder reads through a Reader like anyone).
@@ -104,9 +116,18 @@ STORE_IMPORTS = {
             "IngestResult",
             "SegmentInfo",
             "Walk",
+            "event_leaf",  # a leaf's hash from an event's bytes: reads no store
         }
     ),
     "opslineage.store.archive": frozenset({"archive_store", "SEGMENT_EVENTS"}),
+    "opslineage.store.keys": frozenset({"KeyError_"}),  # an error class, for the HTTP API's 503
+    # Key management (key ids and scopes, never key material or a payload) and retention's
+    # shredder, which destroys keys and blanks rows as archiving moves them; and the pure folds
+    # of recorded rules and holds, which the CLI reads through the Reader.
+    "opslineage.store.keyring": frozenset({"ensure_kek", "key_listing", "rotate_store_kek"}),
+    "opslineage.store.retention": frozenset(
+        {"apply_shred", "plan_retention", "rules_from_contents", "holds_from_contents"}
+    ),
 }
 
 

@@ -65,9 +65,11 @@ def _report(url: str, tmp_path: Path):
         return verify_store(store, load_private_key(tmp_path / "log.key").public_key())
 
 
-def test_the_root_is_rfc9162_over_the_events_canonical_bytes(logged: tuple[str, Store]) -> None:
+def test_the_root_is_rfc9162_over_each_events_digest_and_body(logged: tuple[str, Store]) -> None:
     _, store = logged
-    leaves = [leaf_hash(parse_event(e.event).canonical) for e in store.events()]
+    parsed = [parse_event(e.event) for e in store.events()]
+    assert store.leaf_form() == 2  # a new store: artifacts committed by their digests
+    leaves = [leaf_hash(b"opslineage-leaf/2\n" + event.digest + event.body) for event in parsed]
     assert [store.log_node(0, i) for i in range(len(leaves))] == leaves
 
     def mth(hashes: list[bytes]) -> bytes:

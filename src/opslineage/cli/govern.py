@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -18,7 +20,10 @@ from opslineage.governance import LEVELS, SCOPES, parse_level
 from opslineage.ingest import cli_actor
 from opslineage.model.facets import LabelFacet, OwnersFacet
 
-__all__ = ["add_parsers"]
+if TYPE_CHECKING:
+    from opslineage.sdk import Artifact, Tracer
+
+__all__ = ["TRACER_NAMESPACE", "add_parsers", "now_text", "record_with"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,199}")
 TRACER_NAMESPACE = "opslineage.governance"
@@ -83,22 +88,35 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     listing.set_defaults(run=run_owners_list)
 
 
-def _record(args: argparse.Namespace, facet: LabelFacet | OwnersFacet) -> str:
-    """Record ``facet`` as a ledgered event; returns the artifact's node id."""
+def record_with(args: argparse.Namespace, write: Callable[[Tracer], Artifact]) -> str:
+    """Record a governance facet as a ledgered event, ``write(tracer)`` making it, in the store
+    the command names; returns the artifact's node id.
+
+    Raises:
+        UsageError: the store refused it.
+    """
     from opslineage.sdk import Tracer  # noqa: PLC0415 (the SDK loads only to record)
 
     with (
         store_from(args, create=True) as store,
         Tracer(TRACER_NAMESPACE, store=store, sync=True) as tracer,
     ):
-        artifact = tracer.set_label(facet) if isinstance(facet, LabelFacet) else tracer.set_owners(facet)
+        artifact = write(tracer)
         errors = tracer.stats.errors
     if errors:
         raise UsageError(f"the store refused the record: {tracer.stats.last_error}")
     return f"entity:{artifact.digest}"
 
 
-def _now() -> str:
+def _record(args: argparse.Namespace, facet: LabelFacet | OwnersFacet) -> str:
+    """Record ``facet`` as a ledgered event; returns the artifact's node id."""
+    if isinstance(facet, LabelFacet):
+        return record_with(args, lambda tracer: tracer.set_label(facet))
+    return record_with(args, lambda tracer: tracer.set_owners(facet))
+
+
+def now_text() -> str:
+    """Now, as the SDK writes times."""
     from opslineage.sdk import Tracer  # noqa: PLC0415 (the SDK loads only to record)
 
     return Tracer.timestamp(datetime.now(UTC))
@@ -115,7 +133,7 @@ def run_label_set(args: argparse.Namespace) -> int:
         level=level,  # type: ignore[arg-type]  # parse_level checked it is one of LEVELS
         kind=_name("--kind", args.kind),
         source=_name("--source", args.source),
-        set_at=_now(),
+        set_at=now_text(),
         set_by=cli_actor(),
     )
     node = _record(args, facet)
@@ -174,7 +192,7 @@ def run_owners_set(args: argparse.Namespace) -> int:
         name=_name(f"--{scope}", name),
         owners=list(args.owner),
         stewards=list(args.steward),
-        set_at=_now(),
+        set_at=now_text(),
         set_by=cli_actor(),
     )
     node = _record(args, facet)

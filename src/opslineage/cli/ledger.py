@@ -24,6 +24,7 @@ from opslineage.cli.common import (
     progress,
     store_from,
 )
+from opslineage.cli.keys import add_kek_option
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError, parse_note
 from opslineage.ledger.keys import LogKeyError, load_private_key, load_public_key
 from opslineage.ledger.log import CHECKPOINT_EVERY, CHECKPOINT_SECONDS, checkpoint, init_log
@@ -31,6 +32,7 @@ from opslineage.ledger.memory import CacheError, CheckpointMemory
 from opslineage.ledger.verify import INDEX_REPORTED, Finding, VerifyReport
 from opslineage.ledger.witness import WitnessError, WitnessKey, cosigned_by, witness_checkpoint
 from opslineage.query import ConsistencyProof, InclusionProof, Reader
+from opslineage.store.keyring import ensure_kek
 
 __all__ = ["add_parsers"]
 
@@ -69,6 +71,23 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         metavar="T",
         help=f"... or when T seconds have passed since the last one (default {CHECKPOINT_SECONDS})",
     )
+    sealing = parser.add_mutually_exclusive_group()
+    sealing.add_argument(
+        "--encrypt",
+        action="store_const",
+        const="restricted",
+        dest="encrypt",
+        help="seal the payloads of restricted records (by label) at rest with AES-256-GCM; makes the "
+        "key-encryption key if there is none (see `opslineage keys`)",
+    )
+    sealing.add_argument(
+        "--encrypt-all",
+        action="store_const",
+        const="all",
+        dest="encrypt",
+        help="seal the payloads of every record at rest",
+    )
+    add_kek_option(parser)
     parser.set_defaults(run=run_init)
 
     parser = commands.add_parser(
@@ -159,12 +178,26 @@ def run_init(args: argparse.Namespace) -> int:
         except LogKeyError as error:
             raise UsageError(str(error)) from None
         public = local_reader(store).log_public_key()
+        kek = None
+        if args.encrypt:
+            kek, _ = ensure_kek(store, args.kek_file)
+            store.enable_encryption(args.encrypt)
     if args.json:
-        print_json({"key": str(path), "public_key": public, "origin": origin})
+        print_json(
+            {
+                "key": str(path),
+                "public_key": public,
+                "origin": origin,
+                "encryption": args.encrypt,
+                "kek_id": kek and kek.id,
+            }
+        )
     else:
         print(
             f"log {origin}: private key {path} (mode 0600), public key {path.with_suffix('.pub')}: {public}"
         )
+        if kek is not None:
+            print(f"sealing {args.encrypt} payloads under key-encryption key {kek.id} ({kek.origin})")
     return 0
 
 
@@ -278,6 +311,14 @@ def _print_log(report: VerifyReport, kept: bool, cosigned: list[str]) -> None:
             + (f"; the newest is cosigned by {', '.join(cosigned)}" if cosigned else "")
             + f"; the graph index matches the events ({report.index_rows} rows)"
         )
+        for shred in report.shreds:
+            rule = shred.get("rule") or {}
+            kind = f" {rule['kind']}" if rule.get("kind") else ""
+            print(
+                f"shredded: {shred.get('artifacts')} content(s) of {shred.get('namespace')} {shred.get('period')}"
+                f" ({shred.get('held')} held) at {shred.get('shredded_at')}, by the rule{kind} keep"
+                f" {rule.get('keep_days')} days; recorded by {shred.get('event')}"
+            )
     else:
         print(f"FAILED at sequence {report.first_bad_seq}: {len(report.findings)} finding(s)")
         for finding in sorted(report.findings, key=lambda f: f.seq)[:50]:

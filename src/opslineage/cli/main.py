@@ -19,10 +19,12 @@ from opslineage.cli import (
     demo,
     govern,
     ingest,
+    keys,
     ledger,
     lineage,
     quality,
     reconcile,
+    retention,
     serve,
     tokens,
     witness,
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_parser(commands, common)
     reconcile.add_parsers(commands, common)
     archive.add_parser(commands, common)
+    keys.add_parser(commands, common)
+    retention.add_parsers(commands, common)
     quality.add_parser(commands, common)
     serve.add_parser(commands, common)
     worker.add_parser(commands, common)

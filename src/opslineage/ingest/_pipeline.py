@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
+from opslineage.ingest._seal import LabelSealPolicy
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.log import maybe_checkpoint
 from opslineage.model import InvalidEvent, ParsedEvent, parse_event
@@ -106,6 +107,8 @@ class IngestPipeline:
     def __init__(self, store: Store, key: str | None = None) -> None:
         self.store = store
         self.key = key
+        if store.encryption() == "restricted" and store.seal_policy is None:
+            store.seal_policy = LabelSealPolicy(store)  # the seal hook: what is restricted, by label
 
     def ingest(self, events: Iterable[RawEvent], *, actor: str) -> IngestResult:
         """Parse and store ``events`` all-or-nothing, then checkpoint if one is due.

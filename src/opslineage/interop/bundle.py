@@ -29,10 +29,10 @@ from opslineage.ledger.keys import LogKeyError, load_public_key, verify_signatur
 from opslineage.ledger.log import checkpoint
 from opslineage.ledger.memory import CheckpointMemory
 from opslineage.ledger.witness import WitnessKey, cosigned_by
-from opslineage.merkle import ProofError, leaf_hash, verify_inclusion
-from opslineage.model import InvalidEvent, canonical_json, parse_event
+from opslineage.merkle import ProofError, verify_inclusion
+from opslineage.model import InvalidEvent, ParsedEvent, canonical_json, parse_event
 from opslineage.query import NotFound, Reader, WhyChain, as_reader
-from opslineage.store import Store, open_store
+from opslineage.store import Store, event_leaf, open_store
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -143,6 +143,29 @@ def _bundle(
 def _proof(reader: Reader, seq: int, size: int) -> dict[str, Any]:
     proof = reader.inclusion_proof(seq, size)
     return {"leaf_index": proof.leaf_index, "tree_size": proof.tree_size, "audit_path": proof.audit_path}
+
+
+def _verify_included(event: ParsedEvent, proof: dict[str, Any], root_hash: bytes) -> None:
+    """Check ``event``'s inclusion proof against ``root_hash``, its leaf of either form (see
+    :func:`~opslineage.store.event_leaf`: a form-1 leaf hashes JSON, which never begins like a
+    form-2 one, so no leaf of one form can pass for the other's).
+
+    Raises:
+        ProofError: the proof holds for neither.
+    """
+    path = [bytes.fromhex(node) for node in proof["audit_path"]]
+    leaves = (
+        event_leaf(2, event.digest, event.body, None),
+        event_leaf(1, event.digest, event.body, event.canonical),
+    )
+    for leaf in leaves:
+        try:
+            verify_inclusion(leaf, proof["leaf_index"], proof["tree_size"], path, root_hash)
+        except ProofError as error:
+            failure = error
+        else:
+            return
+    raise failure
 
 
 def make_intoto(
@@ -262,13 +285,7 @@ def verify_bundle(
             proof = entry["proof"]
             if proof["tree_size"] != report.checkpoint.tree_size:
                 raise ProofError("proof is against another tree size than the checkpoint")
-            verify_inclusion(
-                leaf_hash(event.canonical),
-                proof["leaf_index"],
-                proof["tree_size"],
-                [bytes.fromhex(node) for node in proof["audit_path"]],
-                report.checkpoint.root_hash,
-            )
+            _verify_included(event, proof, report.checkpoint.root_hash)
         except (InvalidEvent, ProofError, KeyError, TypeError, ValueError) as error:
             report.findings.append(f"event {entry.get('seq', '?')}: {error}")
             continue

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.ledger._checks import CHUNK, Finding, check_checkpoint, check_nodes
@@ -26,9 +27,11 @@ from opslineage.ledger._index import IndexCheck
 from opslineage.ledger.access_log import AccessLogReport, verify_access_log
 from opslineage.ledger.checkpoint import Checkpoint, CheckpointError
 from opslineage.ledger.log import consistency, root
-from opslineage.merkle import CompactRange, ProofError, leaf_hash, verify_consistency
+from opslineage.merkle import CompactRange, ProofError, verify_consistency
 from opslineage.model import canonical_event
-from opslineage.store import Store, StoreError
+from opslineage.store import Store, StoreError, event_leaf
+from opslineage.store.keys import KeyError_
+from opslineage.store.sealing import shredded_key
 
 __all__ = [
     "INDEX_REPORTED",
@@ -51,6 +54,13 @@ class VerifyReport:
     index_differences: int = 0
     """Rows where the stored index and the events differ (only the first few are findings)."""
     findings: list[Finding] = field(default_factory=list)
+    shredded: int = 0
+    """Artifact contents found shredded (their data key destroyed by retention)."""
+    shredded_keys: set[str] = field(default_factory=set)
+    shredded_refs: dict[str, int] = field(default_factory=dict)
+    """Shredded artifacts → the first event that carries them."""
+    shreds: list[dict[str, Any]] = field(default_factory=list)
+    """The ledgered shred events: namespace, month, retention rule, counts."""
     access: AccessLogReport | None = None
     """The access log's own check (see :mod:`opslineage.ledger.access_log`)."""
 
@@ -75,6 +85,8 @@ class VerifyReport:
             "index_differences": self.index_differences,
             "first_bad_seq": self.first_bad_seq,
             "findings": [{"seq": f.seq, "what": f.what} for f in self.findings],
+            "shredded": self.shredded,
+            "shreds": self.shreds,
             "access_log": self.access.to_dict() if self.access is not None else None,
         }
 
@@ -131,6 +143,7 @@ def verify_store(
             report.findings.append(
                 Finding(cp_size, "a checkpoint claims a larger log than the events stored")
             )
+    _check_shreds(store, report)
     index.finish(size)
     report.index_rows, report.index_differences = index.rows, index.differences
     report.findings.extend(Finding(seq, what) for seq, what in index.findings)
@@ -168,18 +181,75 @@ def _check_event(
     report: VerifyReport,
 ) -> tuple[bytes, bytes | None]:
     """Check one event against its digest and stored leaf; returns the leaf it should have, and
-    the event's canonical bytes (None when it cannot be rebuilt)."""
+    the event's canonical bytes (None when it cannot be rebuilt, or an artifact of it was
+    shredded: then its leaf, over its digest and body, is still checked)."""
+    shredded: list[str] = []
+
+    def artifact(ref: str) -> bytes:
+        content = store.artifact(ref)
+        key = shredded_key(content)
+        if key is not None:
+            shredded.append(key)
+            report.shredded_refs.setdefault(ref, seq)
+        return content
+
     try:
-        canonical = canonical_event(store.thaw_body(seq, body, segment), store.artifact)
+        plain = store.thaw_body(seq, body, segment, digest)
+        canonical = canonical_event(plain, artifact)
+    except KeyError_:
+        raise  # no KEK, or the wrong one: not a finding about this event
     except (StoreError, ValueError) as error:
         report.findings.append(Finding(seq, f"event cannot be rebuilt from the store: {error}"))
         return bytes(32), None
+    form = store.leaf_form()
+    if shredded:
+        report.shredded += len(shredded)
+        report.shredded_keys.update(shredded)
+        if form == 1:
+            report.findings.append(
+                Finding(seq, "artifacts of this event were shredded, but its leaf holds them")
+            )
+            return stored or bytes(32), None
+        leaf = event_leaf(form, digest, plain, None)
+        if stored is not None and stored != leaf:
+            report.findings.append(Finding(seq, "event does not match its log leaf"))
+        return leaf, None
     if hashlib.sha256(canonical).digest() != digest:
         report.findings.append(Finding(seq, "event content does not match its recorded digest"))
-    leaf = leaf_hash(canonical)
+    leaf = event_leaf(form, digest, plain, canonical)
     if stored is not None and stored != leaf:
         report.findings.append(Finding(seq, "event does not match its log leaf"))
     return leaf, canonical
+
+
+def _check_shreds(store: Store, report: VerifyReport) -> None:
+    """Every shredded payload's data key must be one a ledgered shred event destroyed; the shreds
+    are reported with their rules and the node of the event that records each."""
+    if not report.shredded:
+        return
+    records = store.find_nodes(kind="entity", type="shred", limit=1 << 30)
+    stored = store.nodes_with_content([record.id for record in records])
+    recorded: set[str] = set()
+    for node_id, (record, raw) in sorted(stored.items(), key=lambda item: item[1].node.seq):
+        shred = msgspec.json.decode(raw) if raw is not None else {}
+        recorded.update(shred.get("data_keys", []))
+        fields = ("namespace", "period", "rule", "artifacts", "held", "shredded_at", "shredded_by")
+        report.shreds.append(
+            {"event": node_id, "seq": record.seq, **{name: shred.get(name) for name in fields}}
+        )
+    rows = store.artifact_rows(report.shredded_refs)
+    nodes = store.nodes(f"entity:{ref}" for ref in report.shredded_refs)
+    for ref, seq in report.shredded_refs.items():
+        kind, stored_seq = rows.get(ref, ("", 0))
+        node = nodes.get(f"entity:{ref}")
+        if stored_seq != seq or node is None or node.type != kind:
+            report.findings.append(
+                Finding(seq, f"the row of shredded artifact {ref} was changed (type or seq)")
+            )
+    for key in sorted(report.shredded_keys - recorded):
+        report.findings.append(
+            Finding(0, f"payloads sealed by data key {key} are shredded, but no shred event records it")
+        )
 
 
 def verify_against(store: Store, kept: Checkpoint, public_key: Ed25519PublicKey) -> list[Finding]:

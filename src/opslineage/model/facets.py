@@ -32,13 +32,16 @@ __all__ = [
     "EntityFacet",
     "FeaturesFacet",
     "Field",
+    "HoldFacet",
     "LabelFacet",
     "ModelFacet",
     "Outcome",
     "OwnersFacet",
     "PolicyFacet",
     "PredictionFacet",
+    "RetentionFacet",
     "RulesFacet",
+    "ShredFacet",
     "SnapshotFacet",
     "SourceFacet",
     "Transform",
@@ -335,6 +338,46 @@ class OwnersFacet(_Facet, kw_only=True):
     set_by: str
 
 
+class RetentionFacet(_Facet, kw_only=True):
+    """A retention rule a steward set (``aiops_retention``): artifact contents of ``namespace`` (of
+    node type ``kind`` when given) are shredded ``keep_days`` days after their event's time."""
+
+    key: ClassVar[str] = "aiops_retention"
+    namespace: str
+    kind: str | None = None
+    keep_days: int
+    set_at: str
+    set_by: str
+
+
+class HoldFacet(_Facet, kw_only=True):
+    """A legal hold (``aiops_hold``), placed (``active``) or released: the records of ``node``, or
+    of all ``namespace`` when no node is named, are not shredded while it is in force."""
+
+    key: ClassVar[str] = "aiops_hold"
+    namespace: str
+    node: str | None = None
+    reason: str
+    active: bool = True
+    set_at: str
+    set_by: str
+
+
+class ShredFacet(_Facet, kw_only=True):
+    """A shred that retention did (``aiops_shred``): the data keys of ``namespace``'s month
+    ``period`` destroyed, ``artifacts`` contents removed, ``held`` kept under a fresh key, by ``rule``."""
+
+    key: ClassVar[str] = "aiops_shred"
+    namespace: str
+    period: str
+    data_keys: list[str]
+    artifacts: int
+    held: int = 0
+    rule: dict[str, Any]
+    shredded_at: str
+    shredded_by: str
+
+
 class EntityFacet(_Facet, kw_only=True):
     """Marks a dataset as a content-addressed artifact (``aiops_entity``): its type and digest."""
 
@@ -422,6 +465,9 @@ AIOPS_FACETS: tuple[FacetType, ...] = (
     FacetType(BaselineFacet.key, BaselineFacet, "entity", "baseline", content=True),
     FacetType(LabelFacet.key, LabelFacet, "entity", "label", content=True),
     FacetType(OwnersFacet.key, OwnersFacet, "entity", "owners", content=True),
+    FacetType(RetentionFacet.key, RetentionFacet, "entity", "retention", content=True),
+    FacetType(HoldFacet.key, HoldFacet, "entity", "hold", content=True),
+    FacetType(ShredFacet.key, ShredFacet, "entity", "shred", content=True),
     FacetType(EntityFacet.key, EntityFacet, "entity", ident="declared"),
     FacetType(
         AgentsRunFacet.key,

@@ -19,8 +19,6 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from opslineage.governance import (
     LEVELS,
     LabelRule,
@@ -56,8 +54,6 @@ KEPT_FACETS = {
 """The facets a redacted dataset, run or job keeps: those that only name it, its version or its
 place in the graph. Every other facet (content, schema, code, SQL, error messages and stack
 traces, any producer's own) is replaced by :func:`marker`."""
-
-_ALL = 1 << 62
 
 
 def marker(reason: str) -> dict[str, str]:
@@ -101,14 +97,7 @@ def governance_of(store: Store) -> Governance:
 
 def _contents(store: Store, node_type: str, as_of: int) -> list[dict[str, Any]]:
     """The contents of every artifact of ``node_type``, in the order recorded."""
-    records = store.find_nodes(kind="entity", type=node_type, limit=_ALL, as_of=as_of)
-    stored = store.nodes_with_content([record.id for record in records], as_of)
-    decoded = [
-        (record.seq, content.get("set_at") or "", content)
-        for record, raw in stored.values()
-        if raw is not None and isinstance(content := msgspec.json.decode(raw), dict)
-    ]
-    return [content for *_, content in sorted(decoded, key=lambda item: item[:2])]
+    return store.artifact_contents(node_type, as_of)
 
 
 def label_rules(source: Reader | Store) -> list[LabelRule]:

@@ -80,13 +80,18 @@ def _number(value: Any) -> str:
 
 
 def _withheld(kind: str, link: dict[str, Any]) -> list[Span] | None:
-    """The line of a link whose payload the reader may not see (None when it may)."""
+    """The line of a link whose payload the reader may not see, or retention shredded (None
+    when it is there)."""
     reason = link.get("redacted")
-    if reason is None:
+    if reason is not None:
+        gone = f"payload redacted ({reason})"
+    elif isinstance(link.get("shredded"), dict):
+        gone = "payload shredded (retention)"
+    else:
         return None
     return [
         Span(kind, STRONG),
-        Span(f" {short(link.get('digest') or link['id'])} — payload redacted ({reason})", WARNING),
+        Span(f" {short(link.get('digest') or link['id'])} — {gone}", WARNING),
         *_owned(link),
     ]
 

@@ -40,10 +40,13 @@ from opslineage.model.code import identify
 from opslineage.model.facets import (
     PRODUCER,
     BaselineFacet,
+    HoldFacet,
     LabelFacet,
     OwnersFacet,
     PolicyFacet,
+    RetentionFacet,
     RulesFacet,
+    ShredFacet,
     SourceFacet,
     Transform,
     schema_url,
@@ -290,6 +293,24 @@ class Tracer:
         subject = "/".join(part for part in (owners.namespace, owners.scope, owners.name) if part)
         with self._registration(f"owners.set.{owners.namespace}", owners.set_by) as step:
             return step._produce("owners", owners, subject)
+
+    def set_retention(self, rule: RetentionFacet) -> Artifact:
+        """Record a retention rule a steward set (its ``set_by`` approves the run)."""
+        subject = "/".join(part for part in (rule.namespace, rule.kind) if part)
+        with self._registration(f"retention.set.{rule.namespace}", rule.set_by) as step:
+            return step._produce("retention", rule, subject)
+
+    def set_hold(self, hold: HoldFacet) -> Artifact:
+        """Record a legal hold placed or released (its ``set_by`` approves the run)."""
+        subject = "/".join(part for part in (hold.namespace, hold.node) if part)
+        verb = "add" if hold.active else "release"
+        with self._registration(f"hold.{verb}.{hold.namespace}", hold.set_by) as step:
+            return step._produce("hold", hold, subject)
+
+    def record_shred(self, shred: ShredFacet) -> Artifact:
+        """Record a shred that retention did (its ``shredded_by`` approves the run)."""
+        with self._registration(f"retention.shred.{shred.namespace}", shred.shredded_by) as step:
+            return step._produce("shred", shred, f"{shred.namespace}/{shred.period}")
 
     def _registration(self, job: str, approver: str | None) -> Step:
         """A REGISTER step, approved by ``approver`` when there is one."""

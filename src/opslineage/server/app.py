@@ -57,6 +57,7 @@ from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticat
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
 from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
+from opslineage.store.keys import KeyError_
 
 __all__ = ["MAX_OFFSET", "ServerSettings", "create_app"]
 
@@ -519,6 +520,12 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryTimeout)
     async def timeout(_: Request, error: QueryTimeout) -> JSONResponse:
         return JSONResponse({"error": "timeout", "detail": str(error)}, status_code=503)
+
+    @app.exception_handler(KeyError_)
+    async def key_unavailable(_: Request, error: KeyError_) -> JSONResponse:
+        # the detail stays in the operator's hands: it may name the key file
+        detail = "the store's key-encryption key is missing or wrong on this server; ask its operator"
+        return JSONResponse({"error": "key_unavailable", "detail": detail}, status_code=503)
 
     @app.exception_handler(StoreUnavailable)
     async def unavailable(_: Request, error: StoreUnavailable) -> JSONResponse:

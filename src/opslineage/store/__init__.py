@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 
 from opslineage.store._plan import derive_rows
-from opslineage.store.base import ARCHIVE_DIR_ENV, Store
+from opslineage.store.base import ARCHIVE_DIR_ENV, Store, event_leaf
 from opslineage.store.interfaces import (
     AccessLogStorage,
     ArchiveTier,
     ArtifactReader,
+    Encryption,
     EventLog,
     GraphReader,
     LogStorage,
@@ -60,6 +61,7 @@ __all__ = [
     "CheckpointRow",
     "Cut",
     "EdgeRow",
+    "Encryption",
     "EventLog",
     "EventRow",
     "GraphReader",
@@ -84,6 +86,7 @@ __all__ = [
     "Walk",
     "default_store_url",
     "derive_rows",
+    "event_leaf",
     "open_store",
     "sqlite_path",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "node_filters",
     "seen",
     "seq_bound",
+    "shred_statements",
     "stray_ids",
 ]
 
@@ -222,3 +223,26 @@ def seen(
         f"x.dst = {alias}.nid) AND x.seq <= {marks[0]} AND {instant.format('v.event_time')} <= {before})"
     )
     return f"{clause} AND ({happened} OR {used})", params * 2
+
+
+def shred_statements(
+    events: Sequence[tuple[int, bytes]],
+    artifacts: Sequence[tuple[str, bytes]],
+    keys: Sequence[str],
+    blanks: Sequence[tuple[str, bytes]],
+    *,
+    mark: str,
+    now: object,
+) -> list[tuple[str, tuple[object, ...]]]:
+    """The statements of a shred (see ``shred_scope``), in order, each changing one row: the
+    re-sealed event bodies and contents, the destroyed keys (shredded at ``now``), the blanked
+    contents. ``mark`` is the dialect's placeholder."""
+    body = f"UPDATE events SET body = {mark} WHERE seq = {mark}"
+    content = f"UPDATE artifacts SET content = {mark} WHERE digest = {mark}"
+    destroy = f"UPDATE data_keys SET wrapped = NULL, shredded_at = {mark} WHERE key_id = {mark} AND shredded_at IS NULL"
+    return [
+        *((body, (payload, seq)) for seq, payload in events),
+        *((content, (payload, digest)) for digest, payload in artifacts),
+        *((destroy, (now, key)) for key in keys),
+        *((content, (payload, digest)) for digest, payload in blanks),
+    ]

@@ -14,13 +14,15 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from opslineage.model import ParsedEvent
+from opslineage.store.keys import DataKeys, Kek
 from opslineage.store.records import (
     AccessEventRow,
     AccessRow,
     CheckpointRow,
+    DataKeyRow,
     EdgeRow,
     EventRow,
     Horizon,
@@ -30,16 +32,19 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     Walk,
 )
+from opslineage.store.sealing import SealPolicy
 from opslineage.store.segments import Archive
 
 __all__ = [
     "AccessLogStorage",
     "ArchiveTier",
     "ArtifactReader",
+    "Encryption",
     "EventLog",
     "GraphReader",
     "LogStorage",
@@ -201,10 +206,19 @@ class ArtifactReader(Protocol):
             StoreError: no such artifact.
         """
 
+    @abc.abstractmethod
+    def artifact_contents(self, node_type: str, as_of: int | None = None) -> list[dict[str, Any]]:
+        """The decoded contents of every artifact of ``node_type``, in the order recorded."""
+
 
 class LogStorage(Protocol):
     """The transparency log's stored tree and checkpoints (see :mod:`opslineage.ledger`): leaf i
     is the event of sequence i + 1."""
+
+    @abc.abstractmethod
+    def leaf_form(self) -> int:
+        """How the log's leaves are made: 1 (the full canonical event) or 2 (its digest and body,
+        artifacts by digest); see :func:`opslineage.store.base.event_leaf`."""
 
     @abc.abstractmethod
     def log_size(self) -> int:
@@ -272,12 +286,86 @@ class ArchiveTier(Protocol):
         """
 
     @abc.abstractmethod
-    def thaw_body(self, seq: int, body: bytes, segment: str | None) -> bytes:
-        """An event's body as :meth:`EventLog.stored_events` gave it, from its segment when it is
-        archived.
+    def thaw_body(self, seq: int, body: bytes, segment: str | None, digest: bytes) -> bytes:
+        """An event's body as :meth:`EventLog.stored_events` gave it (``digest`` its row's), from
+        its segment when it is archived, opened when it is sealed.
 
         Raises:
-            StoreError: the segment is missing, altered, or does not hold the event.
+            StoreError: the segment is missing, altered, or does not hold the event, or the body
+                is sealed and does not open.
+        """
+
+
+class Encryption(Protocol):
+    """Encryption at rest: what the store seals, the key-encryption key and the data keys it wraps
+    (see :mod:`opslineage.store.keys` and :mod:`opslineage.store.sealing`)."""
+
+    seal_policy: SealPolicy | None
+
+    @abc.abstractmethod
+    def encryption(self) -> str | None:
+        """What the store seals: ``restricted`` records, ``all``, or nothing (None)."""
+
+    @abc.abstractmethod
+    def enable_encryption(self, mode: str) -> None:
+        """Seal ``restricted`` records, or ``all``, from now on."""
+
+    @abc.abstractmethod
+    def use_kek(self, kek: Kek | None) -> None:
+        """Use ``kek`` (None: look it up again) rather than ``$OPSLINEAGE_KEK`` or the key file."""
+
+    @abc.abstractmethod
+    def default_kek_path(self) -> Path | None:
+        """Where the KEK file goes when none is named; None: there is no default."""
+
+    @abc.abstractmethod
+    def kek_path(self) -> Path | None:
+        """The KEK file: ``$OPSLINEAGE_KEK_FILE``, else the one recorded, else the default."""
+
+    @abc.abstractmethod
+    def load_kek(self) -> Kek:
+        """The KEK in force."""
+
+    @abc.abstractmethod
+    def data_keys(self) -> DataKeys:
+        """The store's data keys, unwrapped on first use."""
+
+    @abc.abstractmethod
+    def data_key_rows(self) -> list[DataKeyRow]:
+        """Every data key, oldest first."""
+
+    @abc.abstractmethod
+    def rewrap_data_keys(self, wrapped: list[tuple[str, bytes]], kek: Kek) -> None:
+        """Replace the wrapped bytes of the live data keys (key id → wrapped under ``kek``) and
+        record ``kek``'s id, in one transaction.
+
+        Raises:
+            StoreError: a live key is missing from ``wrapped`` (a key was made or shredded meanwhile).
+        """
+
+    @abc.abstractmethod
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        """The hot event bodies and artifact contents sealed by any of ``key_ids``."""
+
+    @abc.abstractmethod
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """Artifacts by digest → (type, sequence number of the event that first stored it)."""
+
+    @abc.abstractmethod
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """In one transaction: add the ``fresh`` data key, store the re-sealed event bodies (seq →
+        payload) and contents (digest → payload), shred the data ``keys``, and blank contents to
+        their shredded envelopes (digest → envelope).
+
+        Raises:
+            StoreError: a row is not as planned (changed meanwhile); nothing is changed.
         """
 
 

@@ -59,16 +59,19 @@ from opslineage.store._rules import (
     edge_ends,
     node_filters,
     seen,
+    shred_statements,
     stray_ids,
 )
-from opslineage.store.base import Store
+from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.interfaces import TokenRow
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.postgres_schema import MIGRATIONS
 from opslineage.store.records import (
     AccessEventRow,
     AccessRow,
     ArtifactRow,
     CheckpointRow,
+    DataKeyRow,
     EdgeRow,
     EventRow,
     Horizon,
@@ -80,12 +83,14 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Walk,
 )
+from opslineage.store.sealing import SEALED_HEAD, sealed_prefix, sealed_rows
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -172,6 +177,8 @@ class PostgresStore(Store):
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 conn.execute(";\n".join(step))
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+            if version == 0:  # a new store: its leaves commit to artifacts by digest
+                conn.execute("INSERT INTO meta VALUES (%s, '2')", (LEAF_FORM_META,))
 
     @staticmethod
     def _schema_version(conn: _Conn) -> int | None:
@@ -233,6 +240,8 @@ class PostgresStore(Store):
                 return self._transaction(work)
             except BaseException:
                 self._frontier = None  # it may hold leaves that were rolled back
+                if self._keys is not None:
+                    self._keys.forget()  # and data keys that were
                 raise
 
     def _transaction(self, work: Callable[[_Conn], _T]) -> _T:
@@ -305,9 +314,19 @@ class PostgresStore(Store):
         if plan is None:
             return None
         check_versions(events, lambda ids: _nodes(conn, ids, None))
+        new_keys: list[DataKeyRow] = []
+        bodies, artifacts = sealed_rows(self._sealer(), plan.fresh, plan.first_seq, plan.artifacts, new_keys)
+        if new_keys:
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", new_keys)
         nid, new_ids = self._intern(conn, plan.node_ids(), interned)
         frontier = self._frontier_at(conn, last)
-        log_rows = [node for event in plan.fresh for node in frontier.append(leaf_hash(event.canonical))]
+        form = self.leaf_form()
+        log_rows = [
+            node
+            for event in plan.fresh
+            for node in frontier.append(event_leaf(form, event.digest, event.body, event.canonical))
+        ]
         with conn.pipeline():  # no statement below answers anything: send them all, then wait once
             _insert_rows(conn, "ids", ("bigint", "text"), [(i, n) for n, i in new_ids.items()])
             _insert_rows(
@@ -322,9 +341,9 @@ class PostgresStore(Store):
                         e.run_id,
                         e.event_type,
                         e.event_time,
-                        e.body,
+                        body,
                     )
-                    for s, e in zip(plan.seqs, plan.fresh, strict=True)
+                    for s, e, body in zip(plan.seqs, plan.fresh, bodies, strict=True)
                 ],
             )
             _insert_rows(
@@ -345,7 +364,7 @@ class PostgresStore(Store):
                 conn,
                 "artifacts",
                 ("text", "text", "bytea", "bigint"),
-                list(plan.artifacts.values()),
+                list(artifacts),
                 ignore_existing=True,
             )
             _insert_rows(conn, "log_nodes", ("smallint", "bigint", "bytea"), log_rows)
@@ -604,6 +623,91 @@ class PostgresStore(Store):
                 return stray_ids(cursor, limit)
 
         return self._read(work)
+
+    # Encryption at rest.
+
+    def data_key_rows(self) -> list[DataKeyRow]:
+        rows = self._rows(
+            "SELECT key_id, namespace, period, wrapped, kek_id, created_at, shredded_at"
+            " FROM data_keys ORDER BY created_at, key_id"
+        )
+        return [
+            DataKeyRow(
+                key_id,
+                namespace,
+                period,
+                wrapped,
+                kek,
+                created.isoformat(),
+                shredded and shredded.isoformat(),
+            )
+            for key_id, namespace, period, wrapped, kek, created, shredded in rows
+        ]
+
+    def rewrap_data_keys(self, wrapped: list[tuple[str, bytes]], kek: Kek) -> None:
+        def work(conn: _Conn) -> None:
+            row = conn.execute("SELECT count(*) FROM data_keys WHERE shredded_at IS NULL").fetchone()
+            changed = 0
+            for key_id, blob in wrapped:
+                changed += conn.execute(
+                    "UPDATE data_keys SET wrapped = %s, kek_id = %s WHERE key_id = %s AND shredded_at IS NULL",
+                    (blob, kek.id, key_id),
+                ).rowcount
+            check_rewrapped(changed, row[0] if row else 0)
+            conn.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (KEK_ID_META, kek.id),
+            )
+
+        self._write(work)
+        self.use_kek(kek)
+
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        prefixes = [sealed_prefix(key).encode() for key in key_ids]
+
+        def work(conn: _Conn) -> SealedRows:
+            events = conn.execute(
+                "SELECT seq, digest, body FROM events WHERE segment IS NULL"
+                f" AND substring(body FROM 1 FOR {SEALED_HEAD}) = ANY(%s::bytea[]) ORDER BY seq",
+                (prefixes,),
+                binary=True,
+            ).fetchall()
+            artifacts = conn.execute(
+                "SELECT digest, type, content FROM artifacts WHERE segment IS NULL"
+                f" AND substring(content FROM 1 FOR {SEALED_HEAD}) = ANY(%s::bytea[]) ORDER BY seq, digest",
+                (prefixes,),
+                binary=True,
+            ).fetchall()
+            return SealedRows(events, artifacts)
+
+        return self._read(work)
+
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        rows = self._rows(
+            "SELECT digest, type, seq FROM artifacts WHERE digest = ANY(%s::text[])", (list(digests),)
+        )
+        return {digest: (kind, seq) for digest, kind, seq in rows}
+
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        def work(conn: _Conn) -> None:
+            if fresh is not None:
+                conn.execute("INSERT INTO data_keys VALUES (%s, %s, %s, %s, %s, %s, %s)", fresh)
+            statements = shred_statements(events, artifacts, keys, blanks, mark="%s", now=datetime.now(UTC))
+            changed = [conn.execute(statement, params).rowcount for statement, params in statements]
+            check_shredded(changed)
+
+        try:
+            self._write(work)
+        except psycopg.errors.RestrictViolation as error:
+            raise StoreError(f"cannot shred: {_reason(error)}") from None
+        self.data_keys().forget()
 
     # Reading events and artifacts.
 

@@ -123,7 +123,53 @@ _STEP_V5 = (
     *_append_only("access_events", "access_event_nodes", "access_log_nodes", "access_checkpoints"),
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3, _STEP_V4, _STEP_V5)
+# Encryption at rest (see opslineage.store.keys): data keys per namespace and UTC month, wrapped by
+# the key-encryption key; a key is re-wrapped (rotation) or shredded (once: its wrapped bytes go),
+# never deleted. Events and artifacts allow two more changes besides archiving: a hot sealed payload
+# whose data key is shredded becomes the shredded envelope naming that key, and one whose key is to
+# be shredded is sealed again under the month's fresh key (opslineage.store.sealing).
+_SEALED = '\'{"opslineage:sealed":"\''
+_SHREDDED = '\'{"opslineage:shredded":"\''
+_PAYLOAD_TEXT = "convert_from(decode(substr(to_jsonb({}) ->> TG_ARGV[0], 3), 'hex'), 'UTF8')"
+_STEP_V6 = (
+    'CREATE TABLE data_keys (key_id text COLLATE "C" PRIMARY KEY, namespace text NOT NULL, period text NOT NULL,'
+    " wrapped bytea, kek_id text NOT NULL, created_at timestamptz NOT NULL, shredded_at timestamptz)",
+    "CREATE INDEX data_keys_scope ON data_keys (namespace, period)",
+    "CREATE FUNCTION opslineage_rewrap_or_shred() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF TG_OP = 'UPDATE' AND OLD.shredded_at IS NULL AND NEW.key_id = OLD.key_id"
+    " AND NEW.namespace = OLD.namespace AND NEW.period = OLD.period AND NEW.created_at = OLD.created_at"
+    " AND ((NEW.shredded_at IS NULL AND NEW.wrapped IS NOT NULL)"
+    " OR (NEW.shredded_at IS NOT NULL AND NEW.wrapped IS NULL AND NEW.kek_id = OLD.kek_id)) THEN RETURN NEW; END IF;"
+    " RAISE EXCEPTION 'data keys may only be re-wrapped, or shredded once' USING ERRCODE = 'restrict_violation';"
+    " END $$",
+    "CREATE TRIGGER data_keys_rewrap_or_shred BEFORE UPDATE OR DELETE ON data_keys"
+    " FOR EACH ROW EXECUTE FUNCTION opslineage_rewrap_or_shred()",
+    "CREATE TRIGGER data_keys_kept BEFORE TRUNCATE ON data_keys"
+    " FOR EACH STATEMENT EXECUTE FUNCTION opslineage_append_only()",
+    "CREATE OR REPLACE FUNCTION opslineage_archive_only() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " DECLARE old_text text; new_text text; sealed_key text; BEGIN"
+    " IF TG_OP = 'UPDATE' AND OLD.segment IS NULL AND NEW.segment IS NOT NULL"
+    " AND to_jsonb(NEW) ->> TG_ARGV[0] = '\\x'"
+    " AND to_jsonb(NEW) - TG_ARGV[0] - 'segment' = to_jsonb(OLD) - TG_ARGV[0] - 'segment'"
+    " AND EXISTS (SELECT FROM segments WHERE sid = NEW.segment AND NEW.seq BETWEEN first_seq AND last_seq)"
+    " THEN RETURN NEW; END IF;"
+    " IF TG_OP = 'UPDATE' AND OLD.segment IS NULL AND NEW.segment IS NULL"
+    " AND to_jsonb(NEW) - TG_ARGV[0] = to_jsonb(OLD) - TG_ARGV[0] THEN"
+    f" old_text := {_PAYLOAD_TEXT.format('OLD')}; new_text := {_PAYLOAD_TEXT.format('NEW')};"
+    f" IF left(old_text, 22) = {_SEALED} THEN"
+    " sealed_key := old_text::jsonb ->> 'opslineage:sealed';"
+    f" IF new_text = {_SHREDDED} || sealed_key || '\"}}'"
+    " AND EXISTS (SELECT FROM data_keys WHERE key_id = sealed_key AND shredded_at IS NOT NULL) THEN RETURN NEW; END IF;"
+    f" IF left(new_text, 22) = {_SEALED} AND EXISTS (SELECT FROM data_keys o JOIN data_keys n"
+    " ON n.namespace = o.namespace AND n.period = o.period AND n.key_id <> o.key_id"
+    " WHERE o.key_id = sealed_key AND n.key_id = new_text::jsonb ->> 'opslineage:sealed'"
+    " AND o.shredded_at IS NULL AND n.shredded_at IS NULL) THEN RETURN NEW; END IF;"
+    " END IF; END IF;"
+    " RAISE EXCEPTION '% are append-only (archiving may only move a % out once, shredding only blank or"
+    " re-seal a sealed one)', TG_TABLE_NAME, TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _STEP_V2, _STEP_V3, _STEP_V4, _STEP_V5, _STEP_V6)
 """The schema steps in order: applying step ``i`` brings a database from version ``i`` to ``i + 1``.
 
 A new schema version is one more entry at the end; released entries never change.

@@ -18,6 +18,7 @@ __all__ = [
     "ArtifactRow",
     "CheckpointRow",
     "Cut",
+    "DataKeyRow",
     "EdgeRow",
     "EventRow",
     "Horizon",
@@ -29,6 +30,7 @@ __all__ = [
     "NodeContent",
     "NodeRecord",
     "RawEvent",
+    "SealedRows",
     "SegmentInfo",
     "StoreError",
     "StoreUnavailable",
@@ -216,6 +218,28 @@ class SegmentInfo:
     artifacts: int
     raw_bytes: int
     stored_bytes: int
+
+
+class DataKeyRow(NamedTuple):
+    """One data key as stored: its id, the namespace and UTC month (``2026-12``) it seals, the key
+    wrapped by the key-encryption key ``kek_id`` (None once shredded), and when it was made and
+    shredded (see :mod:`opslineage.store.keys`)."""
+
+    key_id: str
+    namespace: str
+    period: str
+    wrapped: bytes | None
+    kek_id: str
+    created_at: str
+    shredded_at: str | None
+
+
+class SealedRows(NamedTuple):
+    """The hot rows sealed by some data keys: events (seq, digest, sealed body) and artifacts
+    (digest, type, sealed content)."""
+
+    events: list[tuple[int, bytes, bytes]]
+    artifacts: list[tuple[str, str, bytes]]
 
 
 class AccessRow(NamedTuple):

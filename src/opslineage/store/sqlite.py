@@ -51,15 +51,18 @@ from opslineage.store._rules import (
     edge_ends,
     node_filters,
     seen,
+    shred_statements,
     stray_ids,
 )
-from opslineage.store.base import Store
+from opslineage.store.base import LEAF_FORM_META, Store, event_leaf
 from opslineage.store.interfaces import TokenRow
+from opslineage.store.keys import KEK_ID_META, Kek, check_rewrapped, check_shredded
 from opslineage.store.records import (
     AccessEventRow,
     AccessRow,
     ArtifactRow,
     CheckpointRow,
+    DataKeyRow,
     EdgeRow,
     EventRow,
     Horizon,
@@ -71,12 +74,14 @@ from opslineage.store.records import (
     NodeContent,
     NodeRecord,
     RawEvent,
+    SealedRows,
     SegmentInfo,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Walk,
 )
+from opslineage.store.sealing import SEALED_HEAD, sealed_prefix, sealed_rows
 from opslineage.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
@@ -149,6 +154,8 @@ class SQLiteStore(Store):
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS.get(step, ()):
                     self.db.execute(statement)
+            if version == 0:  # a new store: its leaves commit to artifacts by digest
+                self.db.execute("INSERT INTO meta VALUES (?, '2')", (LEAF_FORM_META,))
             self.db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -196,6 +203,8 @@ class SQLiteStore(Store):
                     )
         except BaseException:
             self._frontier = None  # it may hold leaves that were rolled back
+            if self._keys is not None:
+                self._keys.forget()  # and data keys that were
             raise
         if len(self._nids) + len(interned) > _CACHE_LIMIT:
             self._nids.clear()
@@ -213,6 +222,9 @@ class SQLiteStore(Store):
         if plan is None:
             return None
         check_versions(events, self.nodes)
+        new_keys: list[DataKeyRow] = []
+        bodies, artifacts = sealed_rows(self._sealer(), plan.fresh, plan.first_seq, plan.artifacts, new_keys)
+        self.db.executemany("INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)", new_keys)
         nid = self._intern(plan.node_ids(), interned)
         self.db.executemany(
             "INSERT INTO events (seq, digest, run, run_id, event_type, event_time, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -224,9 +236,9 @@ class SQLiteStore(Store):
                     e.run_id,
                     e.event_type,
                     e.event_time,
-                    e.body,
+                    body,
                 )
-                for s, e in zip(plan.seqs, plan.fresh, strict=True)
+                for s, e, body in zip(plan.seqs, plan.fresh, bodies, strict=True)
             ],
         )
         self.db.executemany(
@@ -235,8 +247,7 @@ class SQLiteStore(Store):
         )
         self.db.executemany("INSERT OR IGNORE INTO edges VALUES (?, ?, ?, ?, ?)", plan.sorted_edges(nid))
         self.db.executemany(
-            "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)",
-            plan.artifacts.values(),
+            "INSERT OR IGNORE INTO artifacts (digest, type, content, seq) VALUES (?, ?, ?, ?)", artifacts
         )
         self._append_log(last, plan.fresh)
         return plan
@@ -244,7 +255,12 @@ class SQLiteStore(Store):
     def _append_log(self, size: int, events: list[ParsedEvent]) -> None:
         """Append the events as leaves after the first ``size`` ones, with the subtrees they complete."""
         frontier = self._frontier_at(size)
-        rows = [node for event in events for node in frontier.append(leaf_hash(event.canonical))]
+        form = self.leaf_form()
+        rows = [
+            node
+            for event in events
+            for node in frontier.append(event_leaf(form, event.digest, event.body, event.canonical))
+        ]
         self.db.executemany("INSERT INTO log_nodes VALUES (?, ?, ?)", rows)
 
     def _frontier_at(self, size: int) -> CompactRange:
@@ -503,6 +519,74 @@ class SQLiteStore(Store):
         if row is None:
             raise StoreError(f"artifact {digest} is referenced by an event but missing from the store")
         return self._thaw_content(digest, row[0], row[1])
+
+    # Encryption at rest.
+
+    def default_kek_path(self) -> Path:
+        """``<store file>.kek``, beside the store (``x.db`` → ``x.kek``)."""
+        return self.path.resolve().with_suffix(".kek")
+
+    def data_key_rows(self) -> list[DataKeyRow]:
+        rows = self.db.execute(
+            "SELECT key_id, namespace, period, CAST(wrapped AS BLOB), kek_id, created_at, shredded_at"
+            " FROM data_keys ORDER BY created_at, key_id"
+        )
+        return list(map(DataKeyRow._make, rows))
+
+    def rewrap_data_keys(self, wrapped: list[tuple[str, bytes]], kek: Kek) -> None:
+        with self._transaction():
+            (live,) = self.db.execute("SELECT count(*) FROM data_keys WHERE shredded_at IS NULL").fetchone()
+            changed = sum(
+                self.db.execute(
+                    "UPDATE data_keys SET wrapped = ?, kek_id = ? WHERE key_id = ? AND shredded_at IS NULL",
+                    (blob, kek.id, key_id),
+                ).rowcount
+                for key_id, blob in wrapped
+            )
+            check_rewrapped(changed, live)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (KEK_ID_META, kek.id))
+        self.use_kek(kek)
+
+    def sealed_payloads(self, key_ids: Sequence[str]) -> SealedRows:
+        prefixes = _json_list(sealed_prefix(key) for key in key_ids)
+        events = self.db.execute(
+            "SELECT seq, CAST(digest AS BLOB), CAST(body AS BLOB) FROM events WHERE segment IS NULL"
+            f" AND substr(CAST(body AS TEXT), 1, {SEALED_HEAD}) IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            (prefixes,),
+        ).fetchall()
+        artifacts = self.db.execute(
+            "SELECT digest, type, CAST(content AS BLOB) FROM artifacts WHERE segment IS NULL"
+            f" AND substr(CAST(content AS TEXT), 1, {SEALED_HEAD}) IN (SELECT value FROM json_each(?)) ORDER BY aid",
+            (prefixes,),
+        ).fetchall()
+        return SealedRows(events, artifacts)
+
+    def artifact_rows(self, digests: Iterable[str]) -> dict[str, tuple[str, int]]:
+        rows = self.db.execute(
+            "SELECT digest, type, seq FROM artifacts WHERE digest IN (SELECT value FROM json_each(?))",
+            (_json_list(digests),),
+        )
+        return {digest: (kind, seq) for digest, kind, seq in rows}
+
+    def shred_scope(
+        self,
+        fresh: DataKeyRow | None,
+        events: Sequence[tuple[int, bytes]],
+        artifacts: Sequence[tuple[str, bytes]],
+        keys: Sequence[str],
+        blanks: Sequence[tuple[str, bytes]],
+    ) -> None:
+        shredded_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        try:
+            with self._transaction():
+                if fresh is not None:
+                    self.db.execute("INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?, ?)", fresh)
+                statements = shred_statements(events, artifacts, keys, blanks, mark="?", now=shredded_at)
+                changed = [self.db.execute(statement, params).rowcount for statement, params in statements]
+                check_shredded(changed)
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"cannot shred: {error}") from None
+        self.data_keys().forget()
 
     # The archive tier.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _append_only(*tables: str) -> tuple[str, ...]:
@@ -49,17 +49,14 @@ _IN_SEGMENT = (
     "NEW.seq BETWEEN (SELECT first_seq FROM segments WHERE sid = NEW.segment)"
     " AND (SELECT last_seq FROM segments WHERE sid = NEW.segment)"
 )
+_KEPT = {  # table: the columns but the payload and its segment, which archiving and shredding keep
+    "events": "NEW.seq IS OLD.seq AND NEW.digest IS OLD.digest AND NEW.run IS OLD.run"
+    " AND NEW.run_id IS OLD.run_id AND NEW.event_type IS OLD.event_type AND NEW.event_time IS OLD.event_time",
+    "artifacts": "NEW.aid IS OLD.aid AND NEW.digest IS OLD.digest AND NEW.type IS OLD.type AND NEW.seq IS OLD.seq",
+}
 _ARCHIVED = {  # table: (payload column, what must hold of an archived row besides a blank payload)
-    "events": (
-        "body",
-        f"{_IN_SEGMENT} AND NEW.seq IS OLD.seq AND NEW.digest IS OLD.digest AND NEW.run IS OLD.run"
-        " AND NEW.run_id IS OLD.run_id AND NEW.event_type IS OLD.event_type AND NEW.event_time IS OLD.event_time",
-    ),
-    "artifacts": (
-        "content",
-        f"{_IN_SEGMENT} AND NEW.aid IS OLD.aid AND NEW.digest IS OLD.digest AND NEW.type IS OLD.type"
-        " AND NEW.seq IS OLD.seq",
-    ),
+    "events": ("body", f"{_IN_SEGMENT} AND {_KEPT['events']}"),
+    "artifacts": ("content", f"{_IN_SEGMENT} AND {_KEPT['artifacts']}"),
 }
 STEP_V5 = (  # the archive tier: payloads may be blanked once, when their segment is recorded
     "CREATE TABLE segments (sid INTEGER PRIMARY KEY, digest TEXT NOT NULL UNIQUE, first_seq INTEGER NOT NULL,"
@@ -117,6 +114,70 @@ STEP_V8 = (
     "CREATE TABLE access_checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
     *_append_only("access_events", "access_event_nodes", "access_log_nodes", "access_checkpoints"),
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {4: SCHEMA_V4, 5: STEP_V5, 6: STEP_V6, 7: STEP_V7, 8: STEP_V8}
+
+
+_SEALED = '\'{"opslineage:sealed":"\''
+_SHREDDED = '\'{"opslineage:shredded":"\''
+
+
+def _sealed_key(row: str, payload: str) -> str:
+    """The data key id a sealed payload of ``row`` (OLD or NEW) names, after its 22-byte prefix."""
+    text = f"CAST({row}.{payload} AS TEXT)"
+    return f"substr({text}, 23, instr(substr({text}, 23), '\"') - 1)"
+
+
+def _shredded(payload: str) -> str:
+    """What must hold of a shred or a re-seal of a hot sealed payload (see opslineage.store.sealing):
+    it becomes the shredded envelope naming its key, once that key is shredded; or it is sealed
+    again under another live key of the same namespace and month, while its own is live."""
+    old, new = _sealed_key("OLD", payload), _sealed_key("NEW", payload)
+    return (
+        f"OLD.segment IS NULL AND NEW.segment IS NULL AND substr(CAST(OLD.{payload} AS TEXT), 1, 22) = {_SEALED}"
+        f" AND ((CAST(NEW.{payload} AS TEXT) = {_SHREDDED} || {old} || '\"}}'"
+        f" AND EXISTS (SELECT 1 FROM data_keys WHERE key_id = {old} AND shredded_at IS NOT NULL))"
+        f" OR (substr(CAST(NEW.{payload} AS TEXT), 1, 22) = {_SEALED} AND EXISTS (SELECT 1 FROM data_keys o"
+        " JOIN data_keys n ON n.namespace = o.namespace AND n.period = o.period AND n.key_id <> o.key_id"
+        f" WHERE o.key_id = {old} AND n.key_id = {new} AND o.shredded_at IS NULL AND n.shredded_at IS NULL)))"
+    )
+
+
+# Encryption at rest (see opslineage.store.keys): data keys per namespace and UTC month, wrapped by
+# the key-encryption key; a key is re-wrapped (rotation) or shredded (once: its wrapped bytes go),
+# never deleted. A sealed payload whose key is shredded may be replaced, once, by the shredded
+# envelope, and one whose key is to be shredded sealed again under the month's fresh key (a record
+# retention keeps, or a legal hold); archiving and those are the only changes events and artifacts
+# allow.
+STEP_V9 = (
+    "CREATE TABLE data_keys (key_id TEXT PRIMARY KEY, namespace TEXT NOT NULL, period TEXT NOT NULL,"
+    " wrapped BLOB, kek_id TEXT NOT NULL, created_at TEXT NOT NULL, shredded_at TEXT)",
+    "CREATE INDEX data_keys_scope ON data_keys (namespace, period)",
+    "CREATE TRIGGER data_keys_rewrap_or_shred BEFORE UPDATE ON data_keys WHEN NOT coalesce(OLD.shredded_at IS NULL"
+    " AND NEW.key_id IS OLD.key_id AND NEW.namespace IS OLD.namespace AND NEW.period IS OLD.period"
+    " AND NEW.created_at IS OLD.created_at AND ((NEW.shredded_at IS NULL AND NEW.wrapped IS NOT NULL)"
+    " OR (NEW.shredded_at IS NOT NULL AND NEW.wrapped IS NULL AND NEW.kek_id IS OLD.kek_id)), 0)"
+    " BEGIN SELECT RAISE(ABORT, 'data keys may only be re-wrapped, or shredded once'); END",
+    "CREATE TRIGGER data_keys_kept BEFORE DELETE ON data_keys"
+    " BEGIN SELECT RAISE(ABORT, 'data keys are never deleted (shred one instead)'); END",
+    *(
+        statement
+        for table, (payload, archived) in _ARCHIVED.items()
+        for statement in (
+            f"DROP TRIGGER {table}_append_only_update",
+            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table}"
+            f" WHEN NOT coalesce((OLD.segment IS NULL AND NEW.{payload} = x'' AND {archived})"
+            f" OR ({_shredded(payload)} AND {_KEPT[table]}), 0)"
+            f" BEGIN SELECT RAISE(ABORT, '{table} are append-only (archiving may only move a {payload} out once,"
+            " shredding only blank or re-seal a sealed one)'); END",
+        )
+    ),
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    4: SCHEMA_V4,
+    5: STEP_V5,
+    6: STEP_V6,
+    7: STEP_V7,
+    8: STEP_V8,
+    9: STEP_V9,
+}
 """Schema version → the statements that bring a store of the version before to it. Stores older
 than the first entry were pre-release and are refused."""
