@@ -79,6 +79,37 @@ def test_bad_choices_are_refused_by_the_parser(
     assert stopped.value.code == 2 and flags[0] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["verify"], "verify"),
+        (["quality"], "quality"),
+        (["export", "--format", "prov-json"], "export"),
+        (["baseline", "save", "b1"], "baseline save"),
+        (["retention", "list"], "retention list"),
+        (["hold", "list"], "hold list"),
+    ],
+)
+def test_a_command_is_one_access_event_however_many_reads_it_makes(
+    store_url: str, chain: Chain, capsys: pytest.CaptureFixture[str], command: list[str], name: str
+) -> None:
+    assert main([*command, "--store", store_url]) == 0
+    capsys.readouterr()
+    assert main(["access-log", "--store", store_url, "--json"]) == 0
+    assert [(e["seq"], e["name"], e["outcome"]) for e in _lines(capsys)] == [(1, name, "allowed")]
+
+
+def test_a_command_that_ends_in_an_error_is_a_failed_access_event(
+    store_url: str, chain: Chain, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reconcile", "nosuch", "--store", store_url]) == 2
+    capsys.readouterr()
+    assert main(["access-log", "--store", store_url, "--json", "--outcome", "failed"]) == 0
+    [failed] = _lines(capsys)
+    assert (failed["name"], failed["target"]) == ("reconcile", "nosuch")
+    assert failed["reason"].startswith("UsageError: no baseline named 'nosuch'")
+
+
 def test_verify_checks_the_access_log_and_names_a_changed_event(
     store_url: str, chain: Chain, run_sql: RunSql, capsys: pytest.CaptureFixture[str]
 ) -> None:

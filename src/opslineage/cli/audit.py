@@ -134,16 +134,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _export_store(args: argparse.Namespace) -> int:
     """Write the store as OpenLineage JSON lines or PROV-JSON, to stdout or through a temporary file."""
-    with store_from(args) as store:
+    with store_from(args) as store, (reader := local_reader(store)).operation("export"):
         if args.output is None:
             sys.stdout.flush()
-            _write_store(local_reader(store), args.format, sys.stdout.buffer)
+            _write_store(reader, args.format, sys.stdout.buffer)
             sys.stdout.buffer.flush()  # a reader gone early (`| head`) is cli.main's to handle
             return 0
         partial = args.output.with_name(args.output.name + ".partial")
         try:
             with partial.open("wb") as out:
-                summary = _write_store(local_reader(store), args.format, out)
+                summary = _write_store(reader, args.format, out)
             partial.replace(args.output)  # never leave a half-written export under the asked name
         except OSError as error:
             raise UsageError(f"cannot write {args.output}: {error.strerror}") from None

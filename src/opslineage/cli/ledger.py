@@ -252,8 +252,9 @@ def run_verify(args: argparse.Namespace) -> int:
     layers = layers_of(args)
     with store_from(args) as store:
         reader = local_reader(store)
-        log, answer = _verify_log(args, reader) if "integrity" in layers else (None, {})
-        judged = judge(args, reader, layers)
+        with reader.operation("verify"):  # one access event for the dozen reads it makes
+            log, answer = _verify_log(args, reader) if "integrity" in layers else (None, {})
+            judged = judge(args, reader, layers)
     if judged is not None and not args.json:
         print_layers(judged)
     every = judged or LayerReport()

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     since = option_time("--since", args.since)
     with store_from(args) as store:
         reader = local_reader(store)
-        with progress("quality", None, enabled=not args.json) as bar:
+        with reader.operation("quality"), progress("quality", None, enabled=not args.json) as bar:
             task = bar.task_ids[0]
             report = quality(
                 reader,

@@ -98,12 +98,13 @@ def run_save(args: argparse.Namespace) -> int:
     with store_from(args) as store:
         reader = local_reader(store)
         try:
-            namespace = (
-                find_baseline(reader, args.name).namespace if args.verb == "accept" else args.namespace
-            )
-            saved = record_baseline(
-                reader, store, args.name, namespace, verb=args.verb, regular_within=args.silence_factor
-            )
+            with reader.operation(f"baseline {args.verb}"):
+                namespace = (
+                    find_baseline(reader, args.name).namespace if args.verb == "accept" else args.namespace
+                )
+                saved = record_baseline(
+                    reader, store, args.name, namespace, verb=args.verb, regular_within=args.silence_factor
+                )
         except BaselineError as error:
             raise UsageError(str(error)) from None
     summary = _summary(saved)
@@ -147,11 +148,12 @@ def run_reconcile(args: argparse.Namespace) -> int:
     while True:
         with store_from(args) as store:
             reader = local_reader(store)
-            try:
-                report = reconcile(reader, args.name, silence_factor=args.silence_factor)
-            except BaselineError as error:
-                raise UsageError(str(error)) from None
-            sent = send_alerts(report, channels, reader, store)
+            with reader.operation("reconcile", args.name):
+                try:
+                    report = reconcile(reader, args.name, silence_factor=args.silence_factor)
+                except BaselineError as error:
+                    raise UsageError(str(error)) from None
+                sent = send_alerts(report, channels, reader, store)
         _show(report, sent, args)
         if args.watch is None:
             return EXIT_CHECK_FAILED if report.drifts else 0

@@ -101,8 +101,9 @@ def _recorded(args: argparse.Namespace, node_type: str) -> list[dict[str, Any]]:
     """The contents of every ``node_type`` artifact, oldest first, read through the audited read path."""
     with store_from(args) as store:
         reader = local_reader(store)
-        records = reader.artifact_records(node_type)
-        contents = reader.contents(record.id for record in records)
+        with reader.operation(f"{node_type} list"):
+            records = reader.artifact_records(node_type)
+            contents = reader.contents(record.id for record in records)
     return [contents[record.id] for record in records if isinstance(contents.get(record.id), dict)]
 
 

@@ -14,9 +14,10 @@ import msgspec
 
 __all__ = ["OUTCOMES", "AccessDenied", "AccessEvent", "AccessTrail", "Outcome"]
 
-Outcome = Literal["allowed", "redacted", "denied"]
-OUTCOMES: tuple[Outcome, ...] = ("allowed", "redacted", "denied")
-"""What became of an operation: answered in full, answered with payloads redacted, refused."""
+Outcome = Literal["allowed", "redacted", "denied", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("allowed", "redacted", "denied", "failed")
+"""What became of an operation: answered in full, answered with payloads redacted, refused, or
+allowed but ended in an error before it answered (a query past its time budget, a store gone)."""
 
 
 class AccessEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,8 +30,8 @@ class AccessEvent(msgspec.Struct, frozen=True, kw_only=True):
         role: the role it acted in (None: no role).
         at: when, RFC 3339 in UTC.
         client: where from: the client's address (``host:port``), or ``cli``.
-        outcome: allowed, redacted or denied.
-        reason: why it was redacted or denied.
+        outcome: allowed, redacted, denied or failed.
+        reason: why it was redacted, denied or failed.
         target: what was asked for (a node id, a path), when one thing was.
         nodes: the node ids the answer named (or the refused request asked for).
     """

@@ -18,7 +18,7 @@ store's read methods on purpose, so that a call can be told from its name alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +46,16 @@ from opslineage.query.lineage import LineageGraph, downstream, list_nodes, resol
 from opslineage.query.nodes import Edge, NodeDetail, NodePage, edges_of, node_detail, node_page
 from opslineage.query.visibility import Visibility, governance_of
 from opslineage.query.why import WhyChain, chain_links, why
-from opslineage.store import AccessEventRow, Cut, Horizon, NodeRecord, Store, StoredEvent, StoreError
+from opslineage.store import (
+    AccessEventRow,
+    Cut,
+    Horizon,
+    NodeRecord,
+    Store,
+    StoredEvent,
+    StoreError,
+    StoreUnavailable,
+)
 
 __all__ = ["AccessRecord", "ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
 
@@ -129,8 +138,9 @@ class Reader:
     @contextmanager
     def operation(self, name: str, target: str | None = None) -> Iterator[None]:
         """One operation: the reads made inside it are recorded as one access event, ``denied``
-        when one was refused (:class:`AccessDenied` goes on), ``redacted`` when a payload was
-        withheld, else ``allowed``. Operations opened inside it are part of it."""
+        when one was refused (:class:`AccessDenied` goes on), ``failed`` when it ended in another
+        error (which goes on), ``redacted`` when a payload was withheld, else ``allowed``.
+        Operations opened inside it are part of it."""
         if self._open is not None:
             yield
             return
@@ -139,6 +149,11 @@ class Reader:
             yield
         except AccessDenied as denied:
             self._record(pending, "denied", denied.reason)
+            raise
+        except Exception as error:
+            # A trail that cannot take it either (the store is gone) leaves the caller the first error.
+            with suppress(StoreUnavailable):
+                self._record(pending, "failed", f"{type(error).__name__}: {error}")
             raise
         else:
             withheld = pending.visibility.summary() if pending.visibility is not None else None
