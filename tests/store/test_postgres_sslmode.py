@@ -59,3 +59,12 @@ def test_a_password_in_the_url_is_masked_in_the_ssl_error(postgres_url: str) -> 
         open_store(url)
     assert "hunter2" not in str(raised.value)
     assert "SSL" in str(raised.value)
+
+
+@pytest.mark.parametrize("where", ["user part", "parameter", "both"])
+def test_a_password_is_masked_wherever_the_url_carries_it(postgres_url: str, where: str) -> None:
+    url = postgres_url.replace("postgres@", "postgres:hunter2@", 1) if where != "parameter" else postgres_url
+    url = _with(url, "password=hunter2") if where != "user part" else url
+    with open_store(url) as store:  # trust auth: the password is not needed, only carried
+        assert "hunter2" not in store.url and "***" in store.url
+        assert store.url.count("***") == (2 if where == "both" else 1)
