@@ -5,6 +5,7 @@ TLS options are checked before anything is started."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -129,6 +130,23 @@ def test_a_chain_goes_through_nats_over_tls_verified_against_the_ca_file(
         assert why(store, "run:" + chain.action.run_id).complete
 
 
+def test_the_demo_publishes_over_tls_with_a_ca_file_and_the_worker_stores_it(
+    tls_nats: TlsNats, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = str(tls_nats.certificate.cert)
+    flags = ["--bus", tls_nats.url, "--nats-ca", ca, "--stream", "TLSDEMO", "--subject", "tlsdemo.events"]
+    assert main(["demo", *flags, "--hours", "6", "--services", "2", "--json"]) == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert sent["published"] == sent["events"] > 0 and sent["pending"] == 0
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    options = {
+        "stream": "TLSDEMO",
+        "subject": "tlsdemo.events",
+        "tls": tls_context(tls_nats.certificate.cert),
+    }
+    assert _store_until(tls_nats.url, store, sent["events"], **options) == sent["events"]
+
+
 def test_a_server_certificate_the_worker_cannot_verify_is_refused(tls_nats: TlsNats, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'x.db'}"
     with pytest.raises(TimeoutError, match="certificate verification failed"):
@@ -238,14 +256,16 @@ def test_a_server_requiring_client_certificates_takes_the_worker_with_one(tmp_pa
         (["--nats-cert", "{cert}", "--nats-key", "{other}"], "the key does not match the certificate"),
     ],
 )
-def test_the_workers_tls_options_are_checked_before_it_starts(
-    options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["worker", "demo", "reconcile"])
+def test_the_tls_options_are_checked_before_anything_starts(
+    command: str, options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     made, other = make_certificate(tmp_path), make_certificate(tmp_path, "other")
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate\n")
     names = {"tmp": tmp_path, "cert": made.cert, "key": made.key, "other": other.key, "bogus": bogus}
-    argv = ["worker", "--bus", "tls://127.0.0.1:1", "--store", f"sqlite:///{tmp_path / 'x.db'}"]
+    argv = [command, *(["b1"] if command == "reconcile" else []), "--bus", "tls://127.0.0.1:1"]
+    argv += ["--store", f"sqlite:///{tmp_path / 'x.db'}"]
     started = time.monotonic()
     assert main([*argv, *(option.format(**names) for option in options)]) == 2
     assert message.format(**names) in capsys.readouterr().err

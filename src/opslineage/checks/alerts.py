@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -118,9 +119,11 @@ class WebhookChannel:
 
 @dataclass
 class NatsChannel:
-    """Each alert published on ``opslineage.alerts.<namespace>`` of the NATS server at ``url``."""
+    """Each alert published on ``opslineage.alerts.<namespace>`` of the NATS server at ``url``,
+    over TLS with ``tls`` (see :func:`opslineage.bus.streams.tls_context`)."""
 
     url: str
+    tls: ssl.SSLContext | None = None
 
     @property
     def target(self) -> str:
@@ -156,7 +159,12 @@ class NatsChannel:
             """Connection errors end in the exception connect raises; nats-py would log each one."""
 
         client = await nats.connect(
-            self.url, connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=1, error_cb=quiet
+            self.url,
+            connect_timeout=3,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            error_cb=quiet,
+            tls=self.tls,
         )
         try:
             for payload in payloads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,6 +79,31 @@ def bus_url(url: str) -> str:
         return check_bus_url(url)
     except ValueError as error:
         raise UsageError(f"--bus: {error}") from None
+
+
+def add_nats_tls(parser: argparse.ArgumentParser) -> None:
+    """The ``--nats-ca``, ``--nats-cert`` and ``--nats-key`` options of a command that talks to NATS."""
+    parser.add_argument(
+        "--nats-ca",
+        type=Path,
+        metavar="FILE",
+        help="verify the NATS server's certificate against this PEM CA file (default: the system's CAs); "
+        "implies TLS",
+    )
+    parser.add_argument(
+        "--nats-cert", type=Path, metavar="FILE", help="a PEM client certificate for NATS (mutual TLS)"
+    )
+    parser.add_argument("--nats-key", type=Path, metavar="FILE", help="the PEM private key of --nats-cert")
+
+
+def nats_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context :func:`add_nats_tls`'s options ask for (None: none given), checked at once."""
+    from opslineage.bus.streams import tls_context  # noqa: PLC0415 (nats-py loads only for NATS)
+
+    try:
+        return tls_context(args.nats_ca, args.nats_cert, args.nats_key)
+    except ValueError as error:
+        raise UsageError(f"--nats-ca/--nats-cert/--nats-key: {error}") from None
 
 
 def local_reader(store: Store) -> Reader:

@@ -9,7 +9,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opslineage.cli.common import UsageError, bus_url, local_reader, print_json, progress, store_from
+from opslineage.cli.common import (
+    UsageError,
+    add_nats_tls,
+    bus_url,
+    local_reader,
+    nats_tls,
+    print_json,
+    progress,
+    store_from,
+)
 from opslineage.cli.render import why_tree, wide_console
 from opslineage.query import why_view
 from opslineage.store import Store, default_store_url
@@ -66,9 +75,10 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument(
         "--bus",
         metavar="URL",
-        help="send the lineage to this NATS JetStream server (nats://HOST:PORT) instead of a store; "
+        help="send the lineage to this NATS JetStream server (nats://HOST:PORT, or tls://HOST:PORT) instead of a store; "
         "`opslineage worker` stores it",
     )
+    add_nats_tls(parser)
     parser.add_argument("--stream", help="with --bus: the stream (default: the bus's, OPSLINEAGE)")
     parser.add_argument(
         "--subject", help="with --bus: the subject prefix (default: the bus's, opslineage.events)"
@@ -163,8 +173,9 @@ def _run_on_bus(args: argparse.Namespace, config: DemoConfig) -> int:
 
     args.stream = args.stream or DEFAULT_STREAM
     args.subject = args.subject or DEFAULT_SUBJECT
+    tls = nats_tls(args)
     try:
-        transport = NatsTransport(bus_url(args.bus), stream=args.stream, subject=args.subject)
+        transport = NatsTransport(bus_url(args.bus), stream=args.stream, subject=args.subject, tls=tls)
     except ValueError as error:
         raise UsageError(str(error)) from None
     result = _run(args, config, None, transport)

@@ -16,8 +16,10 @@ from opslineage.checks.reconcile import DEFAULT_SILENCE_FACTOR, ReconcileReport,
 from opslineage.cli.common import (
     EXIT_CHECK_FAILED,
     UsageError,
+    add_nats_tls,
     bus_url,
     local_reader,
+    nats_tls,
     print_json,
     store_from,
 )
@@ -90,6 +92,7 @@ def add_parsers(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         metavar="URL",
         help="publish each new drift on opslineage.alerts.<namespace> of this NATS server",
     )
+    add_nats_tls(parser)
     parser.set_defaults(run=run_reconcile)
 
 
@@ -138,7 +141,7 @@ def _channels(args: argparse.Namespace) -> list[AlertChannel]:
         except ValueError as error:
             raise UsageError(f"--alert-webhook: {error}") from None
     if args.bus:
-        channels.append(NatsChannel(bus_url(args.bus)))
+        channels.append(NatsChannel(bus_url(args.bus), nats_tls(args)))
     return channels
 
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from opslineage.cli.common import UsageError, bus_url, print_json
+from opslineage.cli.common import UsageError, add_nats_tls, bus_url, nats_tls, print_json
 from opslineage.store import default_store_url
 
 __all__ = ["add_parser"]
@@ -30,17 +30,7 @@ def add_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentPa
         metavar="URL",
         help="the NATS server, e.g. nats://127.0.0.1:4222, or tls://HOST:PORT for TLS",
     )
-    parser.add_argument(
-        "--nats-ca",
-        type=Path,
-        metavar="FILE",
-        help="verify the NATS server's certificate against this PEM CA file (default: the system's CAs); "
-        "implies TLS",
-    )
-    parser.add_argument(
-        "--nats-cert", type=Path, metavar="FILE", help="a PEM client certificate for NATS (mutual TLS)"
-    )
-    parser.add_argument("--nats-key", type=Path, metavar="FILE", help="the PEM private key of --nats-cert")
+    add_nats_tls(parser)
     parser.add_argument(
         "--connect-timeout",
         type=float,
@@ -81,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         DEFAULT_SUBJECT,
         StreamMismatch,
         describe,
-        tls_context,
     )
     from opslineage.bus.worker import DEFAULT_DURABLE, run_worker  # noqa: PLC0415
 
@@ -89,10 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch must be at least 1")
     if args.connect_timeout is not None and not args.connect_timeout > 0:
         raise UsageError("--connect-timeout must be a positive number of seconds")
-    try:
-        tls = tls_context(args.nats_ca, args.nats_cert, args.nats_key)
-    except ValueError as error:
-        raise UsageError(f"--nats-ca/--nats-cert/--nats-key: {error}") from None
+    tls = nats_tls(args)
     if not logging.getLogger().handlers and not logging.getLogger("opslineage").handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
