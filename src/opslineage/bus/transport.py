@@ -257,8 +257,9 @@ class NatsTransport:
         self._wake.set()
 
     async def _keep_sending(self) -> None:
-        """Prepare the stream once connected, and replay what is pending whenever NATS can take it."""
-        while True:
+        """Prepare the stream once connected, and replay what is pending whenever NATS can take it;
+        once the transport is closing, :meth:`_shutdown` sends the rest."""
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             self._wake.clear()
@@ -426,13 +427,17 @@ class NatsTransport:
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Bounded: a task whose cancellation nats-py swallowed ends at its next turn (the sender
+        # stops once closed), and close() must not wait for ever on it.
+        await asyncio.wait(self._tasks, timeout=_CLOSE_WAIT + 1.0)
         if self._memory:
             self._spill_memory()
         self._spill.close()
         if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), _CLOSE_WAIT)
+            # Not wait_for: it waits for the cancelled close to end, which nats-py may never let it.
+            closing = asyncio.ensure_future(self._nc.close())
+            closing.add_done_callback(lambda done: done.cancelled() or done.exception())
+            await asyncio.wait({closing}, timeout=_CLOSE_WAIT)
         if self.pending:
             log.warning(
                 "opslineage: %d event(s) not yet in NATS stream %s are kept in %s; the next NatsTransport "
