@@ -139,6 +139,8 @@ def test_the_demo_publishes_over_tls_with_a_ca_file_and_the_worker_stores_it(
     sent = json.loads(capsys.readouterr().out)
     assert sent["published"] == sent["events"] > 0 and sent["pending"] == 0
     store = f"sqlite:///{tmp_path / 'x.db'}"
+    with open_store(store) as made:  # made before the worker, which _stored polls beside
+        assert made.counts()["events"] == 0
     options = {
         "stream": "TLSDEMO",
         "subject": "tlsdemo.events",
