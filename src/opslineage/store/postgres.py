@@ -402,12 +402,7 @@ class PostgresStore(Store):
         return resolved, assigned
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO checkpoints VALUES (%s, %s, %s) ON CONFLICT (size) DO NOTHING",
-                (size, root, note),
-            )
-        )
+        self._add_signed("", size, root, note)
 
     def set_meta(self, key: str, value: str) -> None:
         self._write(
@@ -426,17 +421,38 @@ class PostgresStore(Store):
         return self._read(lambda conn: _log_node(conn, level, index))
 
     def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        return self._tree_range("", level, start, end)
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        return self._signed("")
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        return self._latest_signed("")
+
+    # Either Merkle log's nodes and checkpoints, by its tables' prefix: "" (log_nodes,
+    # checkpoints) for the lineage log, "access_" for the access log.
+
+    def _tree_range(self, prefix: str, level: int, start: int, end: int) -> dict[int, bytes]:
         rows = self._rows(
-            "SELECT idx, hash FROM log_nodes WHERE level = %s AND idx >= %s AND idx < %s", (level, start, end)
+            f"SELECT idx, hash FROM {prefix}log_nodes WHERE level = %s AND idx >= %s AND idx < %s",
+            (level, start, end),
         )
         return dict(rows)
 
-    def checkpoints(self) -> list[CheckpointRow]:
-        rows = self._rows("SELECT size, root, note FROM checkpoints ORDER BY size")
+    def _add_signed(self, prefix: str, size: int, root: bytes, note: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                f"INSERT INTO {prefix}checkpoints VALUES (%s, %s, %s) ON CONFLICT (size) DO NOTHING",
+                (size, root, note),
+            )
+        )
+
+    def _signed(self, prefix: str) -> list[CheckpointRow]:
+        rows = self._rows(f"SELECT size, root, note FROM {prefix}checkpoints ORDER BY size")
         return list(map(CheckpointRow._make, rows))
 
-    def latest_checkpoint(self) -> CheckpointRow | None:
-        rows = self._rows("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+    def _latest_signed(self, prefix: str) -> CheckpointRow | None:
+        rows = self._rows(f"SELECT size, root, note FROM {prefix}checkpoints ORDER BY size DESC LIMIT 1")
         return CheckpointRow._make(rows[0]) if rows else None
 
     def get_meta(self, key: str) -> str | None:
@@ -892,27 +908,16 @@ class PostgresStore(Store):
         return self._read(lambda conn: _log_node(conn, level, index, "access_log_nodes"))
 
     def access_log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
-        rows = self._rows(
-            "SELECT idx, hash FROM access_log_nodes WHERE level = %s AND idx >= %s AND idx < %s",
-            (level, start, end),
-        )
-        return dict(rows)
+        return self._tree_range("access_", level, start, end)
 
     def add_access_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO access_checkpoints VALUES (%s, %s, %s) ON CONFLICT (size) DO NOTHING",
-                (size, root, note),
-            )
-        )
+        self._add_signed("access_", size, root, note)
 
     def access_checkpoints(self) -> list[CheckpointRow]:
-        rows = self._rows("SELECT size, root, note FROM access_checkpoints ORDER BY size")
-        return list(map(CheckpointRow._make, rows))
+        return self._signed("access_")
 
     def latest_access_checkpoint(self) -> CheckpointRow | None:
-        rows = self._rows("SELECT size, root, note FROM access_checkpoints ORDER BY size DESC LIMIT 1")
-        return CheckpointRow._make(rows[0]) if rows else None
+        return self._latest_signed("access_")
 
     def search_access(
         self,

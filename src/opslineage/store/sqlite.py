@@ -273,31 +273,53 @@ class SQLiteStore(Store):
         return int(last or 0)
 
     def log_node(self, level: int, index: int) -> bytes:
-        row = self.db.execute(
-            "SELECT CAST(hash AS BLOB) FROM log_nodes WHERE level = ? AND idx = ?", (level, index)
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"the log has no node at level {level}, index {index}")
-        return bytes(row[0])
+        return self._tree_node("", level, index)
 
     def log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        return self._tree_range("", level, start, end)
+
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        self._add_signed("", size, root, note)
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        return self._signed("")
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        return self._latest_signed("")
+
+    # Either Merkle log's nodes and checkpoints, by its tables' prefix: "" (log_nodes,
+    # checkpoints) for the lineage log, "access_" for the access log.
+
+    def _tree_node(self, prefix: str, level: int, index: int) -> bytes:
+        row = self.db.execute(
+            f"SELECT CAST(hash AS BLOB) FROM {prefix}log_nodes WHERE level = ? AND idx = ?", (level, index)
+        ).fetchone()
+        if row is None:
+            raise StoreError(
+                f"{'the access log' if prefix else 'the log'} has no node at level {level}, index {index}"
+            )
+        return bytes(row[0])
+
+    def _tree_range(self, prefix: str, level: int, start: int, end: int) -> dict[int, bytes]:
         rows = self.db.execute(
-            "SELECT idx, CAST(hash AS BLOB) FROM log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
+            f"SELECT idx, CAST(hash AS BLOB) FROM {prefix}log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
             (level, start, end),
         )
         return dict(rows.fetchall())
 
-    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+    def _add_signed(self, prefix: str, size: int, root: bytes, note: str) -> None:
         with self._transaction():
-            self.db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?)", (size, root, note))
+            self.db.execute(f"INSERT OR IGNORE INTO {prefix}checkpoints VALUES (?, ?, ?)", (size, root, note))
 
-    def checkpoints(self) -> list[CheckpointRow]:
-        rows = self.db.execute("SELECT size, CAST(root AS BLOB), note FROM checkpoints ORDER BY size")
+    def _signed(self, prefix: str) -> list[CheckpointRow]:
+        rows = self.db.execute(
+            f"SELECT size, CAST(root AS BLOB), note FROM {prefix}checkpoints ORDER BY size"
+        )
         return list(map(CheckpointRow._make, rows))
 
-    def latest_checkpoint(self) -> CheckpointRow | None:
+    def _latest_signed(self, prefix: str) -> CheckpointRow | None:
         row = self.db.execute(
-            "SELECT size, CAST(root AS BLOB), note FROM checkpoints ORDER BY size DESC LIMIT 1"
+            f"SELECT size, CAST(root AS BLOB), note FROM {prefix}checkpoints ORDER BY size DESC LIMIT 1"
         ).fetchone()
         return None if row is None else CheckpointRow._make(row)
 
@@ -706,33 +728,19 @@ class SQLiteStore(Store):
         return int(last or 0)
 
     def access_log_node(self, level: int, index: int) -> bytes:
-        row = self.db.execute(
-            "SELECT CAST(hash AS BLOB) FROM access_log_nodes WHERE level = ? AND idx = ?", (level, index)
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"the access log has no node at level {level}, index {index}")
-        return bytes(row[0])
+        return self._tree_node("access_", level, index)
 
     def access_log_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
-        rows = self.db.execute(
-            "SELECT idx, CAST(hash AS BLOB) FROM access_log_nodes WHERE level = ? AND idx >= ? AND idx < ?",
-            (level, start, end),
-        )
-        return dict(rows.fetchall())
+        return self._tree_range("access_", level, start, end)
 
     def add_access_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        with self._transaction():
-            self.db.execute("INSERT OR IGNORE INTO access_checkpoints VALUES (?, ?, ?)", (size, root, note))
+        self._add_signed("access_", size, root, note)
 
     def access_checkpoints(self) -> list[CheckpointRow]:
-        rows = self.db.execute("SELECT size, CAST(root AS BLOB), note FROM access_checkpoints ORDER BY size")
-        return list(map(CheckpointRow._make, rows))
+        return self._signed("access_")
 
     def latest_access_checkpoint(self) -> CheckpointRow | None:
-        row = self.db.execute(
-            "SELECT size, CAST(root AS BLOB), note FROM access_checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else CheckpointRow._make(row)
+        return self._latest_signed("access_")
 
     def search_access(
         self,
