@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple
@@ -90,6 +91,7 @@ _NODE_SELECT = f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid)"
 _INSTANT = "julianday(upper({}))"  # RFC 3339 text as a day number; upper() for a lower-case t or z
 _CHUNK = 900
 _CACHE_LIMIT = 500_000
+_BUSY_WAIT = 10.0  # seconds an opener waits for another process creating or migrating the store
 _OUTAGES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL)  # worth trying again later
 _encode = msgspec.json.encode
 
@@ -125,8 +127,10 @@ class SQLiteStore(Store):
         try:
             # timeout: the busy handler, from the first statement on, so a store another process
             # is creating or migrating is waited for (up to 10 s) rather than "database is locked".
-            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite3.connect(
+                self.path, timeout=_BUSY_WAIT, isolation_level=None, check_same_thread=False
+            )
+            self._enter_wal()
             # Per connection, not per file. FULL syncs the WAL at every commit, so a commit that
             # returned survives an OS crash or power loss; NORMAL would sync only at checkpoints.
             self.db.execute("PRAGMA synchronous=FULL")
@@ -137,6 +141,23 @@ class SQLiteStore(Store):
             if getattr(error, "sqlite_errorcode", None) in _OUTAGES:
                 raise StoreUnavailable(f"cannot open store {self.path}: {error}") from None
             raise StoreError(f"cannot open store {self.path}: {error}") from None
+
+    def _enter_wal(self) -> None:
+        """Switches the file to WAL, trying again while another opener holds it.
+
+        Two connections switching a new file at once both hold a shared lock and want an exclusive
+        one; SQLite answers one of them "database is locked" at once, without its busy handler (it
+        would be a deadlock), so the wait is ours.
+        """
+        deadline = time.monotonic() + _BUSY_WAIT
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _migrate(self) -> None:
         if self._schema_version() == SCHEMA_VERSION:
