@@ -56,6 +56,7 @@ from opslineage.query import (
 from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticator, confine_events, route_key
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
+from opslineage.server.pages import SESSION_COOKIE, Sessions, add_pages, is_page, page_error
 from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
 from opslineage.store.keys import KeyError_
 
@@ -225,6 +226,7 @@ class _Context:
         self.committer = GroupCommitter(lambda: IngestPipeline(open_store(settings.store), settings.key))
         self.metrics = ServerMetrics(settings.quality_cache)
         self.auth = Authenticator(self.store, settings.token)
+        self.sessions = Sessions()
 
     def store(self) -> Store:
         if getattr(self._local, "store", None) is None:
@@ -290,7 +292,7 @@ class _Context:
                 raise AccessDenied(name, f"{key[0]} {key[1]} declares no permission")
             permission = ROUTE_PERMISSIONS[key]
             writing = permission is Permission.WRITE_EVENTS
-            authorization = request.headers.get("authorization")
+            authorization = request.headers.get("authorization") or self._session_bearer(request)
             reader = Reader(
                 self.store(), self.auth.principal(authorization, writing=writing), self.trail, reader.client
             )
@@ -301,6 +303,17 @@ class _Context:
             raise
         request.state.principal = reader.principal
         _refuse_nul(request)
+
+    def _session_bearer(self, request: Request) -> str | None:
+        """The bearer of the request's sign-in session, for a page or an API read (an API write
+        needs its token in ``Authorization``); the session is kept on the request for its forms."""
+        if request.method not in ("GET", "HEAD") and not is_page(request):
+            return None
+        session = self.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        request.state.session = session
+        return f"Bearer {session.secret}"
 
     def reader(self, request: Request) -> Reader:
         """This thread's store as the caller of ``request`` reads it (see :meth:`guard`)."""
@@ -433,6 +446,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _log_routes(app, context)
     _access_log_routes(app, context)
     _quality_routes(app, context)
+    add_pages(app, context)
     app.add_middleware(LatencyMiddleware, metrics=context.metrics, routes=app.router.routes)
     app.state.metrics = context.metrics  # the verifier sets its correctness figures here
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -472,68 +486,76 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def _error(
+    request: Request,
+    status: int,
+    error: str,
+    detail: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The answer to an error: our JSON body for the API, an HTML page (or the sign-in page, for
+    a 401) for the web pages."""
+    if is_page(request):
+        return page_error(request, status, error, detail)
+    body: dict[str, Any] = {"error": error, "detail": detail}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        body: dict[str, Any] = {"error": error.error, "detail": error.detail}
-        if error.field:
-            body["field"] = error.field
-        return JSONResponse(body, status_code=error.status)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return _error(request, error.status, error.error, error.detail, error.field)
 
     @app.exception_handler(AccessDenied)
-    async def refused(_: Request, denied: AccessDenied) -> JSONResponse:
+    async def refused(request: Request, denied: AccessDenied) -> Response:
         if not denied.authenticated:
-            return JSONResponse(
-                {"error": "unauthorized", "detail": denied.reason},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="opslineage"'},
-            )
-        return JSONResponse({"error": "forbidden", "detail": denied.reason}, status_code=403)
+            challenge = {"WWW-Authenticate": 'Bearer realm="opslineage"'}
+            return _error(request, 401, "unauthorized", denied.reason, headers=challenge)
+        return _error(request, 403, "forbidden", denied.reason)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_parameter(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def bad_parameter(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0]
         field = str(first["loc"][-1]) if first.get("loc") else None
         detail = f"{field}: {first['msg']}" if field else str(first["msg"])
-        return JSONResponse(
-            {"error": "invalid_request", "detail": detail, **({"field": field} if field else {})},
-            status_code=400,
-        )
+        return _error(request, 400, "invalid_request", detail, field)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         headers = dict(error.headers or {})
         if error.status_code == 405:  # every method of the path, not only those of its first route
             headers["Allow"] = ", ".join(_allowed(app, request))
-        body = {"error": code, "detail": str(error.detail)}
-        return JSONResponse(body, status_code=error.status_code, headers=headers)
+        return _error(request, error.status_code, code, str(error.detail), headers=headers)
 
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, error: NotFound) -> JSONResponse:
-        return JSONResponse({"error": "not_found", "detail": str(error)}, status_code=404)
+    async def not_found(request: Request, error: NotFound) -> Response:
+        return _error(request, 404, "not_found", str(error))
 
     @app.exception_handler(InvalidEvent)
-    async def invalid(_: Request, error: InvalidEvent) -> JSONResponse:
-        return JSONResponse({"error": "invalid_request", "detail": error.reason}, status_code=400)
+    async def invalid(request: Request, error: InvalidEvent) -> Response:
+        return _error(request, 400, "invalid_request", error.reason)
 
     @app.exception_handler(QueryTimeout)
-    async def timeout(_: Request, error: QueryTimeout) -> JSONResponse:
-        return JSONResponse({"error": "timeout", "detail": str(error)}, status_code=503)
+    async def timeout(request: Request, error: QueryTimeout) -> Response:
+        return _error(request, 503, "timeout", str(error))
 
     @app.exception_handler(KeyError_)
-    async def key_unavailable(_: Request, error: KeyError_) -> JSONResponse:
+    async def key_unavailable(request: Request, error: KeyError_) -> Response:
         # the detail stays in the operator's hands: it may name the key file
         detail = "the store's key-encryption key is missing or wrong on this server; ask its operator"
-        return JSONResponse({"error": "key_unavailable", "detail": detail}, status_code=503)
+        return _error(request, 503, "key_unavailable", detail)
 
     @app.exception_handler(StoreUnavailable)
-    async def unavailable(_: Request, error: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"error": "store_unavailable", "detail": str(error)}, status_code=503)
+    async def unavailable(request: Request, error: StoreUnavailable) -> Response:
+        return _error(request, 503, "store_unavailable", str(error))
 
     @app.exception_handler(StoreError)
-    async def conflict(_: Request, error: StoreError) -> JSONResponse:
-        return JSONResponse({"error": "conflict", "detail": str(error)}, status_code=409)
+    async def conflict(request: Request, error: StoreError) -> Response:
+        return _error(request, 409, "conflict", str(error))
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:

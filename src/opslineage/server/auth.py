@@ -46,6 +46,13 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/access-log/proof/consistency"): P.READ_ACCESS_LOG,
     ("GET", "/api/v1/quality"): P.READ_ANALYTICS,
     ("GET", "/metrics"): P.READ_ANALYTICS,
+    # The web pages (not in /openapi.json): sign-in and sign-out are open, each page reads as
+    # its API twin does; /static is a mount of assets, outside the routes and this table.
+    ("GET", "/"): None,
+    ("GET", "/sign-in"): None,
+    ("POST", "/sign-in"): None,
+    ("POST", "/sign-out"): None,
+    ("GET", "/catalog"): P.READ_LINEAGE,
 }
 """(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
 open to anyone (the two health routes). A route without a row is refused to everyone (403), and
