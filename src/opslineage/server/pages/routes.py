@@ -15,8 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
+from opslineage.server.pages.effectiveness import add_effectiveness_page
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
+from opslineage.server.pages.timeline import add_timeline_page
 from opslineage.store import Store
 
 __all__ = ["FormError", "PageContext", "add_pages", "form_of"]
@@ -76,6 +78,8 @@ def _local(target: str | None) -> str:
 def add_pages(app: FastAPI, context: PageContext) -> None:
     """Add the pages, the sign-in and sign-out routes and the static assets to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_timeline_page(app, context)
+    add_effectiveness_page(app, context)
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:
