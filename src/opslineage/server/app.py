@@ -25,7 +25,6 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -53,6 +52,11 @@ from opslineage.query import (
     why_view,
     with_statement_timeout,
 )
+from opslineage.server.analytics import analytics_routes
+from opslineage.server.answers import ApiError, Since
+from opslineage.server.answers import error_responses as _errors
+from opslineage.server.answers import json_response as _json
+from opslineage.server.answers import rfc3339 as _rfc3339
 from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticator, confine_events, route_key
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
@@ -74,14 +78,6 @@ AsOf = Annotated[
         json_schema_extra={"format": "date-time"},
     ),
 ]
-Since = Annotated[
-    str | None,
-    Query(
-        description="only items recorded at or after this time (RFC 3339, with its offset)",
-        json_schema_extra={"format": "date-time"},
-    ),
-]
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 _ANONYMOUS = actor("http", "anonymous")
 _TOKEN = actor("http", "token")
@@ -111,38 +107,6 @@ class ServerSettings:
     key: str | None = None
     query_timeout: float = 5.0
     quality_cache: float = 30.0
-
-
-class ErrorBody(BaseModel):
-    """What every error answers: a code, what was wrong and, when one is at fault, the field."""
-
-    error: str
-    detail: str
-    field: str | None = None
-
-
-_ERROR_MEANINGS = {
-    400: "Bad input: a malformed request, event, parameter or body encoding",
-    401: "The request bears no valid token (none, an unknown, a revoked or an expired one) and the "
-    "server has tokens (or, for ingest, a shared secret)",
-    403: "The token's role lacks the route's permission, or the node or events are outside its namespaces",
-    404: "No such node, checkpoint or path",
-    405: "The path does not take this method",
-    409: "The store refused the write, or no checkpoint covers the answer yet",
-    413: "The body, as received or decompressed, is over the limit",
-    415: "A Content-Type other than JSON, or an unsupported Content-Encoding",
-    503: "The store is unreachable, or the query ran past the server's time budget and was cancelled",
-}
-
-
-def _errors(*statuses: int, guarded: bool = True) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI declaration of the error answers a route can give (and 405, which any can; and,
-    unless the route is open to anyone, 401 and 403)."""
-    refusals = (401, 403) if guarded else ()
-    return {
-        status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]}
-        for status in sorted({*statuses, *refusals, 405})
-    }
 
 
 _READ_ERRORS = _errors(400, 404, 503)
@@ -179,14 +143,6 @@ def _refuse_nul(request: Request) -> None:
     for name, value in params:
         if "\x00" in str(value):
             raise ApiError(400, "invalid_request", f"{name}: holds a NUL character", field=name)
-
-
-class ApiError(Exception):
-    """An error answered as JSON with a status code."""
-
-    def __init__(self, status: int, error: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.error, self.detail, self.field = status, error, detail, field
 
 
 def _invalid(error: InvalidEvent) -> ApiError:
@@ -446,6 +402,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _log_routes(app, context)
     _access_log_routes(app, context)
     _quality_routes(app, context)
+    analytics_routes(app, context)
     add_pages(app, context)
     app.add_middleware(LatencyMiddleware, metrics=context.metrics, routes=app.router.routes)
     app.state.metrics = context.metrics  # the verifier sets its correctness figures here
@@ -734,25 +691,6 @@ def _check_depth(depth: int) -> None:
         raise ApiError(400, "invalid_request", f"depth must be 0 to {MAX_DEPTH}, got {depth}", "depth")
 
 
-def _rfc3339(text: str, field: str) -> datetime:
-    """A query parameter's RFC 3339 date-time, with its offset.
-
-    Raises:
-        ApiError: it is not one (400, naming ``field``).
-    """
-    try:
-        if not _RFC3339.fullmatch(text):
-            raise ValueError(text)
-        return datetime.fromisoformat(text.upper())
-    except ValueError:
-        raise ApiError(
-            400,
-            "invalid_request",
-            f"{field} {text!r} is not an RFC 3339 date-time with its offset (e.g. 2026-01-05T14:30:00Z)",
-            field,
-        ) from None
-
-
 def _sequence_at(reader: Reader, as_of: str | None) -> int | None:
     if as_of is None:
         return None
@@ -875,11 +813,6 @@ def _quality_routes(app: FastAPI, context: _Context) -> None:
         namespace and the verification layers' findings (see docs/quality.md)."""
         body = context.read(request, context.metrics.exposition)
         return Response(body, media_type=PROMETHEUS_TEXT)
-
-
-def _json(value: Any) -> Response:
-    """A JSON response encoded by msgspec (FastAPI's own encoder is slow on large answers)."""
-    return Response(msgspec.json.encode(value), media_type="application/json")
 
 
 def _batch_items(data: bytes) -> list[Any]:

@@ -46,6 +46,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/access-log/proof/consistency"): P.READ_ACCESS_LOG,
     ("GET", "/api/v1/quality"): P.READ_ANALYTICS,
     ("GET", "/metrics"): P.READ_ANALYTICS,
+    ("GET", "/api/v1/effectiveness"): P.READ_ANALYTICS,
+    ("GET", "/api/v1/timeline"): P.READ_LINEAGE,
+    ("GET", "/api/v1/targets"): P.READ_LINEAGE,
     # The web pages (not in /openapi.json): sign-in and sign-out are open, each page reads as
     # its API twin does; /static is a mount of assets, outside the routes and this table.
     ("GET", "/"): None,
