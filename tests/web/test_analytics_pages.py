@@ -93,11 +93,11 @@ def test_an_operators_timeline_withholds_the_restricted_snapshots_an_auditors_dr
     sign_in(page, guarded_site, "operator")
     page.goto(f"{guarded_site.url}/timeline?target={quote(target)}")
     assert "withheld from you" in page.inner_text("main")
-    charts = page.locator("svg.chart .chart-title").all_inner_texts()
+    charts = page.locator("svg.chart .chart-title").all_text_contents()
     assert charts == ["prediction score"]  # no metric drawn from the restricted snapshots' rows
     assert page.locator("table.marks tr.mark-action").count() >= 1  # the action itself is not restricted
     page.click("text=Sign out")
     sign_in(page, guarded_site, "auditor")
     page.goto(f"{guarded_site.url}/timeline?target={quote(target)}")
     assert "withheld from you" not in page.inner_text("main")
-    assert "cpu" in page.locator("svg.chart .chart-title").all_inner_texts()
+    assert "cpu" in page.locator("svg.chart .chart-title").all_text_contents()

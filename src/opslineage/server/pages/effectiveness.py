@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from opslineage.query.effectiveness import INTERVALS, OUTCOMES, Effectiveness, effectiveness
 from opslineage.server.answers import ApiError
@@ -48,7 +49,7 @@ def add_effectiveness_page(app: FastAPI, context: PageContext) -> None:
                 since=start,
                 until=end,
                 namespace=namespace or None,
-                interval=interval,  # type: ignore[arg-type]
+                interval=interval,
             ),
         )
         return render(
@@ -65,7 +66,7 @@ def add_effectiveness_page(app: FastAPI, context: PageContext) -> None:
         )
 
 
-def _charts(found: Effectiveness) -> dict[str, object]:
+def _charts(found: Effectiveness) -> dict[str, Markup]:
     """A rate chart per grouping: each group's resolved rate per period, with its interval."""
     charts = {}
     for name, title in GROUPINGS:

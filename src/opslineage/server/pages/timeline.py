@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from opslineage.query.timeline import Mark, Timeline, targets, timeline
 from opslineage.server.answers import ApiError
@@ -64,7 +65,7 @@ def add_timeline_page(app: FastAPI, context: PageContext) -> None:
         )
 
 
-def _charts(found: Timeline) -> list[object]:
+def _charts(found: Timeline) -> list[Markup]:
     """A chart per metric with the decisions, actions and version changes marked on it, and one
     of the predictions' scores against the model's threshold, with the snapshots marked."""
     if found.since is None or found.until is None:
