@@ -18,7 +18,9 @@ from live import start_server
 from opslineage.cli.main import main as cli
 from opslineage.server import ServerSettings
 
-AIRFLOW = Path("/work/shared/data/openlineage/compatibility-tests/airflow/events")
+EVENTS = Path("/work/shared/data/openlineage/compatibility-tests")
+AIRFLOW = EVENTS / "airflow" / "events"
+SPARK_CLL = EVENTS / "CLL" / "events"  # Spark's column-level lineage test: a CREATE TABLE AS SELECT
 UPLOAD = "dataset:bigquery:mock-project.test.upload"
 FAN = 500  # jobs reading the hub dataset, each writing a dataset of its own
 
@@ -42,6 +44,15 @@ def airflow_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         pytest.skip(f"no Airflow events at {AIRFLOW}")
     events = [json.loads(path.read_text()) for path in sorted(AIRFLOW.glob("line_*.json"))]
     yield from _site(tmp_path_factory.mktemp("airflow-site"), events)
+
+
+@pytest.fixture(scope="module")
+def spark_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server on a store of Spark's column-level lineage test events, in the order they were sent."""
+    if not SPARK_CLL.is_dir():
+        pytest.skip(f"no Spark events at {SPARK_CLL}")
+    paths = sorted(SPARK_CLL.glob("*.json"), key=lambda path: int(path.stem))
+    yield from _site(tmp_path_factory.mktemp("spark-site"), [json.loads(p.read_text()) for p in paths])
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +108,21 @@ def test_the_explorer_draws_airflows_jobs_and_datasets_with_their_column_lineage
         "rows => rows.map(row => [...row.cells].map(cell => cell.textContent.trim()))"
     )
     assert ["a", "gs://mock-bucket:test.csv.a", "IDENTITY"] in rows
+    assert axe_violations(page) == []
+
+
+def test_sparks_column_lineage_shows_each_input_column_with_its_transformations(
+    page: Any, spark_site: Site
+) -> None:
+    table = "dataset:file:/tmp/cll_test/tbl1"
+    page.goto(f"{spark_site.url}/lineage?node={table}&depth=2")
+    assert {"dataset:file:/tmp/cll_test/cll_source1", "dataset:file:/tmp/cll_test/cll_source2"} < set(
+        _drawn(page)
+    )
+    rows = page.locator(f'table.lineage-columns[data-dataset="{table}"] tbody tr').evaluate_all(
+        "rows => rows.map(row => [...row.cells].map(cell => cell.textContent.trim()))"
+    )
+    assert ["agg", "file:/tmp/cll_test/cll_source2.c", "DIRECT/AGGREGATION"] in rows
     assert axe_violations(page) == []
 
 

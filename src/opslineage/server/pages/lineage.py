@@ -146,7 +146,7 @@ def _rows(facet: Any) -> list[ColumnSource]:
     for column, spec in sorted(fields.items()):
         if not isinstance(spec, dict):
             continue
-        overall = " ".join(str(spec[key]) for key in ("transformationType",) if spec.get(key))
+        overall = str(spec.get("transformationType") or "")  # the facet's 1-0 and 1-1 form
         for source in spec.get("inputFields") or ():
             if not isinstance(source, dict):
                 continue
