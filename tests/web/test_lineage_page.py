@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from browsing import ORIGINS, Site, axe_violations
 from live import start_server
 from opslineage.cli.main import main as cli
+from opslineage.governance.tokens import create_token
 from opslineage.server import ServerSettings
+from opslineage.store import open_store
 
 EVENTS = Path("/work/shared/data/openlineage/compatibility-tests")
 AIRFLOW = EVENTS / "airflow" / "events"
@@ -25,14 +28,28 @@ UPLOAD = "dataset:bigquery:mock-project.test.upload"
 FAN = 500  # jobs reading the hub dataset, each writing a dataset of its own
 
 
-def _site(folder: Path, events: list[dict[str, Any]]) -> Iterator[Site]:
+def _site(
+    folder: Path, events: list[dict[str, Any]], tokens: dict[str, list[str]] | None = None
+) -> Iterator[Site]:
+    """A server on a store of ``events``, with an operator token of each of ``tokens``' namespaces."""
     lines = folder / "events.ndjson"
     lines.write_text("".join(json.dumps(event) + "\n" for event in events))
     store = f"sqlite:///{folder / 'lineage.db'}"
     assert cli(["ingest", "--store", store, str(lines)]) == 0
+    secrets = {}
+    with open_store(store) as opened:
+        for name, namespaces in (tokens or {}).items():
+            secrets[name], _ = create_token(
+                opened,
+                name=name,
+                role="operator",
+                namespaces=namespaces,
+                created_by="tests",
+                now=datetime.now(UTC),
+            )
     server, thread, url = start_server(ServerSettings(store=store))
     ORIGINS.add(url)
-    yield Site(url, store)
+    yield Site(url, store, secrets)
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -169,6 +186,21 @@ def test_a_depth_out_of_bounds_or_an_unknown_node_is_a_clear_4xx(airflow_site: S
         assert answer.headers["content-type"].startswith("text/html")
     missing = httpx.get(f"{airflow_site.url}/lineage", params={"node": "dataset:nowhere:nothing"})
     assert missing.status_code == 404
+
+
+def test_a_token_of_other_namespaces_is_refused_a_node_as_the_api_refuses_it(tmp_path: Path) -> None:
+    if not AIRFLOW.is_dir():
+        pytest.skip(f"no Airflow events at {AIRFLOW}")
+    events = [json.loads(path.read_text()) for path in sorted(AIRFLOW.glob("line_*.json"))]
+    for site in _site(tmp_path, events, {"gcs-only": ["gs://mock-bucket"]}):
+        headers = {"Authorization": f"Bearer {site.tokens['gcs-only']}"}
+        page = httpx.get(f"{site.url}/lineage", params={"node": UPLOAD}, headers=headers)
+        api = httpx.get(f"{site.url}/api/v1/lineage", params={"nodeId": UPLOAD}, headers=headers)
+        assert page.status_code == api.status_code == 403
+        assert "outside token:gcs-only&#39;s namespaces" in page.text
+        csv = "dataset:gs://mock-bucket:test.csv"
+        own = httpx.get(f"{site.url}/lineage", params={"node": csv}, headers=headers)
+        assert own.status_code == 200 and f'data-node="{csv}"' in own.text
 
 
 def test_a_neighbourhood_of_a_thousand_nodes_draws_every_box(page: Any, fan_site: Site) -> None:
