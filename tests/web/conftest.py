@@ -26,6 +26,7 @@ from live import start_server
 from opslineage.cli.main import main as cli
 from opslineage.demo import DemoResult
 from opslineage.governance.tokens import create_token
+from opslineage.ledger.access_log import AccessLog
 from opslineage.ledger.keys import load_private_key
 from opslineage.ledger.log import checkpoint, init_log
 from opslineage.server import ServerSettings
@@ -48,11 +49,13 @@ def _demo_copy(demo_run: tuple[Path, DemoResult], folder: Path) -> str:
 
 
 def _serve(store: str) -> Iterator[str]:
-    server, thread, url = start_server(ServerSettings(store=store))
-    ORIGINS.add(url)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    """Serve ``store`` with its access log as the trail, as ``opslineage serve`` does."""
+    with open_store(store) as trail_store, AccessLog(trail_store) as trail:
+        server, thread, url = start_server(ServerSettings(store=store), trail=trail)
+        ORIGINS.add(url)
+        yield url
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")

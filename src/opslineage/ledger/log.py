@@ -36,6 +36,7 @@ __all__ = [
     "cosignatures",
     "inclusion",
     "init_log",
+    "kept_checkpoints",
     "latest_checkpoint",
     "log_key_path",
     "maybe_checkpoint",
@@ -202,6 +203,14 @@ def latest_checkpoint(store: Store) -> Checkpoint | None:
     return parse_note(kept[2], store.get_meta("log_public_key") or "").with_cosignatures(
         cosignatures(store, kept[0])
     )
+
+
+def kept_checkpoints(store: Store, limit: int | None = None) -> list[Checkpoint]:
+    """The checkpoints kept, largest tree size first (at most ``limit``), each with its witness
+    cosignatures."""
+    public = store.get_meta("log_public_key") or ""
+    rows = sorted(store.checkpoints(), key=lambda row: row[0], reverse=True)[:limit]
+    return [parse_note(note, public).with_cosignatures(cosignatures(store, size)) for size, _, note in rows]
 
 
 def cosignatures(store: Store, size: int) -> list[str]:

@@ -38,7 +38,7 @@ from opslineage.governance import (
 )
 from opslineage.ledger.access_log import access_consistency, access_inclusion, latest_access_checkpoint
 from opslineage.ledger.checkpoint import Checkpoint
-from opslineage.ledger.log import consistency, inclusion, latest_checkpoint, log_key_path
+from opslineage.ledger.log import consistency, inclusion, kept_checkpoints, latest_checkpoint, log_key_path
 from opslineage.ledger.verify import Finding, VerifyReport, verify_against, verify_store
 from opslineage.model import InvalidEvent
 from opslineage.query._budget import time_budget
@@ -480,6 +480,11 @@ class Reader:
         """The checkpoint of the largest tree size kept, if any."""
         with self._reading("checkpoint"):
             return latest_checkpoint(self._store)
+
+    def checkpoints(self, limit: int = 20) -> list[Checkpoint]:
+        """The log's checkpoints, largest tree size first, at most ``limit``."""
+        with self._reading("checkpoint"):
+            return kept_checkpoints(self._store, limit)
 
     def covering_checkpoint(self, seq: int) -> Checkpoint | None:
         """The newest checkpoint if it covers event ``seq``, else None. It never signs one: a read

@@ -58,6 +58,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/catalog"): P.READ_LINEAGE,
     ("GET", "/timeline"): P.READ_LINEAGE,
     ("GET", "/effectiveness"): P.READ_ANALYTICS,
+    ("GET", "/lineage"): P.READ_LINEAGE,
+    ("GET", "/audit"): P.READ_LINEAGE,  # its access-log section needs access-log:read
 }
 """(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
 open to anyone (the two health routes). A route without a row is refused to everyone (403), and

@@ -15,7 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
+from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
+from opslineage.server.pages.lineage import add_lineage_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
 from opslineage.server.pages.timeline import add_timeline_page
@@ -137,6 +139,9 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
         offset = max(0, offset)
         found = context.read(request, lambda r: r.page(kind, text=q or None, limit=_PAGE_SIZE, offset=offset))
         return render(request, "catalog.html", q=q or "", kind=kind, kinds=LS_KINDS, page=found)
+
+    add_lineage_pages(app, context)
+    add_audit_pages(app, context)
 
 
 def _sign_in(
