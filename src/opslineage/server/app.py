@@ -54,6 +54,7 @@ from opslineage.query import (
     with_statement_timeout,
 )
 from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticator, confine_events, route_key
+from opslineage.server.evidence import evidence_routes
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
 from opslineage.server.pages import SESSION_COOKIE, Sessions, add_pages, is_page, page_error
@@ -444,6 +445,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
+    evidence_routes(app, context, ApiError, _errors)
     _access_log_routes(app, context)
     _quality_routes(app, context)
     add_pages(app, context)

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
+from opslineage.server.pages.remediation import add_remediation_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
 from opslineage.store import Store
@@ -133,6 +134,8 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
         offset = max(0, offset)
         found = context.read(request, lambda r: r.page(kind, text=q or None, limit=_PAGE_SIZE, offset=offset))
         return render(request, "catalog.html", q=q or "", kind=kind, kinds=LS_KINDS, page=found)
+
+    add_remediation_pages(app, context)
 
 
 def _sign_in(
