@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from browsing import ORIGINS, Site, axe_violations, sign_in
+from browsing import CHROMIUM, CHROMIUM_ARGS, ORIGINS, Site, axe_violations, sign_in
 from helpers import T0
 from live import start_server
 from opslineage import Tracer, open_store
@@ -180,6 +180,39 @@ def test_with_javascript_off_the_badge_points_to_the_cli_and_the_group_expands_b
         context.close()
 
 
+def test_off_a_secure_context_the_badge_says_it_cannot_check_here(browser: Any, open_site: Site) -> None:
+    port = open_site.url.rsplit(":", 1)[1]
+    mapped = "--host-resolver-rules=MAP remediation.test 127.0.0.1"  # a name that is not loopback
+    other = browser.browser_type.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, mapped])
+    try:
+        page = other.new_page()
+        action = httpx.get(f"{open_site.url}/api/v1/nodes", params={"kind": "action"}).json()["nodes"][0][
+            "id"
+        ]
+        page.goto(f"http://remediation.test:{port}/remediations/{action}")
+        assert page.evaluate("window.isSecureContext") is False
+        state, text = _verdict(page)
+        assert state == "unable" and text.startswith(
+            "cannot check here: this page is not a secure context"
+        ), text
+    finally:
+        other.close()
+
+
+def test_a_decision_that_did_not_fire_has_a_page_without_an_action(page: Any, open_site: Site) -> None:
+    decisions = httpx.get(f"{open_site.url}/api/v1/nodes", params={"kind": "decision", "limit": 1000}).json()
+    held = next(
+        node["id"]
+        for node in decisions["nodes"]
+        if httpx.get(f"{open_site.url}/api/v1/why/{node['id']}").json()["action"] is None
+    )
+    page.goto(f"{open_site.url}/remediations/{held}")
+    assert "did not fire" in page.inner_text("main")
+    assert page.locator(BADGE).count() == 0 and page.locator(f'svg.graph [data-node="{held}"]').count() == 1
+    missing = httpx.get(f"{open_site.url}/remediations/run:00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+
+
 def _record_long_chain(tracer: Tracer, snapshots: int) -> str:
     """A remediation whose features come from ``snapshots`` snapshots; its action's run id."""
     clock = iter(T0 + timedelta(hours=1, seconds=i) for i in range(100_000))
@@ -257,9 +290,28 @@ def test_the_leaf_route_answers_the_bytes_whose_hash_the_inclusion_proof_starts_
             assert hashlib.sha256(b"\x00" + data).hexdigest() == proof["leaf_hash"]
             assert data.startswith(b"opslineage-leaf/2\n") and data[18:50].hex() == leaf["digest"][7:]
             assert leaf["seq"] == seq and json.loads(data[50:])["eventTime"] == leaf["event"]["eventTime"]
-        for bad in ("0", str(signed["tree_size"] + 10**6), "x"):
+        for bad in ("0", str(signed["tree_size"] + 10**6), "x", "1\x00"):
             refused = client.get("/api/v1/log/leaf", params={"seq": bad})
             assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+
+
+def test_the_leaf_of_a_restricted_event_is_refused_to_an_operator(guarded_site: Site) -> None:
+    as_role = {role: {"Authorization": f"Bearer {token}"} for role, token in guarded_site.tokens.items()}
+    with httpx.Client(base_url=guarded_site.url) as client:
+        action = client.get("/api/v1/nodes", params={"kind": "action"}, headers=as_role["auditor"]).json()
+        bundle = client.get(f"/api/v1/bundle/{action['nodes'][0]['id']}", headers=as_role["auditor"]).json()
+        why = client.get(f"/api/v1/why/{action['nodes'][0]['id']}", headers=as_role["auditor"]).json()
+        snapshot_run = why["snapshots"][0]["run"].removeprefix("run:")
+        seq = next(
+            e["seq"]
+            for e in bundle["events"]
+            if e["event"]["run"]["runId"] == snapshot_run and e["event"]["eventType"] == "COMPLETE"
+        )
+        refused = client.get("/api/v1/log/leaf", params={"seq": seq}, headers=as_role["operator"])
+        assert refused.status_code == 403 and "redacted" in refused.json()["detail"]
+        assert (
+            client.get("/api/v1/log/leaf", params={"seq": seq}, headers=as_role["auditor"]).status_code == 200
+        )
 
 
 def test_the_in_toto_route_signs_with_the_log_key_and_needs_bundles_read(guarded_site: Site) -> None:
