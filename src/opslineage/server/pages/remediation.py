@@ -29,7 +29,7 @@ from opslineage.server.pages.svg import Box, layered_svg
 if TYPE_CHECKING:
     from opslineage.server.pages.routes import PageContext
 
-__all__ = ["COLLAPSE_OVER", "add_remediation_pages"]
+__all__ = ["COLLAPSE_OVER", "add_remediation_pages", "figure"]
 
 COLLAPSE_OVER = 8
 """A chain with more snapshots than this draws them as one group box (``?snapshots=all``: each)."""
@@ -61,6 +61,7 @@ def add_remediation_pages(app: FastAPI, context: PageContext) -> None:
         return render(
             request,
             "remediation.html",
+            figure=figure,
             node_id=node_id,
             chain=chain,
             action=_loose(action),
@@ -114,6 +115,13 @@ def _key_id(name: str | None, public_key: str | None) -> str | None:
     if not name or not public_key:
         return None
     return key_id(name, Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))).hex()
+
+
+def figure(value: object) -> str:
+    """A measurement to four significant digits (anything else as it is)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 def _name(node_id: str) -> str:

@@ -1,4 +1,5 @@
-"""The routes of the web pages: sign-in and sign-out, and the catalog. Each page reads through
+"""The routes of the web pages: sign-in and sign-out, the catalog, and (from their own modules)
+the remediation pages. Each page reads through
 the server's :meth:`read` (the caller's Reader, one access event per page, the time budget), so a
 page shows exactly what its role's API answers show, redactions included."""
 
