@@ -169,34 +169,31 @@ def _box(kind: str, label: str, link: dict[str, Any]) -> Box:
 
 
 def _layers(chain: WhyChain, every: bool) -> tuple[list[list[Box]], list[tuple[str, str]]]:
-    """The boxes of each layer and the edges between them; many snapshots as one group box."""
-    kinds = _kinds(chain)
-    layers = [[_box(*row) for row in layer] for layer in kinds]
-    edges: list[tuple[str, str]] = []
-    for before, after in pairwise(layers):
-        edges += [(a.id, b.id) for a in before for b in after]
-    snapshots = chain.snapshots
-    edges = [(a, b) for a, b in edges if not _unrelated(chain, a, b)]
-    if not every and len(snapshots) > COLLAPSE_OVER:
-        subjects = sorted({_name(str(link.get("source", ""))) for link in snapshots if link.get("source")})
-        text = f"{len(snapshots)} snapshots of {', '.join(subjects) or 'the sources'}"
+    """The boxes of each layer and the edges between them; many snapshots as one group box.
+
+    Each layer joins the next whole, but for a snapshot, which joins only its own source.
+    """
+    layers = [[_box(*row) for row in layer] for layer in _kinds(chain)]
+    source_of = {link["id"]: link.get("source") for link in chain.snapshots}
+    edges = [
+        (a.id, b.id)
+        for before, after in pairwise(layers)
+        for a in before
+        for b in after
+        if source_of.get(b.id, a.id) in (a.id, None)
+    ]
+    if not every and len(chain.snapshots) > COLLAPSE_OVER:
+        subjects = sorted({_name(str(source)) for source in source_of.values() if source})
+        text = f"{len(chain.snapshots)} snapshots of {', '.join(subjects) or 'the sources'}"
         group = Box(
             "snapshots", "snapshot group", (text, "show each: ?snapshots=all"), "?snapshots=all", "group"
         )
-        ids = {link["id"] for link in snapshots}
         layers[1] = [group]
-        edges = sorted(
-            {(("snapshots" if a in ids else a), ("snapshots" if b in ids else b)) for a, b in edges}
-        )
+        grouped = {
+            (("snapshots" if a in source_of else a), ("snapshots" if b in source_of else b)) for a, b in edges
+        }
+        edges = sorted(grouped)
     return layers, edges
-
-
-def _unrelated(chain: WhyChain, source: str, target: str) -> bool:
-    """Whether a source and a snapshot are of different sources (other layers join whole)."""
-    for link in chain.snapshots:
-        if link["id"] == target and source.startswith("source:"):
-            return link.get("source") not in (None, source)
-    return False
 
 
 def _frozen(chain: WhyChain) -> list[dict[str, Any]]:
