@@ -55,9 +55,10 @@ from opslineage.store import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    leaf_data,
 )
 
-__all__ = ["AccessRecord", "ConsistencyProof", "InclusionProof", "Reader", "as_reader"]
+__all__ = ["AccessRecord", "ConsistencyProof", "InclusionProof", "LogLeaf", "Reader", "as_reader"]
 
 ACCESS_LOG_LIMIT = 10_000
 """The most access events one :meth:`Reader.access_log` call returns."""
@@ -75,6 +76,15 @@ class InclusionProof(msgspec.Struct, frozen=True):
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict, in field order."""
         return msgspec.structs.asdict(self)
+
+
+@dataclass(frozen=True)
+class LogLeaf:
+    """What the log's leaf of one event hashes (``data``: leaf hash = SHA-256(0x00 || data)), and
+    the event, so a verifier can recompute the leaf and see what it commits to."""
+
+    data: bytes
+    event: StoredEvent
 
 
 class ConsistencyProof(msgspec.Struct, frozen=True):
@@ -501,6 +511,28 @@ class Reader:
         """
         with self._reading("inclusion-proof", str(seq)):
             return msgspec.convert(inclusion(self._store, seq, tree_size), InclusionProof)
+
+    def log_leaf(self, seq: int) -> LogLeaf:
+        """The data the log's leaf of event ``seq`` hashes (form 2: tag, digest, stored body) and the event.
+
+        Raises:
+            ValueError: ``seq`` is outside the log, or its leaves hash whole events (form 1).
+            AccessDenied: the principal may not see the whole event, which the leaf's body shows.
+        """
+        with self._reading("log-leaf", str(seq)):
+            size = self._store.log_size()
+            if not 0 < seq <= size:
+                raise ValueError(f"seq {seq} is not in the log of {size} events")
+            if self._store.leaf_form() != 2:
+                raise ValueError(
+                    "this log's leaves hash whole events (form 1): check them with `opslineage verify`"
+                )
+            raw = self._store.raw_events(after=seq - 1, limit=1)[0]
+            stored = self._store.events(after=seq - 1, limit=1)[0]
+            if self._shown_events([stored])[0].event != stored.event:
+                reason = f"event {seq} is redacted for {self.principal.id}, and its leaf holds it"
+                raise AccessDenied("log-leaf", reason)
+            return LogLeaf(leaf_data(raw.digest, raw.body), stored)
 
     def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
         """The proof that the tree of ``second`` leaves extends the tree of ``first`` leaves.

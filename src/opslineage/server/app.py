@@ -58,6 +58,7 @@ from opslineage.server.answers import error_responses as _errors
 from opslineage.server.answers import json_response as _json
 from opslineage.server.answers import rfc3339 as _rfc3339
 from opslineage.server.auth import ROUTE_PERMISSIONS, SHARED_SECRET, Authenticator, confine_events, route_key
+from opslineage.server.evidence import evidence_routes
 from opslineage.server.marquez import marquez_lineage
 from opslineage.server.metrics import PROMETHEUS_TEXT, LatencyMiddleware, ServerMetrics
 from opslineage.server.pages import SESSION_COOKIE, Sessions, add_pages, is_page, page_error
@@ -400,6 +401,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
+    evidence_routes(app, context, ApiError, _errors)
     _access_log_routes(app, context)
     _quality_routes(app, context)
     analytics_routes(app, context)

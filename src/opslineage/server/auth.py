@@ -39,7 +39,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/api/v1/log/checkpoint"): P.READ_LINEAGE,
     ("GET", "/api/v1/log/proof/inclusion"): P.READ_LINEAGE,
     ("GET", "/api/v1/log/proof/consistency"): P.READ_LINEAGE,
+    ("GET", "/api/v1/log/leaf"): P.READ_LINEAGE,
     ("GET", "/api/v1/bundle/{action_id}"): P.READ_BUNDLES,
+    ("GET", "/api/v1/intoto/{action_id}"): P.READ_BUNDLES,
     ("GET", "/api/v1/access-log"): P.READ_ACCESS_LOG,
     ("GET", "/api/v1/access-log/checkpoint"): P.READ_ACCESS_LOG,
     ("GET", "/api/v1/access-log/proof/inclusion"): P.READ_ACCESS_LOG,
@@ -60,6 +62,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/effectiveness"): P.READ_ANALYTICS,
     ("GET", "/lineage"): P.READ_LINEAGE,
     ("GET", "/audit"): P.READ_LINEAGE,  # its access-log section needs access-log:read
+    ("GET", "/remediations/{node_id}"): P.READ_LINEAGE,
 }
 """(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
 open to anyone (the two health routes). A route without a row is refused to everyone (403), and

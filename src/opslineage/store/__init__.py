@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from opslineage.store._plan import derive_rows
-from opslineage.store.base import ARCHIVE_DIR_ENV, Store, event_leaf
+from opslineage.store.base import ARCHIVE_DIR_ENV, Store, event_leaf, leaf_data
 from opslineage.store.interfaces import (
     AccessLogStorage,
     ArchiveTier,
@@ -87,6 +87,7 @@ __all__ = [
     "default_store_url",
     "derive_rows",
     "event_leaf",
+    "leaf_data",
     "open_store",
     "sqlite_path",
 ]

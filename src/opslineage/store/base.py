@@ -95,7 +95,12 @@ def event_leaf(form: int, digest: bytes, body: bytes, canonical: bytes | None) -
         if canonical is None:
             raise StoreError("a form-1 leaf needs the full event, and its artifacts are gone")
         return leaf_hash(canonical)
-    return leaf_hash(_LEAF_V2 + digest + body)
+    return leaf_hash(leaf_data(digest, body))
+
+
+def leaf_data(digest: bytes, body: bytes) -> bytes:
+    """The bytes a form-2 leaf hashes: a tag, the event's digest and its stored plaintext body."""
+    return _LEAF_V2 + digest + body
 
 
 _ARCHIVE_DIR_META = "archive.dir"

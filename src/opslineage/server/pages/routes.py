@@ -1,4 +1,5 @@
-"""The routes of the web pages: sign-in and sign-out, and the catalog. Each page reads through
+"""The routes of the web pages: sign-in and sign-out, the catalog, and (from their own modules)
+the remediation pages. Each page reads through
 the server's :meth:`read` (the caller's Reader, one access event per page, the time budget), so a
 page shows exactly what its role's API answers show, redactions included."""
 
@@ -18,6 +19,7 @@ from opslineage.server.auth import Authenticator
 from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
 from opslineage.server.pages.lineage import add_lineage_pages
+from opslineage.server.pages.remediation import add_remediation_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
 from opslineage.server.pages.timeline import add_timeline_page
@@ -142,6 +144,7 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
 
     add_lineage_pages(app, context)
     add_audit_pages(app, context)
+    add_remediation_pages(app, context)
 
 
 def _sign_in(

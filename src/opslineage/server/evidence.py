@@ -1,0 +1,82 @@
+"""The API routes that hand a verifier the evidence it checks for itself: the bytes of one log
+leaf (``GET /api/v1/log/leaf``, so a browser can recompute the leaf hash an inclusion proof starts
+from) and an action's in-toto statement (``GET /api/v1/intoto/{action_id}``, the DSSE envelope
+``opslineage export --format intoto`` writes).
+
+The error type and the OpenAPI error declarations are the application's (``server/app.py``),
+given to :func:`evidence_routes` so this module does not import the one that imports it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from opslineage.interop import BundleError, make_intoto
+from opslineage.ledger.keys import LogKeyError, load_private_key
+from opslineage.query import Reader
+
+__all__ = ["evidence_routes"]
+
+_T = TypeVar("_T")
+
+
+class _Context(Protocol):
+    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
+
+
+def evidence_routes(
+    app: FastAPI,
+    context: _Context,
+    error: Callable[[int, str, str, str | None], Exception],
+    errors: Callable[..., dict[int | str, dict[str, Any]]],
+) -> None:
+    """Add the leaf and in-toto routes to ``app``; ``error(status, code, detail, field)`` is the
+    exception answered as the API's JSON error, ``errors(*statuses)`` a route's OpenAPI errors."""
+
+    @app.get("/api/v1/log/leaf", tags=["log"], responses=errors(400, 503))
+    def log_leaf(request: Request, seq: int) -> dict[str, Any]:
+        """The data the log's leaf of event ``seq`` hashes (base64; the leaf hash is
+        SHA-256(0x00 || data)) and the event: ``opslineage-leaf/2\\n``, the event's 32-byte
+        digest, then its stored body, in which each artifact stands as its digest."""
+        try:
+            leaf = context.read(request, lambda reader: reader.log_leaf(seq))
+        except ValueError as failure:
+            raise error(400, "invalid_request", str(failure), "seq") from None
+        stored = leaf.event
+        return {
+            "seq": stored.seq,
+            "form": 2,
+            "data": base64.b64encode(leaf.data).decode(),
+            "digest": f"sha256:{stored.digest}",
+            "event": stored.event,
+        }
+
+    @app.get("/api/v1/intoto/{action_id:path}", tags=["log"], responses=errors(400, 404, 409, 503))
+    def intoto(request: Request, action_id: str) -> Response:
+        """The action's audit bundle as an in-toto Statement v1 in a DSSE envelope signed with the
+        log key; 409 when no checkpoint covers the chain yet, 503 when this server has no log key."""
+
+        def statement(reader: Reader) -> dict[str, Any]:
+            key = load_private_key(reader.log_key_path())
+            return make_intoto(reader, action_id, key)
+
+        try:
+            envelope = context.read(request, statement)
+        except BundleError as failure:
+            raise error(409, "no_checkpoint", str(failure), None) from None
+        except LogKeyError:
+            detail = "this server holds no log key to sign the statement; ask its operator"
+            raise error(503, "key_unavailable", detail, None) from None
+        name = quote(action_id.replace(":", "-"), safe="")
+        return Response(
+            msgspec.json.encode(envelope),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="intoto-{name}.json"'},
+        )
