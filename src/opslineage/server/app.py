@@ -401,7 +401,7 @@ def create_app(settings: ServerSettings, trail: AccessTrail | None = None) -> Fa
     _ingest_routes(app, context)
     _query_routes(app, context)
     _log_routes(app, context)
-    evidence_routes(app, context, ApiError, _errors)
+    evidence_routes(app, context)
     _access_log_routes(app, context)
     _quality_routes(app, context)
     analytics_routes(app, context)

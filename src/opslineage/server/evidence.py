@@ -2,9 +2,6 @@
 leaf (``GET /api/v1/log/leaf``, so a browser can recompute the leaf hash an inclusion proof starts
 from) and an action's in-toto statement (``GET /api/v1/intoto/{action_id}``, the DSSE envelope
 ``opslineage export --format intoto`` writes).
-
-The error type and the OpenAPI error declarations are the application's (``server/app.py``),
-given to :func:`evidence_routes` so this module does not import the one that imports it.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from fastapi.responses import Response
 from opslineage.interop import BundleError, make_intoto
 from opslineage.ledger.keys import LogKeyError, load_private_key
 from opslineage.query import Reader
+from opslineage.server.answers import ApiError, error_responses
 
 __all__ = ["evidence_routes"]
 
@@ -31,16 +29,10 @@ class _Context(Protocol):
     def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
 
 
-def evidence_routes(
-    app: FastAPI,
-    context: _Context,
-    error: Callable[[int, str, str, str | None], Exception],
-    errors: Callable[..., dict[int | str, dict[str, Any]]],
-) -> None:
-    """Add the leaf and in-toto routes to ``app``; ``error(status, code, detail, field)`` is the
-    exception answered as the API's JSON error, ``errors(*statuses)`` a route's OpenAPI errors."""
+def evidence_routes(app: FastAPI, context: _Context) -> None:
+    """Add the leaf and in-toto routes to ``app``."""
 
-    @app.get("/api/v1/log/leaf", tags=["log"], responses=errors(400, 503))
+    @app.get("/api/v1/log/leaf", tags=["log"], responses=error_responses(400, 503))
     def log_leaf(request: Request, seq: int) -> dict[str, Any]:
         """The data the log's leaf of event ``seq`` hashes (base64; the leaf hash is
         SHA-256(0x00 || data)) and the event: ``opslineage-leaf/2\\n``, the event's 32-byte
@@ -48,7 +40,7 @@ def evidence_routes(
         try:
             leaf = context.read(request, lambda reader: reader.log_leaf(seq))
         except ValueError as failure:
-            raise error(400, "invalid_request", str(failure), "seq") from None
+            raise ApiError(400, "invalid_request", str(failure), "seq") from None
         stored = leaf.event
         return {
             "seq": stored.seq,
@@ -58,7 +50,7 @@ def evidence_routes(
             "event": stored.event,
         }
 
-    @app.get("/api/v1/intoto/{action_id:path}", tags=["log"], responses=errors(400, 404, 409, 503))
+    @app.get("/api/v1/intoto/{action_id:path}", tags=["log"], responses=error_responses(400, 404, 409, 503))
     def intoto(request: Request, action_id: str) -> Response:
         """The action's audit bundle as an in-toto Statement v1 in a DSSE envelope signed with the
         log key; 409 when no checkpoint covers the chain yet, 503 when this server has no log key."""
@@ -70,10 +62,10 @@ def evidence_routes(
         try:
             envelope = context.read(request, statement)
         except BundleError as failure:
-            raise error(409, "no_checkpoint", str(failure), None) from None
+            raise ApiError(409, "no_checkpoint", str(failure)) from None
         except LogKeyError:
             detail = "this server holds no log key to sign the statement; ask its operator"
-            raise error(503, "key_unavailable", detail, None) from None
+            raise ApiError(503, "key_unavailable", detail) from None
         name = quote(action_id.replace(":", "-"), safe="")
         return Response(
             msgspec.json.encode(envelope),
