@@ -74,4 +74,4 @@ def test_the_catalog_finds_an_action_and_links_to_its_page(page: Any, open_site:
 
 
 def _csrf(html: str) -> str:
-    return html.split('name="csrf" value="')[1].split('"')[0]
+    return html.split('name="csrf" value="')[1].split('"', maxsplit=1)[0]
