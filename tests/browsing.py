@@ -3,11 +3,20 @@ through the form and axe-core's accessibility check (fixtures: tests/web/conftes
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from live import start_server
+from opslineage.cli.main import main as cli
+from opslineage.governance.tokens import create_token
+from opslineage.server import ServerSettings
+from opslineage.store import open_store
 
 CHROMIUM = os.environ.get("OPSLINEAGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,3 +64,39 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         for v in found
         if v["impact"] in ("serious", "critical")
     ]
+
+
+PRODUCERS = Path(__file__).parent / "data" / "openlineage" / "compatibility-tests"
+"""Real producers' OpenLineage events (Airflow, Spark …), Apache 2.0, see tests/data/openlineage/SOURCE.md."""
+
+
+def producer_events(scenario: str) -> list[dict[str, Any]]:
+    """The events of one compatibility-test scenario (``airflow``, ``CLL`` …), in the order sent."""
+    paths = sorted((PRODUCERS / scenario / "events").glob("*.json"), key=lambda p: (len(p.stem), p.stem))
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def serve_events(
+    folder: Path, events: list[dict[str, Any]], tokens: dict[str, list[str]] | None = None
+) -> Iterator[Site]:
+    """A server on a store of ``events``, with an operator token of each of ``tokens``' namespaces."""
+    lines = folder / "events.ndjson"
+    lines.write_text("".join(json.dumps(event) + "\n" for event in events))
+    store = f"sqlite:///{folder / 'lineage.db'}"
+    assert cli(["ingest", "--store", store, str(lines)]) == 0
+    secrets = {}
+    with open_store(store) as opened:
+        for name, namespaces in (tokens or {}).items():
+            secrets[name], _ = create_token(
+                opened,
+                name=name,
+                role="operator",
+                namespaces=namespaces,
+                created_by="tests",
+                now=datetime.now(UTC),
+            )
+    server, thread, url = start_server(ServerSettings(store=store))
+    ORIGINS.add(url)
+    yield Site(url, store, secrets)
+    server.should_exit = True
+    thread.join(timeout=10)

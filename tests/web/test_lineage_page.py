@@ -4,68 +4,30 @@ neighbourhood of 1,001 jobs and datasets."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from browsing import ORIGINS, Site, axe_violations
-from live import start_server
-from opslineage.cli.main import main as cli
-from opslineage.governance.tokens import create_token
-from opslineage.server import ServerSettings
-from opslineage.store import open_store
+from browsing import Site, axe_violations, producer_events, serve_events
 
-EVENTS = Path(__file__).parents[1] / "data" / "openlineage" / "compatibility-tests"
-AIRFLOW = EVENTS / "airflow" / "events"
-SPARK_CLL = EVENTS / "CLL" / "events"  # Spark's column-level lineage test: a CREATE TABLE AS SELECT
 UPLOAD = "dataset:bigquery:mock-project.test.upload"
 FAN = 500  # jobs reading the hub dataset, each writing a dataset of its own
-
-
-def _site(
-    folder: Path, events: list[dict[str, Any]], tokens: dict[str, list[str]] | None = None
-) -> Iterator[Site]:
-    """A server on a store of ``events``, with an operator token of each of ``tokens``' namespaces."""
-    lines = folder / "events.ndjson"
-    lines.write_text("".join(json.dumps(event) + "\n" for event in events))
-    store = f"sqlite:///{folder / 'lineage.db'}"
-    assert cli(["ingest", "--store", store, str(lines)]) == 0
-    secrets = {}
-    with open_store(store) as opened:
-        for name, namespaces in (tokens or {}).items():
-            secrets[name], _ = create_token(
-                opened,
-                name=name,
-                role="operator",
-                namespaces=namespaces,
-                created_by="tests",
-                now=datetime.now(UTC),
-            )
-    server, thread, url = start_server(ServerSettings(store=store))
-    ORIGINS.add(url)
-    yield Site(url, store, secrets)
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def airflow_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A server on a store of Airflow's compatibility-test events, in the order they were sent."""
-    events = [json.loads(path.read_text()) for path in sorted(AIRFLOW.glob("line_*.json"))]
-    yield from _site(tmp_path_factory.mktemp("airflow-site"), events)
+    yield from serve_events(tmp_path_factory.mktemp("airflow-site"), producer_events("airflow"))
 
 
 @pytest.fixture(scope="module")
 def spark_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """A server on a store of Spark's column-level lineage test events, in the order they were sent."""
-    paths = sorted(SPARK_CLL.glob("*.json"), key=lambda path: int(path.stem))
-    yield from _site(tmp_path_factory.mktemp("spark-site"), [json.loads(p.read_text()) for p in paths])
+    yield from serve_events(tmp_path_factory.mktemp("spark-site"), producer_events("CLL"))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +46,7 @@ def fan_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
         }
 
-    yield from _site(tmp_path_factory.mktemp("fan-site"), [run(index) for index in range(FAN)])
+    yield from serve_events(tmp_path_factory.mktemp("fan-site"), [run(index) for index in range(FAN)])
 
 
 def _drawn(page: Any) -> dict[str, str]:
@@ -185,8 +147,7 @@ def test_a_depth_out_of_bounds_or_an_unknown_node_is_a_clear_4xx(airflow_site: S
 
 
 def test_a_token_of_other_namespaces_is_refused_a_node_as_the_api_refuses_it(tmp_path: Path) -> None:
-    events = [json.loads(path.read_text()) for path in sorted(AIRFLOW.glob("line_*.json"))]
-    for site in _site(tmp_path, events, {"gcs-only": ["gs://mock-bucket"]}):
+    for site in serve_events(tmp_path, producer_events("airflow"), {"gcs-only": ["gs://mock-bucket"]}):
         headers = {"Authorization": f"Bearer {site.tokens['gcs-only']}"}
         page = httpx.get(f"{site.url}/lineage", params={"node": UPLOAD}, headers=headers)
         api = httpx.get(f"{site.url}/api/v1/lineage", params={"nodeId": UPLOAD}, headers=headers)
