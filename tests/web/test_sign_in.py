@@ -20,6 +20,8 @@ def test_a_guarded_site_sends_a_stranger_to_sign_in_and_a_token_opens_a_session(
     assert "not one of this server's" in page.inner_text("[role=alert]")
     sign_in(page, guarded_site, "operator")
     assert "token:web-operator · operator" in page.inner_text("header")
+    sections = page.locator("header nav a").all_inner_texts()
+    assert "Timeline" in sections and "Effectiveness" not in sections  # an operator holds no analytics:read
     cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
     session = cookies["opslineage_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"

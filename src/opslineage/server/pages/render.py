@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from opslineage._version import __version__
+from opslineage.governance import Permission
 
 __all__ = ["HEADERS", "STATIC", "is_page", "node_url", "page_error", "render"]
 
@@ -38,12 +39,12 @@ HEADERS = {
 """The headers of every page: only our origin, no framing, no referrer, nothing cached."""
 
 _API_PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json")
-_NAV = (
-    ("catalog", "/catalog", "Catalog"),
-    ("timeline", "/timeline", "Timeline"),
-    ("effectiveness", "/effectiveness", "Effectiveness"),
-    ("lineage", "/lineage", "Lineage"),
-    ("audit", "/audit", "Audit"),
+_NAV = (  # (path, label, the permission its page needs): a section is shown to those who hold it
+    ("/catalog", "Catalog", Permission.READ_LINEAGE),
+    ("/timeline", "Timeline", Permission.READ_LINEAGE),
+    ("/effectiveness", "Effectiveness", Permission.READ_ANALYTICS),
+    ("/lineage", "Lineage", Permission.READ_LINEAGE),
+    ("/audit", "Audit", Permission.READ_LINEAGE),
 )
 
 
