@@ -4,6 +4,7 @@ outcomes and on the demo."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from opslineage import Tracer, open_store
 from opslineage.demo import DemoResult
 from opslineage.governance import AccessDenied
+from opslineage.model.facets import LabelFacet
 from opslineage.query import Principal, Reader
 from opslineage.query.effectiveness import bucket_of, effectiveness, percentile, wilson_interval
 from opslineage.sdk.steps import ActionStep
@@ -187,6 +189,36 @@ def test_stage_latencies_are_start_to_complete_per_job(recorded: Store) -> None:
     )
     assert latencies["policy.cpu-guard"]["p50"] == 5.0  # it holds the action step: 5 readings
     assert latencies["ingest"]["runs"] == 13 and latencies["ingest"]["namespace"] == "test.ns"
+
+
+def test_a_run_without_an_end_is_unfinished_not_timed(store: Store) -> None:
+    tracer = Tracer("test.ns", store=store, sync=True)
+    remediate(tracer, T0, "resolved")
+    for job in ("ingest", "stuck"):  # started, never ended (their scopes left behind)
+        contextvars.copy_context().run(tracer.ingest(tracer.source("svc-01"), job=job).__enter__)
+    tracer.close()
+    latencies = {row.job: row for row in effectiveness(Reader(store, Principal.local_admin())).latencies}
+    assert (latencies["ingest"].runs, latencies["ingest"].unfinished, latencies["ingest"].p50) == (1, 1, 2.0)
+    assert latencies["effect.observe"].unfinished == 0
+    stuck = latencies["stuck"]
+    assert (stuck.runs, stuck.unfinished, stuck.p50, stuck.p95, stuck.max) == (0, 1, 0.0, 0.0, 0.0)
+
+
+def test_restricted_actions_are_withheld_from_an_analyst(recorded: Store) -> None:
+    tracer = Tracer("test.ns", store=recorded, sync=True)
+    label = LabelFacet(
+        namespace="test.ns",
+        level="restricted",
+        kind="action",
+        set_at="2026-01-08T00:00:00Z",
+        set_by="cli:carol",
+    )
+    tracer.set_label(label)
+    tracer.close()
+    shown = effectiveness(Reader(recorded, Principal.token("a", "analyst"))).to_dict()
+    assert shown["withheld"] == 13 and shown["groups"] == {"policy": [], "model": [], "action": []}
+    full = effectiveness(Reader(recorded, Principal.token("u", "auditor"))).to_dict()
+    assert full["withheld"] == 0 and _groups(full, "policy")["cpu-guard@1"]["resolved"] == 8
 
 
 def test_an_operator_may_not_read_the_analytics(recorded: Store) -> None:

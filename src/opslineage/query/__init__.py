@@ -1,7 +1,8 @@
 """The read path: who reads (:class:`Principal`), through what (:class:`Reader`), and the questions asked.
 
 The questions: upstream, downstream, listing by kind, one node's detail, ``why`` an action happened
-(and its tree view), the events and the transparency log. Every function takes an ``as_of``
+(and its tree view), the events and the transparency log; and the analyses of the web pages: how
+well remediations work (:func:`effectiveness`) and a target's incident :func:`timeline`. Every function takes an ``as_of``
 sequence number (see :meth:`Reader.sequence_at`) and then answers as the store stood when that
 event was the last one committed. The HTTP API, the CLI and the exports read only through a
 :class:`Reader`; the functions taking a store are for the layers beside this one.
@@ -9,6 +10,7 @@ event was the last one committed. The HTTP API, the CLI and the exports read onl
 
 from opslineage.governance import Principal
 from opslineage.query._budget import QueryTimeout, with_statement_timeout
+from opslineage.query.effectiveness import Effectiveness, effectiveness, wilson_interval
 from opslineage.query.lineage import (
     LS_KINDS,
     MAX_DEPTH,
@@ -23,6 +25,7 @@ from opslineage.query.lineage import (
 )
 from opslineage.query.nodes import Edge, NodeDetail, NodeEdges, NodePage, node_detail
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
+from opslineage.query.timeline import Timeline, targets, timeline
 from opslineage.query.visibility import label_rules
 from opslineage.query.why import WhyChain, why
 from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
@@ -34,6 +37,7 @@ __all__ = [
     "ConsistencyProof",
     "Cut",
     "Edge",
+    "Effectiveness",
     "Horizon",
     "InclusionProof",
     "LineageGraph",
@@ -45,6 +49,7 @@ __all__ = [
     "QueryTimeout",
     "Reader",
     "Span",
+    "Timeline",
     "WhyChain",
     "WhyNode",
     "WhyView",
@@ -52,12 +57,16 @@ __all__ = [
     "check_depth",
     "count_kinds",
     "downstream",
+    "effectiveness",
     "label_rules",
     "list_nodes",
     "node_detail",
     "resolve_node",
+    "targets",
+    "timeline",
     "upstream",
     "why",
     "why_view",
+    "wilson_interval",
     "with_statement_timeout",
 ]

@@ -127,7 +127,8 @@ class Group:
 
 @dataclass(frozen=True)
 class StageLatency:
-    """How long one job's finished runs took, START to COMPLETE or FAIL, in seconds."""
+    """How long one job's finished runs took, START to COMPLETE or FAIL, in seconds (0 when
+    ``runs`` is 0: none has finished), and how many started but have not."""
 
     namespace: str
     job: str
@@ -259,45 +260,30 @@ def _latencies(
             when = recorded_time(stored.event_time)
             if stored.run_id is None or not isinstance(job, dict) or when is None:
                 continue
-            job_namespace, name = str(job.get("namespace")), str(job.get("name"))
-            if (namespace is not None and job_namespace != namespace) or not reader.principal.covers(
-                job_namespace
-            ):
+            key = (str(job.get("namespace")), str(job.get("name")))
+            if namespace not in (None, key[0]) or not reader.principal.covers(key[0]):
                 continue
             if stored.event_type == "START":
-                starts.setdefault(stored.run_id, ((job_namespace, name), when))
+                starts.setdefault(stored.run_id, (key, when))
             elif stored.event_type in _ENDS:
                 ends.setdefault(stored.run_id, when)
     seconds: dict[tuple[str, str], list[float]] = {}
     unfinished: dict[tuple[str, str], int] = {}
-    for run, (job_key, started) in starts.items():
-        if not _within(started, since, until):
-            continue
-        seconds.setdefault(job_key, [])
-        if run in ends:
-            seconds[job_key].append((ends[run] - started).total_seconds())
-        else:
-            unfinished[job_key] = unfinished.get(job_key, 0) + 1
-    found = []
-    for (job_namespace, name), values in sorted(seconds.items()):
-        values.sort()
-        if not values:
-            found.append(
-                StageLatency(job_namespace, name, 0, 0.0, 0.0, 0.0, unfinished[(job_namespace, name)])
-            )
-            continue
-        found.append(
-            StageLatency(
-                job_namespace,
-                name,
-                len(values),
-                percentile(values, 0.5),
-                percentile(values, 0.95),
-                values[-1],
-                unfinished.get((job_namespace, name), 0),
-            )
-        )
-    return found
+    for run, (key, started) in starts.items():
+        if _within(started, since, until):
+            seconds.setdefault(key, [])
+            if run in ends:
+                seconds[key].append((ends[run] - started).total_seconds())
+            else:
+                unfinished[key] = unfinished.get(key, 0) + 1
+    return [_latency(key, sorted(values), unfinished.get(key, 0)) for key, values in sorted(seconds.items())]
+
+
+def _latency(job: tuple[str, str], ordered: list[float], unfinished: int) -> StageLatency:
+    if not ordered:
+        return StageLatency(*job, 0, 0.0, 0.0, 0.0, unfinished)
+    p50, p95 = percentile(ordered, 0.5), percentile(ordered, 0.95)
+    return StageLatency(*job, len(ordered), p50, p95, ordered[-1], unfinished)
 
 
 def artifact_contents(
