@@ -491,7 +491,7 @@ class Reader:
         with self._reading("checkpoint"):
             return latest_checkpoint(self._store)
 
-    def checkpoints(self, limit: int = 20) -> list[Checkpoint]:
+    def checkpoint_history(self, limit: int = 20) -> list[Checkpoint]:
         """The log's checkpoints, largest tree size first, at most ``limit``."""
         with self._reading("checkpoint"):
             return kept_checkpoints(self._store, limit)

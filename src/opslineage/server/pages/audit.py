@@ -131,7 +131,7 @@ def audit(reader: Reader, wanted: AccessFilter, recorded: Recorded) -> Audit:
         )
         access = found[:_PAGE_SIZE]
         next_after = access[-1].seq if len(found) > _PAGE_SIZE else None
-    size, checkpoints = reader.log_length(), reader.checkpoints(_CHECKPOINTS)
+    size, checkpoints = reader.log_length(), reader.checkpoint_history(_CHECKPOINTS)
     return Audit(size, checkpoints, _integrity(reader, size, checkpoints, recorded), access, next_after)
 
 
