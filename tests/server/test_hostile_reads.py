@@ -97,6 +97,10 @@ def test_out_of_range_numbers_and_times_are_400s_naming_the_field(looped: LiveSe
             response = client.get(f"/api/v1/log/proof/{proof}", params=params)
             assert (response.status_code, response.json()["error"]) == (400, "invalid_request"), params
         assert client.get("/api/v1/nodes", params={"offset": 1 << 62}).json()["nodes"] == []
+        for after in (HUGE, -1):  # schemathesis found 2**63 a 500 (SQLite's OverflowError)
+            response = client.get("/api/v1/access-log", params={"after": after})
+            assert (response.status_code, response.json()["error"]) == (400, "invalid_request"), after
+        assert client.get("/api/v1/access-log", params={"after": 1 << 62}).json() == []
 
 
 def test_a_query_past_the_time_budget_is_cancelled_with_a_503(store_url: str) -> None:

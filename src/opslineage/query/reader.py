@@ -60,6 +60,8 @@ from opslineage.store import (
 
 __all__ = ["AccessRecord", "ConsistencyProof", "InclusionProof", "LogLeaf", "Reader", "as_reader"]
 
+_MAX_SEQ = 1 << 62  # the largest sequence number asked for; both backends hold 64-bit integers
+
 ACCESS_LOG_LIMIT = 10_000
 """The most access events one :meth:`Reader.access_log` call returns."""
 
@@ -572,13 +574,13 @@ class Reader:
         ``access-log:read``; this read is itself recorded.
 
         Raises:
-            InvalidEvent: an unknown outcome, or a limit outside 1 to 10000, or a negative ``after``.
+            InvalidEvent: an unknown outcome, or a limit outside 1 to 10000, or ``after`` outside 0 to 2**62.
         """
         with self._reading("access-log", node, Permission.READ_ACCESS_LOG):
             if outcome is not None and outcome not in OUTCOMES:
                 raise InvalidEvent(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-            if not 0 < limit <= ACCESS_LOG_LIMIT or after < 0:
-                raise InvalidEvent(f"limit must be 1 to {ACCESS_LOG_LIMIT} and after at least 0")
+            if not 0 < limit <= ACCESS_LOG_LIMIT or not 0 <= after <= _MAX_SEQ:
+                raise InvalidEvent(f"limit must be 1 to {ACCESS_LOG_LIMIT} and after 0 to {_MAX_SEQ}")
             rows = self._store.search_access(
                 actor=actor, node=node, since=since, outcome=outcome, limit=limit, after=after
             )
