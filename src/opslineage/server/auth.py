@@ -53,6 +53,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("POST", "/sign-in"): None,
     ("POST", "/sign-out"): None,
     ("GET", "/catalog"): P.READ_LINEAGE,
+    ("GET", "/nodes/{node_id}"): P.READ_LINEAGE,
 }
 """(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
 open to anyone (the two health routes). A route without a row is refused to everyone (403), and

@@ -1,4 +1,5 @@
-"""The routes of the web pages: sign-in and sign-out, and the catalog. Each page reads through
+"""The routes of the web pages: sign-in and sign-out, and the catalog (a search by text, kind,
+namespace and facet value; the node pages are :mod:`.nodes`'s). Each page reads through
 the server's :meth:`read` (the caller's Reader, one access event per page, the time budget), so a
 page shows exactly what its role's API answers show, redactions included."""
 
@@ -15,15 +16,18 @@ from fastapi.staticfiles import StaticFiles
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
+from opslineage.server.pages.nodes import add_node_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
-from opslineage.store import Store
+from opslineage.store import FACET_WINDOW, Store
 
 __all__ = ["FormError", "PageContext", "add_pages", "form_of"]
 
 _T = TypeVar("_T")
 _FORM_LIMIT = 16 << 10  # bytes of a form body: a token and a few fields
 _PAGE_SIZE = 50
+_SEARCH_LIMIT = 200  # characters of a search field, as GET /api/v1/nodes takes
+_OFFSET_LIMIT = 1 << 62
 
 
 class PageContext(Protocol):
@@ -128,11 +132,44 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
         return answer
 
     @app.get("/catalog", include_in_schema=False)
-    def catalog(request: Request, q: str | None = None, kind: str | None = None, offset: int = 0) -> Response:
-        kind = kind if kind in LS_KINDS else None
-        offset = max(0, offset)
-        found = context.read(request, lambda r: r.page(kind, text=q or None, limit=_PAGE_SIZE, offset=offset))
-        return render(request, "catalog.html", q=q or "", kind=kind, kinds=LS_KINDS, page=found)
+    def catalog(
+        request: Request,
+        q: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        facet: str | None = None,
+        offset: int = 0,
+    ) -> Response:
+        search = {"q": q or "", "kind": kind if kind in LS_KINDS else "", "namespace": namespace or ""}
+        search["facet"] = facet or ""
+        too_long = [name for name, value in search.items() if len(value) > _SEARCH_LIMIT]
+        if too_long:
+            detail = f"{too_long[0]} is over {_SEARCH_LIMIT} characters"
+            return render(
+                request,
+                "error.html",
+                status=400,
+                title="Cannot search",
+                error="invalid_request",
+                detail=detail,
+            )
+        offset = min(max(0, offset), _OFFSET_LIMIT)
+        found = context.read(
+            request,
+            lambda r: r.page(
+                search["kind"] or None,
+                text=search["q"] or None,
+                namespace=search["namespace"] or None,
+                facet=search["facet"] or None,
+                limit=_PAGE_SIZE,
+                offset=offset,
+            ),
+        )
+        return render(
+            request, "catalog.html", search=search, kinds=LS_KINDS, page=found, facet_window=FACET_WINDOW
+        )
+
+    add_node_pages(app, context)
 
 
 def _sign_in(
