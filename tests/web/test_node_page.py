@@ -10,6 +10,10 @@ from typing import Any
 import httpx
 
 from browsing import RESTRICTED_NAMESPACE, Site, axe_violations, sign_in
+from live import start_server
+from opslineage.ledger.access_log import AccessLog
+from opslineage.server import ServerSettings
+from opslineage.store import open_store
 
 DASH = "\N{EN DASH}"  # between the first and last of a page's count, as in "1 to 50 of 1,728"
 
@@ -72,6 +76,28 @@ def test_a_restricted_snapshot_is_redacted_for_an_operator_and_shown_to_an_audit
     shown = _api(guarded_site, f"/api/v1/nodes/{snapshot}", "auditor")["content"]
     assert '"rows"' in page.inner_text("#content ~ details pre") and shown["rows"]
     assert str(shown["row_count"]) in page.inner_text("main")
+
+
+def test_a_node_page_is_one_access_event_with_its_redaction(guarded_site: Site) -> None:
+    with open_store(guarded_site.store) as store, AccessLog(store) as trail:
+        server, thread, url = start_server(ServerSettings(store=guarded_site.store), trail=trail)
+        try:
+            operator = {"Authorization": f"Bearer {guarded_site.tokens['operator']}"}
+            found = httpx.get(
+                f"{url}/api/v1/nodes", params={"kind": "snapshot", "limit": 1}, headers=operator
+            )
+            snapshot = found.json()["nodes"][0]["id"]
+            assert httpx.get(f"{url}/nodes/{snapshot}", headers=operator).status_code == 200
+            admin = {"Authorization": f"Bearer {guarded_site.tokens['admin']}"}
+            params = {"actor": "token:web-operator", "node": snapshot, "limit": 1000}
+            events = httpx.get(f"{url}/api/v1/access-log", params=params, headers=admin).json()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    assert sorted(event["name"] for event in events) == ["node-page", "nodes"]  # the search, the page
+    pages = [event for event in events if event["name"] == "node-page" and event["target"] == snapshot]
+    assert [event["outcome"] for event in pages] == ["redacted"]  # the whole page: one audited read
+    assert "restricted" in pages[0]["reason"]
 
 
 def test_edges_link_to_the_pages_of_the_nodes_at_their_other_end(page: Any, open_site: Site) -> None:

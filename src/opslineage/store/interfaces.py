@@ -92,8 +92,9 @@ class GraphReader(Protocol):
         """Nodes matching a catalog search (see :class:`NodeQuery`), newest first."""
 
     @abc.abstractmethod
-    def count_nodes(self, query: NodeQuery, as_of: Horizon = None) -> int:
-        """How many nodes match a catalog search, in one query."""
+    def count_nodes(self, query: NodeQuery, *, limit: int, as_of: Horizon = None) -> int:
+        """How many nodes match a catalog search, counting no further than ``limit`` (a bound on
+        the rows a count reads), in one query."""
 
     @abc.abstractmethod
     def walk(

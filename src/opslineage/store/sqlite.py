@@ -437,9 +437,12 @@ class SQLiteStore(Store):
         )
         return [NodeRecord(*row) for row in rows]
 
-    def count_nodes(self, query: NodeQuery, as_of: Horizon = None) -> int:
+    def count_nodes(self, query: NodeQuery, *, limit: int, as_of: Horizon = None) -> int:
         where, params = self._search(query, as_of)
-        rows = self.db.execute(f"SELECT count(*) FROM nodes n JOIN ids i USING (nid) WHERE {where}", params)
+        rows = self.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM nodes n JOIN ids i USING (nid) WHERE {where} LIMIT ?) m",
+            (*params, limit),
+        )
         return int(rows.fetchone()[0])
 
     @staticmethod

@@ -189,6 +189,8 @@ def _compare(reader: Reader, view: NodeView, compare: str | None) -> None:
             return
         other = view.versions[index - 1]
     view.compared = other
+    if this.redacted or other.redacted:
+        return
     contents = reader.contents([other.id, this.id])
     before = pretty(contents.get(other.id)).splitlines()
     after = pretty(contents.get(this.id)).splitlines()
