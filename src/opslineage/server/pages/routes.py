@@ -14,12 +14,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from opslineage.governance import AccessDenied, AccessTrail, Principal
-from opslineage.query import LS_KINDS, Reader
+from opslineage.query import FACET_WINDOW, LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
 from opslineage.server.pages.nodes import add_node_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
-from opslineage.store import FACET_WINDOW, Store
+from opslineage.store import Store
 
 __all__ = ["FormError", "PageContext", "add_pages", "form_of"]
 
