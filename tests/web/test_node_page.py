@@ -53,6 +53,22 @@ def test_a_policy_page_shows_every_version_and_the_diff_of_two(page: Any, open_s
     assert missing.status_code == 400 and "has no version &#39;7&#39;" in missing.text
 
 
+def test_a_model_page_lists_its_versions_with_their_parameters(page: Any, open_site: Site) -> None:
+    models = _api(open_site, "/api/v1/nodes", kind="model")["nodes"]
+    assert len(models) == 2
+    page.goto(f"{open_site.url}/nodes/{models[1]['id']}")
+    rows = page.locator("table.node-versions tbody tr")
+    assert rows.count() == 2
+    for row, model in zip(range(2), reversed(models), strict=True):
+        content = _api(open_site, f"/api/v1/nodes/{model['id']}")["content"]
+        text = rows.nth(row).inner_text()
+        assert (
+            model["version"] in text and f'"training_rows": {content["parameters"]["training_rows"]}' in text
+        )
+    assert page.locator("#diff").count() == 0  # a diff is drawn for policies only
+    assert axe_violations(page) == []
+
+
 def test_a_restricted_snapshot_is_redacted_for_an_operator_and_shown_to_an_auditor(
     page: Any, guarded_site: Site
 ) -> None:
