@@ -29,6 +29,8 @@ STORE_READS = frozenset(
         "nodes",
         "nodes_with_content",
         "find_nodes",
+        "search_nodes",
+        "count_nodes",
         "walk",
         "edges",
         "touching_seqs",

@@ -23,15 +23,17 @@ from opslineage.query.lineage import (
     resolve_node,
     upstream,
 )
-from opslineage.query.nodes import Edge, NodeDetail, NodeEdges, NodePage, node_detail
+from opslineage.query.nodes import COUNT_LIMIT, Edge, NodeDetail, NodeEdges, NodePage, node_detail
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
 from opslineage.query.timeline import Timeline, targets, timeline
 from opslineage.query.visibility import label_rules
 from opslineage.query.why import WhyChain, why
 from opslineage.query.why_view import Span, WhyNode, WhyView, why_view
-from opslineage.store import Cut, Horizon
+from opslineage.store import FACET_WINDOW, Cut, Horizon
 
 __all__ = [
+    "COUNT_LIMIT",
+    "FACET_WINDOW",
     "LS_KINDS",
     "MAX_DEPTH",
     "ConsistencyProof",

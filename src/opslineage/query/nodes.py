@@ -11,12 +11,15 @@ from typing import Any
 
 import msgspec
 
-from opslineage.query.lineage import list_nodes, resolve_node
-from opslineage.store import EdgeRow, Horizon, NodeRecord, Store, StoredEvent
+from opslineage.model import InvalidEvent
+from opslineage.query.lineage import LS_KINDS, resolve_node
+from opslineage.store import EdgeRow, Horizon, NodeQuery, NodeRecord, Store, StoredEvent
 
-__all__ = ["Edge", "NodeDetail", "NodeEdges", "NodePage", "node_detail", "node_page"]
+__all__ = ["COUNT_LIMIT", "Edge", "NodeDetail", "NodeEdges", "NodePage", "node_detail", "node_page"]
 
 _RECENT = 20  # events (or runs of a job) whose facets are merged into a node's
+COUNT_LIMIT = 100_000
+"""The most nodes a search counts: past it, a page says "100,000 or more" (``total_capped``)."""
 
 
 class Edge(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -54,12 +57,16 @@ class NodeDetail(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class NodePage(msgspec.Struct, frozen=True):
-    """One page of nodes, newest first; ``next_offset`` is None on the last page."""
+    """One page of nodes, newest first; ``next_offset`` is None on the last page; ``total`` is
+    how many nodes match in all, or :data:`COUNT_LIMIT` when more do (``total_capped``: a count
+    stops there)."""
 
     nodes: list[NodeRecord]
     limit: int
     offset: int
     next_offset: int | None
+    total: int
+    total_capped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, each node without its empty columns."""
@@ -68,6 +75,8 @@ class NodePage(msgspec.Struct, frozen=True):
             "limit": self.limit,
             "offset": self.offset,
             "next_offset": self.next_offset,
+            "total": self.total,
+            "total_capped": self.total_capped,
         }
 
 
@@ -81,20 +90,28 @@ def node_page(
     kind: str | None = None,
     *,
     text: str | None = None,
+    namespace: str | None = None,
+    facet: str | None = None,
+    namespaces: frozenset[str] | None = None,
     limit: int = 50,
     offset: int = 0,
     as_of: Horizon = None,
 ) -> NodePage:
-    """Nodes of one ``ls`` kind (or of any kind when None) whose id or name contains ``text``.
+    """Nodes of one ``ls`` kind (or of any kind when None) whose id, name or namespace contains
+    ``text``, of ``namespace`` exactly, whose recent payloads contain ``facet`` (see
+    :class:`~opslineage.store.NodeQuery`), of ``namespaces`` only (None: all); with their total.
 
     Raises:
         InvalidEvent: ``kind`` is not an ``ls`` kind.
     """
-    if kind is None:
-        found = store.find_nodes(text=text, limit=limit + 1, offset=offset, as_of=as_of)
-    else:
-        found = list_nodes(store, kind, text=text, limit=limit + 1, offset=offset, as_of=as_of)
-    return NodePage(found[:limit], limit, offset, offset + limit if len(found) > limit else None)
+    if kind is not None and kind not in LS_KINDS:
+        raise InvalidEvent(f"unknown kind {kind!r}; choose one of {', '.join(LS_KINDS)}")
+    id_kind, node_type = LS_KINDS[kind] if kind is not None else (None, None)
+    query = NodeQuery(id_kind, node_type, namespace, text or None, facet or None, namespaces)
+    found = store.search_nodes(query, limit=limit + 1, offset=offset, as_of=as_of)
+    total = store.count_nodes(query, limit=COUNT_LIMIT + 1, as_of=as_of) if found or offset else 0
+    next_offset = offset + limit if len(found) > limit else None
+    return NodePage(found[:limit], limit, offset, next_offset, min(total, COUNT_LIMIT), total > COUNT_LIMIT)
 
 
 def node_detail(store: Store, node_id: str, as_of: Horizon = None) -> NodeDetail:

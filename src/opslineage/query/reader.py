@@ -28,6 +28,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from opslineage.governance import (
+    LEVELS,
     OUTCOMES,
     AccessDenied,
     AccessEvent,
@@ -343,15 +344,45 @@ class Reader:
         kind: str | None = None,
         *,
         text: str | None = None,
+        namespace: str | None = None,
+        facet: str | None = None,
         limit: int = 50,
         offset: int = 0,
         as_of: Horizon = None,
     ) -> NodePage:
-        """One page of nodes of an ``ls`` kind (any kind when None), and where the next one starts;
-        nodes outside the principal's namespaces are left out of it (so a page may be short)."""
+        """One page of nodes of an ``ls`` kind (any kind when None) of the principal's namespaces,
+        where the next one starts and how many match (see :func:`~opslineage.query.nodes.node_page`).
+
+        Raises:
+            InvalidEvent: not an ``ls`` kind. AccessDenied: a ``facet`` search by a principal
+                not cleared for every label in force or confined to some namespaces (it would
+                search payloads withheld from it).
+        """
         with self._reading("nodes"):
-            page = node_page(self._store, kind, text=text, limit=limit, offset=offset, as_of=as_of)
-            page = msgspec.structs.replace(page, nodes=self._covered(page.nodes))
+            if facet:
+                uncleared = sorted(
+                    {rule.level for rule in self._visibility().governance.rules}
+                    - {level for level in LEVELS if self.principal.sees_level(level)}
+                )
+                role = self.principal.role or "no role"
+                if uncleared:
+                    raise AccessDenied(
+                        "nodes",
+                        f"a facet search reads {', '.join(uncleared)} payloads, which {role} is not cleared for",
+                    )
+                if self.principal.namespaces is not None:
+                    raise AccessDenied("nodes", "a facet search reads every namespace's payloads")
+            page = node_page(
+                self._store,
+                kind,
+                text=text,
+                namespace=namespace,
+                facet=facet,
+                namespaces=self.principal.namespaces,
+                limit=limit,
+                offset=offset,
+                as_of=as_of,
+            )
             self._returned(node.id for node in page.nodes)
             return page
 

@@ -65,10 +65,12 @@ from opslineage.server.pages import SESSION_COOKIE, Sessions, add_pages, is_page
 from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
 from opslineage.store.keys import KeyError_
 
-__all__ = ["MAX_OFFSET", "ServerSettings", "create_app"]
+__all__ = ["MAX_OFFSET", "MAX_SEARCH", "ServerSettings", "create_app"]
 
 MAX_OFFSET = 1 << 62
 """The largest ``offset`` of ``GET /api/v1/nodes``."""
+MAX_SEARCH = 200
+"""The longest ``q``, ``namespace`` or ``facet`` of ``GET /api/v1/nodes``, in characters."""
 
 _T = TypeVar("_T")
 
@@ -644,11 +646,20 @@ def _query_routes(app: FastAPI, context: _Context) -> None:
         request: Request,
         kind: str | None = None,
         q: str | None = None,
+        namespace: str | None = None,
+        facet: str | None = None,
         limit: int = 50,
         offset: int = 0,
         as_of: AsOf = None,
     ) -> Response:
-        """Search nodes by kind and text, newest first, a page at a time."""
+        """Search nodes by kind, text (in the id, name or namespace), exact namespace and facet
+        value (in the payloads of the newest events and their artifacts), newest first, a page at
+        a time, with the total that match."""
+        for field_name, value in (("q", q), ("namespace", namespace), ("facet", facet)):
+            if value is not None and len(value) > MAX_SEARCH:
+                raise ApiError(
+                    400, "invalid_request", f"{field_name} is over {MAX_SEARCH} characters", field_name
+                )
         if not 1 <= limit <= 1000:
             raise ApiError(400, "invalid_request", "limit must be 1..1000", "limit")
         if not 0 <= offset <= MAX_OFFSET:
@@ -661,7 +672,13 @@ def _query_routes(app: FastAPI, context: _Context) -> None:
             context.read(
                 request,
                 lambda r: r.page(
-                    kind, text=q, limit=limit, offset=offset, as_of=_sequence_at(r, as_of)
+                    kind,
+                    text=q,
+                    namespace=namespace,
+                    facet=facet,
+                    limit=limit,
+                    offset=offset,
+                    as_of=_sequence_at(r, as_of),
                 ).to_dict(),
             )
         )

@@ -63,6 +63,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | None] = {
     ("GET", "/lineage"): P.READ_LINEAGE,
     ("GET", "/audit"): P.READ_LINEAGE,  # its access-log section needs access-log:read
     ("GET", "/remediations/{node_id}"): P.READ_LINEAGE,
+    ("GET", "/nodes/{node_id}"): P.READ_LINEAGE,
 }
 """(method, path as ``/openapi.json`` spells it) → the permission the route needs; None: it is
 open to anyone (the two health routes). A route without a row is refused to everyone (403), and

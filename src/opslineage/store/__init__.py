@@ -25,6 +25,7 @@ from opslineage.store.interfaces import (
     TokenTable,
 )
 from opslineage.store.records import (
+    FACET_WINDOW,
     AccessEventRow,
     AccessRow,
     ArtifactRow,
@@ -39,6 +40,7 @@ from opslineage.store.records import (
     IndexRows,
     IngestResult,
     NodeContent,
+    NodeQuery,
     NodeRecord,
     RawEvent,
     SegmentInfo,
@@ -52,6 +54,7 @@ from opslineage.store.sqlite import SQLiteStore
 __all__ = [
     "ARCHIVE_DIR_ENV",
     "DEFAULT_STORE_URL",
+    "FACET_WINDOW",
     "AccessEventRow",
     "AccessLogStorage",
     "AccessRow",
@@ -73,6 +76,7 @@ __all__ = [
     "IngestResult",
     "LogStorage",
     "NodeContent",
+    "NodeQuery",
     "NodeRecord",
     "RawEvent",
     "SegmentInfo",

@@ -8,7 +8,7 @@ from datetime import UTC
 
 from opslineage.model import ParsedEvent
 from opslineage.store.base import NodeRecord, StoreError
-from opslineage.store.records import Cut, Horizon
+from opslineage.store.records import FACET_WINDOW, Cut, Horizon, NodeQuery
 
 __all__ = [
     "ACCESS_SELECT",
@@ -25,6 +25,7 @@ __all__ = [
     "check_versions",
     "edge_ends",
     "node_filters",
+    "search_filters",
     "seen",
     "seq_bound",
     "shred_statements",
@@ -120,6 +121,62 @@ def node_filters(
     if text:
         clauses.append(f"({contains}(i.id, {mark}) > 0 OR {contains}(coalesce(n.name, ''), {mark}) > 0)")
         params += [text, text]
+    return " AND ".join(clauses), params
+
+
+def search_filters(
+    query: NodeQuery, as_of: Horizon, *, mark: str, contains: str, holds: str, instant: str
+) -> tuple[str, list[object]]:
+    """The WHERE clause of ``search_nodes`` and ``count_nodes`` (on ``nodes n JOIN ids i``) and its
+    parameters.
+
+    A facet value is looked for, as UTF-8 bytes, in the bodies of the newest :data:`FACET_WINDOW`
+    events and the contents of the artifacts they stored; it matches the nodes those events added
+    or linked, and the nodes of those artifacts. Each scan is bounded by the window.
+
+    Args:
+        mark: the dialect's placeholder (``?`` or ``%s``).
+        contains: the dialect's substring position of text in text (``instr`` or ``strpos``).
+        holds: the dialect's test that a payload holds bytes, a format with ``{payload}`` and
+            ``{needle}`` (SQLite: ``instr({payload}, {needle}) > 0``).
+        instant: as for :func:`seen`.
+    """
+    where, params = node_filters(
+        {"kind": query.kind, "type": query.type, "namespace": query.namespace},
+        None,
+        as_of,
+        mark=mark,
+        contains=contains,
+        instant=instant,
+    )
+    clauses = [where]
+    if query.text:
+        clauses.append(
+            f"({contains}(i.id, {mark}) > 0 OR {contains}(coalesce(n.name, ''), {mark}) > 0"
+            f" OR {contains}(coalesce(n.namespace, ''), {mark}) > 0)"
+        )
+        params += [query.text] * 3
+    if query.namespaces is not None:
+        allowed = sorted(query.namespaces)
+        listed = ", ".join([mark] * len(allowed)) or "NULL"
+        clauses.append(f"(n.namespace IS NULL OR n.namespace IN ({listed}))")
+        params += allowed
+    if query.facet:
+        needle = query.facet.encode()
+        matched = (
+            f"SELECT seq FROM events WHERE seq > (SELECT coalesce(max(seq), 0) FROM events) - {FACET_WINDOW}"
+            f" AND {holds.format(payload='body', needle=mark)}"
+        )
+        touched = " UNION ".join(
+            f"SELECT {column} FROM {table} WHERE seq IN ({matched})"
+            for column, table in (("src", "edges"), ("dst", "edges"), ("nid", "nodes"))
+        )
+        artifacts = (
+            f"SELECT digest FROM artifacts WHERE seq > (SELECT coalesce(max(seq), 0) FROM events) - {FACET_WINDOW}"
+            f" AND {holds.format(payload='content', needle=mark)}"
+        )
+        clauses.append(f"(n.nid IN ({touched}) OR n.digest IN ({artifacts}))")
+        params += [needle] * 4
     return " AND ".join(clauses), params
 
 

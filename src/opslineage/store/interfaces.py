@@ -30,6 +30,7 @@ from opslineage.store.records import (
     IndexRows,
     IngestResult,
     NodeContent,
+    NodeQuery,
     NodeRecord,
     RawEvent,
     SealedRows,
@@ -83,6 +84,17 @@ class GraphReader(Protocol):
         as_of: Horizon = None,
     ) -> list[NodeRecord]:
         """Nodes matching all given filters, newest first."""
+
+    @abc.abstractmethod
+    def search_nodes(
+        self, query: NodeQuery, *, limit: int = 50, offset: int = 0, as_of: Horizon = None
+    ) -> list[NodeRecord]:
+        """Nodes matching a catalog search (see :class:`NodeQuery`), newest first."""
+
+    @abc.abstractmethod
+    def count_nodes(self, query: NodeQuery, *, limit: int, as_of: Horizon = None) -> int:
+        """How many nodes match a catalog search, counting no further than ``limit`` (a bound on
+        the rows a count reads), in one query."""
 
     @abc.abstractmethod
     def walk(

@@ -58,6 +58,7 @@ from opslineage.store._rules import (
     check_versions,
     edge_ends,
     node_filters,
+    search_filters,
     seen,
     shred_statements,
     stray_ids,
@@ -81,6 +82,7 @@ from opslineage.store.records import (
     IndexRows,
     IngestResult,
     NodeContent,
+    NodeQuery,
     NodeRecord,
     RawEvent,
     SealedRows,
@@ -501,6 +503,36 @@ class PostgresStore(Store):
             (*params, limit, offset),
         )
         return [NodeRecord(*row) for row in rows]
+
+    def search_nodes(
+        self, query: NodeQuery, *, limit: int = 50, offset: int = 0, as_of: Horizon = None
+    ) -> list[NodeRecord]:
+        where, params = self._search(query, as_of)
+        rows = self._rows(
+            f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {where}"
+            " ORDER BY n.seq DESC, n.nid DESC LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
+        return [NodeRecord(*row) for row in rows]
+
+    def count_nodes(self, query: NodeQuery, *, limit: int, as_of: Horizon = None) -> int:
+        where, params = self._search(query, as_of)
+        rows = self._rows(
+            f"SELECT count(*) FROM (SELECT 1 FROM nodes n JOIN ids i USING (nid) WHERE {where} LIMIT %s) m",
+            (*params, limit),
+        )
+        return int(rows[0][0])
+
+    @staticmethod
+    def _search(query: NodeQuery, as_of: Horizon) -> tuple[str, list[object]]:
+        return search_filters(
+            query,
+            as_of,
+            mark="%s",
+            contains="strpos",
+            holds="position({needle} IN {payload}) > 0",
+            instant=_INSTANT,
+        )
 
     def walk(
         self,

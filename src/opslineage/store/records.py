@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 __all__ = [
+    "FACET_WINDOW",
     "AccessEventRow",
     "AccessRow",
     "ArtifactRow",
@@ -28,6 +29,7 @@ __all__ = [
     "IndexRows",
     "IngestResult",
     "NodeContent",
+    "NodeQuery",
     "NodeRecord",
     "RawEvent",
     "SealedRows",
@@ -92,6 +94,31 @@ class NodeRecord:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, leaving out empty columns."""
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeQuery:
+    """What a catalog search asks of the nodes: every filter given must hold.
+
+    Args:
+        kind, type: the id kind and AIOps type (None: any).
+        namespace: the namespace exactly (None: any).
+        text: a substring of the id, name or namespace.
+        facet: a substring of the payload (facets, or an artifact's content) of one of the newest
+            :data:`FACET_WINDOW` events that added or linked the node, or of an artifact they stored.
+        namespaces: only nodes of these namespaces or of none (None: every namespace).
+    """
+
+    kind: str | None = None
+    type: str | None = None
+    namespace: str | None = None
+    text: str | None = None
+    facet: str | None = None
+    namespaces: frozenset[str] | None = None
+
+
+FACET_WINDOW = 5000
+"""How many of the newest events (and artifacts) a facet-value search reads: a bound on its cost."""
 
 
 class NodeContent(NamedTuple):

@@ -51,6 +51,7 @@ from opslineage.store._rules import (
     check_versions,
     edge_ends,
     node_filters,
+    search_filters,
     seen,
     shred_statements,
     stray_ids,
@@ -73,6 +74,7 @@ from opslineage.store.records import (
     IndexRows,
     IngestResult,
     NodeContent,
+    NodeQuery,
     NodeRecord,
     RawEvent,
     SealedRows,
@@ -423,6 +425,31 @@ class SQLiteStore(Store):
             (*params, limit, offset),
         )
         return [NodeRecord(*row) for row in rows]
+
+    def search_nodes(
+        self, query: NodeQuery, *, limit: int = 50, offset: int = 0, as_of: Horizon = None
+    ) -> list[NodeRecord]:
+        where, params = self._search(query, as_of)
+        rows = self.db.execute(
+            f"SELECT {NODE_COLUMNS} FROM nodes n JOIN ids i USING (nid) WHERE {where}"
+            " ORDER BY n.seq DESC, n.nid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [NodeRecord(*row) for row in rows]
+
+    def count_nodes(self, query: NodeQuery, *, limit: int, as_of: Horizon = None) -> int:
+        where, params = self._search(query, as_of)
+        rows = self.db.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM nodes n JOIN ids i USING (nid) WHERE {where} LIMIT ?) m",
+            (*params, limit),
+        )
+        return int(rows.fetchone()[0])
+
+    @staticmethod
+    def _search(query: NodeQuery, as_of: Horizon) -> tuple[str, list[object]]:
+        return search_filters(
+            query, as_of, mark="?", contains="instr", holds="instr({payload}, {needle}) > 0", instant=_INSTANT
+        )
 
     def walk(
         self,

@@ -1,5 +1,5 @@
-"""The routes of the web pages: sign-in and sign-out, the catalog, and (from their own modules)
-the remediation pages. Each page reads through
+"""The routes of the web pages: sign-in and sign-out, the catalog (a search by text, kind,
+namespace and facet value) and, from their own modules, every other page. Each page reads through
 the server's :meth:`read` (the caller's Reader, one access event per page, the time budget), so a
 page shows exactly what its role's API answers show, redactions included."""
 
@@ -14,11 +14,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from opslineage.governance import AccessDenied, AccessTrail, Principal
-from opslineage.query import LS_KINDS, Reader
+from opslineage.query import FACET_WINDOW, LS_KINDS, Reader
 from opslineage.server.auth import Authenticator
 from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
 from opslineage.server.pages.lineage import add_lineage_pages
+from opslineage.server.pages.nodes import add_node_pages
 from opslineage.server.pages.remediation import add_remediation_pages
 from opslineage.server.pages.render import HEADERS, STATIC, render
 from opslineage.server.pages.sessions import CSRF_COOKIE, SESSION_COOKIE, Sessions, same
@@ -30,6 +31,8 @@ __all__ = ["FormError", "PageContext", "add_pages", "form_of"]
 _T = TypeVar("_T")
 _FORM_LIMIT = 16 << 10  # bytes of a form body: a token and a few fields
 _PAGE_SIZE = 50
+_SEARCH_LIMIT = 200  # characters of a search field, as GET /api/v1/nodes takes
+_OFFSET_LIMIT = 1 << 62
 
 
 class PageContext(Protocol):
@@ -82,8 +85,6 @@ def _local(target: str | None) -> str:
 def add_pages(app: FastAPI, context: PageContext) -> None:
     """Add the pages, the sign-in and sign-out routes and the static assets to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    add_timeline_page(app, context)
-    add_effectiveness_page(app, context)
 
     @app.get("/", include_in_schema=False)
     def home() -> Response:
@@ -136,15 +137,49 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
         return answer
 
     @app.get("/catalog", include_in_schema=False)
-    def catalog(request: Request, q: str | None = None, kind: str | None = None, offset: int = 0) -> Response:
-        kind = kind if kind in LS_KINDS else None
-        offset = max(0, offset)
-        found = context.read(request, lambda r: r.page(kind, text=q or None, limit=_PAGE_SIZE, offset=offset))
-        return render(request, "catalog.html", q=q or "", kind=kind, kinds=LS_KINDS, page=found)
+    def catalog(
+        request: Request,
+        q: str | None = None,
+        kind: str | None = None,
+        namespace: str | None = None,
+        facet: str | None = None,
+        offset: int = 0,
+    ) -> Response:
+        search = {"q": q or "", "kind": kind if kind in LS_KINDS else "", "namespace": namespace or ""}
+        search["facet"] = facet or ""
+        too_long = [name for name, value in search.items() if len(value) > _SEARCH_LIMIT]
+        if too_long:
+            detail = f"{too_long[0]} is over {_SEARCH_LIMIT} characters"
+            return render(
+                request,
+                "error.html",
+                status=400,
+                title="Cannot search",
+                error="invalid_request",
+                detail=detail,
+            )
+        offset = min(max(0, offset), _OFFSET_LIMIT)
+        found = context.read(
+            request,
+            lambda r: r.page(
+                search["kind"] or None,
+                text=search["q"] or None,
+                namespace=search["namespace"] or None,
+                facet=search["facet"] or None,
+                limit=_PAGE_SIZE,
+                offset=offset,
+            ),
+        )
+        return render(
+            request, "catalog.html", search=search, kinds=LS_KINDS, page=found, facet_window=FACET_WINDOW
+        )
 
+    add_node_pages(app, context)
+    add_remediation_pages(app, context)
+    add_timeline_page(app, context)
+    add_effectiveness_page(app, context)
     add_lineage_pages(app, context)
     add_audit_pages(app, context)
-    add_remediation_pages(app, context)
 
 
 def _sign_in(
