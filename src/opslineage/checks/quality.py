@@ -16,12 +16,13 @@ Everything is read through :class:`~opslineage.query.Reader`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from opslineage.query import NotFound, Reader
+from opslineage.query.contents import CHUNK, artifact_contents, recorded_time
 from opslineage.store import NodeRecord
 
 __all__ = ["FIGURES", "PERIODS", "UNDATED", "Coverage", "Period", "QualityReport", "Ratio", "quality"]
@@ -47,7 +48,6 @@ _TIME_FIELD = {
     "feature": "computed_at",
     "effect": "observed_at",
 }
-_CHUNK = 500  # artifacts whose content is fetched in one round trip
 UNDATED = "undated"
 """The period of an item whose recorded time is missing or not an ISO 8601 time."""
 
@@ -177,12 +177,12 @@ def quality(
     work = {node_type: reader.artifact_records(node_type, namespace=namespace) for node_type in _TIME_FIELD}
     total, done = sum(map(len, work.values())), 0
     for node_type, records in work.items():
-        for record, content in _contents(reader, records):
-            when = _recorded_time(content.get(_TIME_FIELD[node_type]))
+        for record, content in artifact_contents(reader, records):
+            when = recorded_time(content.get(_TIME_FIELD[node_type]))
             if since is None or (when is not None and when >= since):
                 _count(tally, reader, node_type, record, content, when)
             done += 1
-            if on_progress is not None and (done % _CHUNK == 0 or node_type == "action"):
+            if on_progress is not None and (done % CHUNK == 0 or node_type == "action"):
                 on_progress(done, total)
     if on_progress is not None:
         on_progress(total, total)
@@ -235,28 +235,6 @@ def _count(
 def _given(value: object, unset: frozenset[str] = frozenset()) -> bool:
     """Whether ``value`` is a non-blank string that is not one of ``unset``."""
     return isinstance(value, str) and bool(value.strip()) and value not in unset
-
-
-def _contents(reader: Reader, records: Sequence[NodeRecord]) -> Iterator[tuple[NodeRecord, dict[str, Any]]]:
-    """Each record that has recorded content, with it, fetched a chunk at a time."""
-    for start in range(0, len(records), _CHUNK):
-        chunk = records[start : start + _CHUNK]
-        contents = reader.contents([record.id for record in chunk])
-        for record in chunk:
-            content = contents.get(record.id)
-            if isinstance(content, dict):
-                yield record, content
-
-
-def _recorded_time(value: object) -> datetime | None:
-    """An artifact's recorded ISO 8601 time in UTC (no offset: UTC), or None when it has none."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _period(when: datetime | None, by: Period) -> str:

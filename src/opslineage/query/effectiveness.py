@@ -15,14 +15,14 @@ Everything is read through :class:`~opslineage.query.Reader`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from opslineage.governance import Permission
+from opslineage.query.contents import artifact_contents, recorded_time
 from opslineage.query.reader import Reader
-from opslineage.store import NodeRecord
 
 __all__ = [
     "INTERVALS",
@@ -33,10 +33,8 @@ __all__ = [
     "Group",
     "Interval",
     "StageLatency",
-    "artifact_contents",
     "effectiveness",
     "percentile",
-    "recorded_time",
     "wilson_interval",
 ]
 
@@ -48,7 +46,6 @@ OUTCOMES = ("resolved", "unchanged", "worsened", "insufficient_data", "unverifia
 _VERDICTS = ("resolved", "unchanged", "worsened")
 Z_95 = 1.959964
 """The standard normal quantile of a two-sided 95% interval."""
-_CHUNK = 500  # artifacts whose content is fetched in one round trip
 _ENDS = ("COMPLETE", "FAIL")
 
 
@@ -284,31 +281,6 @@ def _latency(job: tuple[str, str], ordered: list[float], unfinished: int) -> Sta
         return StageLatency(*job, 0, 0.0, 0.0, 0.0, unfinished)
     p50, p95 = percentile(ordered, 0.5), percentile(ordered, 0.95)
     return StageLatency(*job, len(ordered), p50, p95, ordered[-1], unfinished)
-
-
-def artifact_contents(
-    reader: Reader, records: Sequence[NodeRecord]
-) -> Iterator[tuple[NodeRecord, dict[str, Any]]]:
-    """Each record with recorded content, with it (a ``{"redacted": …}`` marker when withheld),
-    fetched a chunk at a time."""
-    for start in range(0, len(records), _CHUNK):
-        chunk = records[start : start + _CHUNK]
-        contents = reader.contents([record.id for record in chunk])
-        for record in chunk:
-            content = contents.get(record.id)
-            if isinstance(content, dict):
-                yield record, content
-
-
-def recorded_time(value: object) -> datetime | None:
-    """A recorded ISO 8601 time in UTC (no offset: UTC), None when it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def bucket_of(when: datetime, interval: Interval) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opslineage.query.effectiveness import artifact_contents, recorded_time
+from opslineage.query.contents import artifact_contents, recorded_time
 from opslineage.query.reader import Reader
 from opslineage.store import NodeRecord
 
