@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from opslineage.cli.main import main as cli
 from opslineage.ledger.keys import load_private_key
 from opslineage.ledger.log import checkpoint, init_log
 from opslineage.server import ServerSettings
+from opslineage.server.pages import audit as audit_page
 from opslineage.store import open_store
 
 AIRFLOW = Path(__file__).parents[1] / "data" / "openlineage" / "compatibility-tests" / "airflow" / "events"
@@ -66,6 +68,23 @@ def test_the_audit_page_shows_the_signed_checkpoint_and_no_integrity_findings(
     assert any(said in integrity for said in whole)  # the page says which result it shows
     assert page.locator("table.audit-access").count() == 1  # everyone is admin on the open site
     assert axe_violations(page) == []
+
+
+def test_a_whole_check_past_the_pages_budget_goes_on_in_the_background_until_it_is_shown(
+    page: Any, small_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_page, "VERIFY_SECONDS", 0.0)  # no view finishes it within its budget
+    page.goto(f"{small_site.url}/audit")
+    integrity = page.inner_text(".audit-integrity")
+    assert "Running" in integrity and "in the background" in integrity
+    deadline = time.monotonic() + 60
+    while "finished at" not in integrity:
+        assert "ended in an error" not in integrity, integrity
+        assert time.monotonic() < deadline, "the background check did not finish in 60 s"
+        time.sleep(0.2)
+        page.reload()
+        integrity = page.inner_text(".audit-integrity")
+    assert "No findings" in integrity and "32 events rebuilt" in integrity
 
 
 def test_an_auditor_reads_the_access_log_with_their_sign_in_and_filters_it(

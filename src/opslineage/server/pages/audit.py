@@ -5,28 +5,33 @@ and paged as ``GET /api/v1/access-log`` answers it.
 Each view proves the shown checkpoints against today's log (their signatures, and RFC 9162
 consistency proofs), then runs the whole integrity check (``opslineage verify``'s integrity layer:
 every event rebuilt) within a time budget of its own, unless the server already finished one of
-the log at its present size; the page says which result it shows. Roles without ``log:verify`` or
+the log at its present size. A check that does not finish within the budget goes on in the
+background, one at a time, as an operation of the principal whose view started it; the next views
+show it running, then its result. The page says which result it shows. Roles without ``log:verify`` or
 ``access-log:read`` see the page without those sections, and a note on why.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from opslineage.governance import OUTCOMES, Permission
+from opslineage.governance import OUTCOMES, AccessTrail, Permission, Principal
 from opslineage.ledger.checkpoint import Checkpoint
 from opslineage.ledger.keys import LogKeyError, load_public_key
-from opslineage.ledger.verify import Finding
+from opslineage.ledger.verify import Finding, VerifyReport
 from opslineage.model import InvalidEvent
 from opslineage.query import QueryTimeout, Reader
 from opslineage.query.reader import AccessRecord
 from opslineage.server.pages.render import render
+from opslineage.store import open_store
 
 if TYPE_CHECKING:  # routes adds these pages
     from opslineage.server.pages.routes import PageContext
@@ -83,21 +88,57 @@ class FullCheck:
 class Integrity:
     """What the page shows of the integrity layer. ``proved``: the checkpoints whose signature and
     consistency with today's log were checked on this view. ``state`` of the whole check:
-    ``checked`` (on this view), ``recorded`` (an earlier view's, of this same log size),
-    ``timed-out`` (over its budget: ``full`` is the newest earlier run, if any) or ``not-allowed``."""
+    ``checked`` (on this view), ``recorded`` (an earlier view's, or the background's, of this same
+    log size), ``running`` (over this view's budget, so going on in the background since
+    ``started``; ``full`` is the newest earlier run, if any) or ``not-allowed``."""
 
     state: str
     proved: int = 0
     findings: list[Finding] = field(default_factory=list)
     full: FullCheck | None = None
     seconds: float = VERIFY_SECONDS
+    started: datetime | None = None
+    failure: str | None = None
 
 
 class Recorded:
-    """The newest whole integrity check a server's audit page finished, kept for the next views."""
+    """The newest whole integrity check a server's audit page finished, kept for the next views,
+    and the one running in the background, if any.
 
-    def __init__(self) -> None:
+    Args:
+        store: the URL of the store the server serves (the background check opens its own).
+        trail: where the background check's access event goes.
+    """
+
+    def __init__(self, store: str, trail: AccessTrail | None = None) -> None:
+        self.store, self.trail = store, trail
         self.newest: FullCheck | None = None
+        self.started: datetime | None = None
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def go_on(self, reader: Reader, size: int, key: Ed25519PublicKey | None) -> None:
+        """Run the whole check of the log at ``size`` in the background for ``reader``'s
+        principal, unless one is running already."""
+        with self._lock:
+            if self.started is not None:
+                return
+            self.started, self.failure = datetime.now(UTC), None
+        work = threading.Thread(
+            target=self._run, args=(reader.principal, reader.client, size, key), daemon=True
+        )
+        work.start()
+
+    def _run(self, principal: Principal, client: str | None, size: int, key: Ed25519PublicKey | None) -> None:
+        try:
+            with open_store(self.store) as store:
+                report = Reader(store, principal, self.trail, client).verify(key)
+            self.newest = _whole(size, report)
+        except Exception as error:  # the page says it; the access event recorded it as failed
+            self.failure = f"{type(error).__name__}: {error}"
+        finally:
+            with self._lock:
+                self.started = None
 
 
 @dataclass
@@ -156,18 +197,29 @@ def _integrity(reader: Reader, size: int, checkpoints: list[Checkpoint], recorde
         if time.monotonic() > deadline:
             raise QueryTimeout(VERIFY_SECONDS)
 
-    try:
-        with reader.within(VERIFY_SECONDS):  # within a statement, on SQLite
-            report = reader.verify(key, on_time)
-    except QueryTimeout:
-        return Integrity("timed-out", proved, findings + (newest.findings if newest else []), newest)
+    if recorded.started is None:
+        try:
+            with reader.within(VERIFY_SECONDS):  # within a statement, on SQLite
+                report = reader.verify(key, on_time)
+        except QueryTimeout:
+            recorded.go_on(reader, size, key)
+        else:
+            recorded.newest = _whole(size, report)
+            return Integrity("checked", proved, findings + recorded.newest.findings, recorded.newest)
+    earlier = newest.findings if newest else []
+    return Integrity(
+        "running", proved, findings + earlier, newest, started=recorded.started, failure=recorded.failure
+    )
+
+
+def _whole(size: int, report: VerifyReport) -> FullCheck:
+    """A finished whole check of the log at ``size``: its findings, the access log's too."""
     whole = list(report.findings)
     if report.access is not None:
         whole += [
             Finding(f.seq, f"access log, access event {f.seq}: {f.what}") for f in report.access.findings
         ]
-    recorded.newest = FullCheck(size, report.events, report.checkpoints, whole, datetime.now(UTC))
-    return Integrity("checked", proved, findings + whole, recorded.newest)
+    return FullCheck(size, report.events, report.checkpoints, whole, datetime.now(UTC))
 
 
 def _age(check: FullCheck) -> float:
@@ -191,7 +243,7 @@ def witness_names(checkpoint: Checkpoint) -> list[str]:
 
 def add_audit_pages(app: FastAPI, context: PageContext) -> None:
     """Add ``GET /audit`` to ``app``."""
-    recorded = Recorded()
+    recorded = Recorded(context.settings.store, context.trail)
 
     @app.get("/audit", include_in_schema=False)
     def audit_page(

@@ -35,12 +35,21 @@ _SEARCH_LIMIT = 200  # characters of a search field, as GET /api/v1/nodes takes
 _OFFSET_LIMIT = 1 << 62
 
 
+class _Settings(Protocol):
+    @property
+    def store(self) -> str: ...
+
+
 class PageContext(Protocol):
-    """What the pages need of the server: its store, reads, authenticator, trail and sessions."""
+    """What the pages need of the server: its settings and store, reads, authenticator, trail and
+    sessions."""
 
     auth: Authenticator
     trail: AccessTrail | None
     sessions: Sessions
+
+    @property
+    def settings(self) -> _Settings: ...
 
     def store(self) -> Store: ...
 
