@@ -37,9 +37,9 @@ def _an_action(page: Any, site: Site) -> str:
 
 
 def _verdict(page: Any) -> tuple[str, str]:
-    page.wait_for_function(
-        "() => ['verified', 'failed', 'unable'].includes(document.querySelector('#proof-badge').dataset.state)"
-    )
+    # a locator, not wait_for_function: Playwright before 1.5x evaluates a string predicate with
+    # eval, which the page's Content-Security-Policy refuses
+    page.locator(f"{BADGE}:is([data-state=verified], [data-state=failed], [data-state=unable])").wait_for()
     badge = page.locator(BADGE)
     return str(badge.get_attribute("data-state")), badge.inner_text()
 

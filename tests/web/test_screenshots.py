@@ -47,9 +47,7 @@ def test_every_page_is_pictured(
     for name, url in pages.items():
         page.goto(url)
         if name == "remediation":
-            page.wait_for_function(
-                "() => document.querySelector('#proof-badge').dataset.state === 'verified'"
-            )
+            page.locator("#proof-badge[data-state=verified]").wait_for()
         path = folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=False)
         data = path.read_bytes()
