@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from browsing import Site, axe_violations, sign_in
+from opslineage.server.auth import ROUTE_PERMISSIONS
+
+PAGES = sorted(
+    path
+    for (method, path), needs in ROUTE_PERMISSIONS.items()
+    if needs and not path.startswith(("/api/", "/metrics", "/openapi"))
+)
 
 
 def test_a_guarded_site_sends_a_stranger_to_sign_in_and_a_token_opens_a_session(
@@ -77,3 +85,17 @@ def test_the_catalog_finds_an_action_and_links_to_its_page(page: Any, open_site:
 
 def _csrf(html: str) -> str:
     return html.split('name="csrf" value="')[1].split('"', maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_sends_a_caller_without_a_session_to_sign_in(guarded_site: Site, path: str) -> None:
+    answer = httpx.get(f"{guarded_site.url}{path.replace('{node_id}', 'policy:cpu-guard@1')}")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in?next=")
+    assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_page_the_role_may_not_open_is_a_403_page(guarded_site: Site) -> None:
+    operator = {"Authorization": f"Bearer {guarded_site.tokens['operator']}"}
+    answer = httpx.get(f"{guarded_site.url}/effectiveness", headers=operator)
+    assert answer.status_code == 403 and answer.headers["content-type"].startswith("text/html")
+    assert "analytics:read" in answer.text

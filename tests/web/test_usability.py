@@ -61,6 +61,8 @@ def test_the_keyboard_reaches_the_content_and_every_box_of_the_chain(
     _, result = demo_run
     fixed = next(r for r in result.remediations if r.incident is not None)
     page.goto(f"{open_site.url}/remediations/run:{fixed.run_id}")
+    moment = page.locator("time[datetime]").first  # times are UTC, with the local time on hover
+    assert "UTC" in moment.inner_text() and "(local time)" in str(moment.get_attribute("title"))
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
