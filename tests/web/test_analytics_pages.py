@@ -26,6 +26,12 @@ def test_the_timeline_of_an_incident_marks_its_action_and_links_to_its_remediati
     assert action.count() >= 1  # on every metric's chart
     assert page.locator("svg.chart polyline.series").count() >= 1
     assert page.locator("svg.chart a.mark.decision-fired").count() >= 1
+    api = httpx.get(f"{open_site.url}/api/v1/timeline", params={"target": fixed.target}).json()
+    effect = next(
+        m["effect"] for m in api["marks"] if m["kind"] == "action" and m["run"] == f"run:{fixed.run_id}"
+    )
+    marked = page.locator(f"svg.chart a.mark.effect[href='/nodes/{effect['id']}']")
+    assert marked.count() >= 1 and effect["outcome"] in str(marked.first.locator("title").text_content())
     row = page.locator("table.marks tr.mark-action")
     assert fixed.action in row.first.inner_text()
     assert axe_violations(page) == []

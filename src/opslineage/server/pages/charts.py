@@ -2,7 +2,8 @@
 it (the incident timeline), and rates with their intervals per period (effectiveness).
 
 Shapes carry the meaning as well as colours (a triangle for a decision that fired, a circle for one
-that did not, a diamond for an action, a dashed line for a version change), every mark is a link
+that did not, a diamond for an action, a square for its observed effect, a dashed line for a
+version change), every mark is a link
 with its description in its ``<title>``, and each chart sits beside a table of the same numbers,
 so nothing is only visible.
 """
@@ -27,7 +28,7 @@ class ChartMark:
     """A moment marked on a time chart: when, its kind (the shape), where it links, what it was."""
 
     at: datetime
-    kind: str  # snapshot, prediction, decision-fired, decision-held, action, change
+    kind: str  # snapshot, prediction, decision-fired, decision-held, action, effect, change
     href: str
     label: str
 
@@ -175,6 +176,10 @@ def _mark(mark: ChartMark, at: float) -> Markup:
         shape = Markup('<path class="m-fired" d="M{0:.1f},{1} l-6,10 h12 z"/>').format(at, top + 2)
     elif mark.kind == "decision-held":
         shape = Markup('<circle class="m-held" cx="{:.1f}" cy="{}" r="4"/>').format(at, top + 8)
+    elif mark.kind == "effect":
+        shape = Markup('<rect class="m-effect" x="{:.1f}" y="{}" width="10" height="10"/>').format(
+            at - 5, top + 4
+        )
     elif mark.kind == "action":
         shape = Markup(
             '<line class="m-action-line" x1="{0:.1f}" x2="{0:.1f}" y1="{1}" y2="{2}"/>'

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from opslineage.query.contents import recorded_time
 from opslineage.query.timeline import Mark, Timeline, targets, timeline
 from opslineage.server.answers import ApiError
 from opslineage.server.pages.charts import ChartMark, time_chart
@@ -72,6 +73,7 @@ def _charts(found: Timeline) -> list[Markup]:
         return []
     span = (found.since, max(found.until, found.since + timedelta(minutes=1)))
     marks = [_chart_mark(mark) for mark in found.marks if mark.kind in _KINDS]
+    marks += [effect for mark in found.marks if (effect := _effect_mark(mark)) is not None]
     charts = [
         time_chart(series.metric, [(at, value) for at, value, _ in series.points], span, marks)
         for series in found.series
@@ -98,6 +100,21 @@ def _chart_mark(mark: Mark) -> ChartMark:
     if mark.kind == "decision":
         kind = "decision-fired" if mark.fields.get("fired") else "decision-held"
     return ChartMark(mark.at, kind, href_of(mark), describe(mark))
+
+
+def _effect_mark(mark: Mark) -> ChartMark | None:
+    """An action's observed effect, marked when it was observed (None: none observed yet)."""
+    effect = mark.fields.get("effect") if mark.kind == "action" else None
+    observed = recorded_time(effect.get("observed_at")) if isinstance(effect, dict) else None
+    if not isinstance(effect, dict) or observed is None:
+        return None
+    change = ""
+    if effect.get("metric") and effect.get("before") is not None and effect.get("after") is not None:
+        change = f": {effect['metric']} {effect['before']:.4g} → {effect['after']:.4g}"
+    when = observed.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ChartMark(
+        observed, "effect", node_url(str(effect["id"])), f"{when}: effect {effect.get('outcome')}{change}"
+    )
 
 
 def href_of(mark: Mark) -> str:
