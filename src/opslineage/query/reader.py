@@ -286,6 +286,20 @@ class Reader:
             self._returned([node.id])
             return node
 
+    def resolve_covered(self, node_id: str, operation: str) -> NodeRecord:
+        """The node ``node_id`` names, once it is in one of the principal's namespaces (a node
+        named outright is refused; nodes reached from it are redacted instead).
+
+        Raises:
+            InvalidEvent: a malformed id. NotFound: no such node.
+            AccessDenied: it is outside the principal's namespaces (named ``operation``).
+        """
+        node = self.resolve(node_id)
+        if not self.principal.covers(node.namespace):
+            reason = f"{node.id} is in namespace {node.namespace!r}, outside {self.principal.id}'s namespaces"
+            raise AccessDenied(operation, reason)
+        return node
+
     def records(self, ids: Iterable[str], as_of: Horizon = None) -> dict[str, NodeRecord]:
         """Nodes by exact id; ids with no node are left out."""
         with self._reading("records"):

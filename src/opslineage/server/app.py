@@ -321,11 +321,7 @@ def _confine(reader: Reader, request: Request) -> None:
         raise AccessDenied(name, f"namespace {asked!r} is outside {principal.id}'s namespaces")
     target = _target(request)
     if target is not None:
-        node = reader.resolve(target)
-        if not principal.covers(node.namespace):
-            raise AccessDenied(
-                name, f"{node.id} is in namespace {node.namespace!r}, outside {principal.id}'s namespaces"
-            )
+        reader.resolve_covered(target, name)
 
 
 def _writer_actor(reader: Reader) -> str:

@@ -17,7 +17,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from opslineage.governance import AccessDenied
 from opslineage.model import InvalidEvent
 from opslineage.query import MAX_DEPTH, NotFound, Reader
 from opslineage.server.marquez import MarquezGraph, MarquezNode, marquez_lineage
@@ -93,10 +92,7 @@ def neighbourhood(reader: Reader, node_id: str, depth: int) -> Neighbourhood:
     """
     if not 1 <= depth <= MAX_DEPTH:
         raise InvalidEvent(f"depth must be 1 to {MAX_DEPTH}, got {depth}")
-    start, principal = reader.resolve(node_id), reader.principal
-    if not principal.covers(start.namespace):  # as GET /api/v1/lineage refuses it
-        reason = f"{start.id} is in namespace {start.namespace!r}, outside {principal.id}'s namespaces"
-        raise AccessDenied("lineage", reason)
+    reader.resolve_covered(node_id, "lineage")  # as GET /api/v1/lineage refuses it
     graph = marquez_lineage(reader, node_id, depth)
     focus = graph.graph[0].id  # the walk starts from the node's job or dataset
     layers = layered(graph, focus)
