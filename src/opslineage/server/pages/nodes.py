@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from opslineage.governance import level_of
 from opslineage.query import Edge, NodeDetail, Reader
-from opslineage.server.pages.render import node_url, pretty, render
+from opslineage.server.pages.render import node_url, pretty, remediation_url, render
 
 if TYPE_CHECKING:
     from opslineage.server.pages.routes import PageContext
@@ -218,7 +218,7 @@ def _links(detail: NodeDetail) -> list[tuple[str, str]]:
     """The other pages about the node: an action's remediation, a job's or dataset's lineage."""
     links = []
     if detail.kind == "run" and detail.type == "action":
-        links.append(("/remediations/" + node_url(detail.id).removeprefix("/nodes/"), "Remediation"))
+        links.append((remediation_url(detail.id), "Remediation"))
     if detail.kind in ("job", "dataset"):
         links.append(("/lineage?" + urlencode({"node": detail.id}), "Lineage"))
     return links

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from opslineage.governance import Permission
 from opslineage.ledger.checkpoint import key_id
 from opslineage.query import Reader, WhyChain
-from opslineage.server.pages.render import node_url, render, short
+from opslineage.server.pages.render import node_path, node_url, render, short
 from opslineage.server.pages.svg import Box, layered_svg
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def add_remediation_pages(app: FastAPI, context: PageContext) -> None:
         found = context.read(request, lambda reader: _evidence(reader, node_id))
         chain = found.chain
         every = snapshots == "all"
-        layers, edges = _layers(chain, every)
+        kinds = _kinds(chain)
+        layers, edges = _layers(chain, kinds, every)
         action = chain.action
         return render(
             request,
@@ -72,15 +73,15 @@ def add_remediation_pages(app: FastAPI, context: PageContext) -> None:
             graph=layered_svg(layers, edges, label="Why-chain, from the sources to the effect"),
             collapsed=not every and len(chain.snapshots) > COLLAPSE_OVER,
             every=every,
-            rows=[(kind, label, _loose(link)) for layer in _kinds(chain) for kind, label, link in layer],
+            rows=[(kind, label, _loose(link)) for layer in kinds for kind, label, link in layer],
             frozen=_frozen(chain),
             seq=found.seq,
             public_key=found.public_key,
             key_name=found.key_name,
             key_id=_key_id(found.key_name, found.public_key),
             may_download=request.state.principal.can(Permission.READ_BUNDLES),
-            bundle_url="/api/v1/bundle/" + _path(node_id),
-            intoto_url="/api/v1/intoto/" + _path(node_id),
+            bundle_url="/api/v1/bundle/" + node_path(node_id),
+            intoto_url="/api/v1/intoto/" + node_path(node_id),
             file_name=node_id.replace(":", "-"),
         )
 
@@ -104,10 +105,6 @@ def _evidence(reader: Reader, node_id: str) -> _Evidence:
         events = reader.run_events(run.removeprefix("run:"))
         seq = events[-1].seq if events else None
     return _Evidence(chain, seq, reader.log_public_key(), reader.setting("log_origin"))
-
-
-def _path(node_id: str) -> str:
-    return node_url(node_id).removeprefix("/nodes/")
 
 
 def _key_id(name: str | None, public_key: str | None) -> str | None:
@@ -168,12 +165,15 @@ def _box(kind: str, label: str, link: dict[str, Any]) -> Box:
     return Box(link["id"], kind, (label, short(link.get("digest"))), node_url(link["id"]), tone)
 
 
-def _layers(chain: WhyChain, every: bool) -> tuple[list[list[Box]], list[tuple[str, str]]]:
-    """The boxes of each layer and the edges between them; many snapshots as one group box.
+def _layers(
+    chain: WhyChain, kinds: list[list[tuple[str, str, dict[str, Any]]]], every: bool
+) -> tuple[list[list[Box]], list[tuple[str, str]]]:
+    """The boxes of each of the chain's layers (``kinds``, see :func:`_kinds`) and the edges
+    between them; many snapshots as one group box.
 
     Each layer joins the next whole, but for a snapshot, which joins only its own source.
     """
-    layers = [[_box(*row) for row in layer] for layer in _kinds(chain)]
+    layers = [[_box(*row) for row in layer] for layer in kinds]
     source_of = {link["id"]: link.get("source") for link in chain.snapshots}
     edges = [
         (a.id, b.id)

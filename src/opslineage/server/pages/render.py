@@ -22,7 +22,7 @@ from markupsafe import Markup
 from opslineage._version import __version__
 from opslineage.governance import Permission
 
-__all__ = ["HEADERS", "STATIC", "is_page", "node_url", "page_error", "render"]
+__all__ = ["HEADERS", "STATIC", "is_page", "node_path", "node_url", "page_error", "remediation_url", "render"]
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -48,9 +48,19 @@ _NAV = (  # (path, label, the permission its page needs): a section is shown to 
 )
 
 
+def node_path(node_id: str) -> str:
+    """A node id as one path segment of a URL (``/nodes/…``, ``/api/v1/bundle/…``)."""
+    return quote(node_id, safe=":@")
+
+
 def node_url(node_id: str) -> str:
     """The path of a node's page."""
-    return "/nodes/" + quote(node_id, safe=":@")
+    return "/nodes/" + node_path(node_id)
+
+
+def remediation_url(node_id: str) -> str:
+    """The path of an action's (or a decision's) remediation page."""
+    return "/remediations/" + node_path(node_id)
 
 
 def short(digest: str | None) -> str:

@@ -16,7 +16,7 @@ from opslineage.query.contents import recorded_time
 from opslineage.query.timeline import Mark, Timeline, targets, timeline
 from opslineage.server.answers import ApiError
 from opslineage.server.pages.charts import ChartMark, time_chart
-from opslineage.server.pages.render import node_url, render
+from opslineage.server.pages.render import node_url, remediation_url, render
 
 if TYPE_CHECKING:
     from opslineage.server.pages.routes import PageContext
@@ -120,7 +120,7 @@ def _effect_mark(mark: Mark) -> ChartMark | None:
 def href_of(mark: Mark) -> str:
     """Where a mark links: an action's remediation page, else its node's page."""
     if mark.kind == "action" and mark.fields.get("run"):
-        return "/remediations/" + node_url(str(mark.fields["run"])).removeprefix("/nodes/")
+        return remediation_url(str(mark.fields["run"]))
     return node_url(mark.id)
 
 
