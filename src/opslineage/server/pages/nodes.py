@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from opslineage.governance import level_of
 from opslineage.query import Edge, NodeDetail, Reader
-from opslineage.server.pages.render import node_url, pretty, remediation_url, render
+from opslineage.server.pages.render import pretty, remediation_url, render
 
 if TYPE_CHECKING:
     from opslineage.server.pages.routes import PageContext
@@ -44,7 +44,8 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class Version:
-    """One version of a model or policy: its node, when it was recorded and its key settings."""
+    """One version of a model or policy: its node, when it was recorded, its key settings and
+    its content (None when redacted), which a policy's diff is drawn from."""
 
     id: str
     version: str | None
@@ -52,6 +53,7 @@ class Version:
     recorded: str | None
     settings: dict[str, Any]
     redacted: str | None
+    content: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def node_view(reader: Reader, node_id: str, compare: str | None = None) -> NodeV
     if detail.kind in _VERSIONED and detail.name is not None:
         view.versions = _versions(reader, detail)
         if detail.kind == "policy":
-            _compare(reader, view, compare)
+            _compare(view, compare)
     return view
 
 
@@ -158,7 +160,8 @@ def _versions(reader: Reader, detail: NodeDetail) -> list[Version]:
         events = reader.event_page(after=record.seq - 1, limit=1)
         recorded = events[0].event_time if events else None
         settings = {} if redacted else _settings(detail.kind, content)
-        versions.append(Version(record.id, record.version, record.digest, recorded, settings, redacted))
+        kept = None if redacted else content
+        versions.append(Version(record.id, record.version, record.digest, recorded, settings, redacted, kept))
     return versions
 
 
@@ -171,7 +174,7 @@ def _settings(kind: str, content: Any) -> dict[str, Any]:
     return {key: content[key] for key in keys if key in content}
 
 
-def _compare(reader: Reader, view: NodeView, compare: str | None) -> None:
+def _compare(view: NodeView, compare: str | None) -> None:
     """Set ``view``'s diff: from the policy's version ``compare`` (default: the one before) to its own."""
     versions = {version.version: version for version in view.versions}
     this = next((v for v in view.versions if v.id == view.detail.id), None)
@@ -191,9 +194,8 @@ def _compare(reader: Reader, view: NodeView, compare: str | None) -> None:
     view.compared = other
     if this.redacted or other.redacted:
         return
-    contents = reader.contents([other.id, this.id])
-    before = pretty(contents.get(other.id)).splitlines()
-    after = pretty(contents.get(this.id)).splitlines()
+    before = pretty(other.content).splitlines()
+    after = pretty(this.content).splitlines()
     view.diff = _diff(before, after, other.id, this.id)
 
 
