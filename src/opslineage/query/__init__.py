@@ -23,7 +23,16 @@ from opslineage.query.lineage import (
     resolve_node,
     upstream,
 )
-from opslineage.query.nodes import COUNT_LIMIT, Edge, NodeDetail, NodeEdges, NodePage, node_detail
+from opslineage.query.nodes import (
+    COUNT_LIMIT,
+    MAX_OFFSET,
+    MAX_SEARCH,
+    Edge,
+    NodeDetail,
+    NodeEdges,
+    NodePage,
+    node_detail,
+)
 from opslineage.query.reader import ConsistencyProof, InclusionProof, Reader, as_reader
 from opslineage.query.timeline import Timeline, targets, timeline
 from opslineage.query.visibility import label_rules
@@ -36,6 +45,8 @@ __all__ = [
     "FACET_WINDOW",
     "LS_KINDS",
     "MAX_DEPTH",
+    "MAX_OFFSET",
+    "MAX_SEARCH",
     "ConsistencyProof",
     "Cut",
     "Edge",

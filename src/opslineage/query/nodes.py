@@ -15,11 +15,25 @@ from opslineage.model import InvalidEvent
 from opslineage.query.lineage import LS_KINDS, resolve_node
 from opslineage.store import EdgeRow, Horizon, NodeQuery, NodeRecord, Store, StoredEvent
 
-__all__ = ["COUNT_LIMIT", "Edge", "NodeDetail", "NodeEdges", "NodePage", "node_detail", "node_page"]
+__all__ = [
+    "COUNT_LIMIT",
+    "MAX_OFFSET",
+    "MAX_SEARCH",
+    "Edge",
+    "NodeDetail",
+    "NodeEdges",
+    "NodePage",
+    "node_detail",
+    "node_page",
+]
 
 _RECENT = 20  # events (or runs of a job) whose facets are merged into a node's
 COUNT_LIMIT = 100_000
 """The most nodes a search counts: past it, a page says "100,000 or more" (``total_capped``)."""
+MAX_OFFSET = 1 << 62
+"""The largest ``offset`` of a search (``GET /api/v1/nodes``, the catalog)."""
+MAX_SEARCH = 200
+"""The longest text, namespace or facet value a search takes, in characters."""
 
 
 class Edge(msgspec.Struct, frozen=True, omit_defaults=True):

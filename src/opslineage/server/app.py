@@ -45,6 +45,8 @@ from opslineage.model import InvalidEvent, ParsedEvent
 from opslineage.query import (
     LS_KINDS,
     MAX_DEPTH,
+    MAX_OFFSET,
+    MAX_SEARCH,
     NotFound,
     Principal,
     QueryTimeout,
@@ -65,12 +67,8 @@ from opslineage.server.pages import SESSION_COOKIE, Sessions, add_pages, is_page
 from opslineage.store import IngestResult, Store, StoreError, StoreUnavailable, open_store
 from opslineage.store.keys import KeyError_
 
-__all__ = ["MAX_OFFSET", "MAX_SEARCH", "ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "create_app"]
 
-MAX_OFFSET = 1 << 62
-"""The largest ``offset`` of ``GET /api/v1/nodes``."""
-MAX_SEARCH = 200
-"""The longest ``q``, ``namespace`` or ``facet`` of ``GET /api/v1/nodes``, in characters."""
 
 _T = TypeVar("_T")
 

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from opslineage.governance import AccessDenied, AccessTrail, Principal
-from opslineage.query import FACET_WINDOW, LS_KINDS, Reader
+from opslineage.query import FACET_WINDOW, LS_KINDS, MAX_OFFSET, MAX_SEARCH, Reader
 from opslineage.server.auth import Authenticator
 from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
@@ -31,8 +31,6 @@ __all__ = ["FormError", "PageContext", "add_pages", "form_of"]
 _T = TypeVar("_T")
 _FORM_LIMIT = 16 << 10  # bytes of a form body: a token and a few fields
 _PAGE_SIZE = 50
-_SEARCH_LIMIT = 200  # characters of a search field, as GET /api/v1/nodes takes
-_OFFSET_LIMIT = 1 << 62
 
 
 class _Settings(Protocol):
@@ -156,9 +154,9 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
     ) -> Response:
         search = {"q": q or "", "kind": kind if kind in LS_KINDS else "", "namespace": namespace or ""}
         search["facet"] = facet or ""
-        too_long = [name for name, value in search.items() if len(value) > _SEARCH_LIMIT]
+        too_long = [name for name, value in search.items() if len(value) > MAX_SEARCH]
         if too_long:
-            detail = f"{too_long[0]} is over {_SEARCH_LIMIT} characters"
+            detail = f"{too_long[0]} is over {MAX_SEARCH} characters"
             return render(
                 request,
                 "error.html",
@@ -167,7 +165,7 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
                 error="invalid_request",
                 detail=detail,
             )
-        offset = min(max(0, offset), _OFFSET_LIMIT)
+        offset = min(max(0, offset), MAX_OFFSET)
         found = context.read(
             request,
             lambda r: r.page(
