@@ -6,27 +6,19 @@ access control, redaction and the access audit apply; a bad parameter is a 400 n
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from opslineage.query import Reader
 from opslineage.query.effectiveness import INTERVALS, Interval, effectiveness
 from opslineage.query.timeline import targets, timeline
-from opslineage.server.answers import ApiError, Since, Until, error_responses, json_response, rfc3339
+from opslineage.server.answers import ApiError, Reads, Since, Until, error_responses, json_response, rfc3339
 
-__all__ = ["Reads", "analytics_routes"]
+__all__ = ["analytics_routes"]
 
 _T = TypeVar("_T")
-
-
-class Reads(Protocol):
-    """What the routes need of the server: a read done for the caller of a request."""
-
-    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
 
 
 def analytics_routes(app: FastAPI, context: Reads) -> None:

@@ -1,20 +1,34 @@
 """What every route module of the HTTP API answers with: JSON bodies (encoded by msgspec), the
 error body and :class:`ApiError` that raises it, the OpenAPI declaration of a route's error
-answers, and RFC 3339 query parameters, parsed or refused with a 400 naming them.
+answers, and RFC 3339 query parameters, parsed or refused with a 400 naming them; and
+:class:`Reads`, what a route module needs of the server.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 import msgspec
-from fastapi import Query
+from fastapi import Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-__all__ = ["ApiError", "ErrorBody", "Since", "Until", "error_responses", "json_response", "rfc3339"]
+from opslineage.query import Reader
+
+__all__ = ["ApiError", "ErrorBody", "Reads", "Since", "Until", "error_responses", "json_response", "rfc3339"]
+
+_T = TypeVar("_T")
+
+
+class Reads(Protocol):
+    """What a route module needs of the server: a read done for the caller of a request (its
+    Reader, one access event, the time budget)."""
+
+    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
+
 
 Since = Annotated[
     str | None,

@@ -7,8 +7,7 @@ from) and an action's in-toto statement (``GET /api/v1/intoto/{action_id}``, the
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -18,18 +17,14 @@ from fastapi.responses import Response
 from opslineage.interop import BundleError, make_intoto
 from opslineage.ledger.keys import LogKeyError, load_private_key
 from opslineage.query import Reader
-from opslineage.server.answers import ApiError, error_responses
+from opslineage.server.answers import ApiError, Reads, error_responses
 
 __all__ = ["evidence_routes"]
 
 _T = TypeVar("_T")
 
 
-class _Context(Protocol):
-    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
-
-
-def evidence_routes(app: FastAPI, context: _Context) -> None:
+def evidence_routes(app: FastAPI, context: Reads) -> None:
     """Add the leaf and in-toto routes to ``app``."""
 
     @app.get("/api/v1/log/leaf", tags=["log"], responses=error_responses(400, 503))

@@ -5,7 +5,6 @@ page shows exactly what its role's API answers show, redactions included."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, TypeVar
 from urllib.parse import parse_qs
 
@@ -15,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import FACET_WINDOW, LS_KINDS, MAX_OFFSET, MAX_SEARCH, Reader
+from opslineage.server.answers import Reads
 from opslineage.server.auth import Authenticator
 from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
@@ -38,9 +38,9 @@ class _Settings(Protocol):
     def store(self) -> str: ...
 
 
-class PageContext(Protocol):
-    """What the pages need of the server: its settings and store, reads, authenticator, trail and
-    sessions."""
+class PageContext(Reads, Protocol):
+    """What the pages need of the server: besides its reads, its settings and store, authenticator,
+    trail and sessions."""
 
     auth: Authenticator
     trail: AccessTrail | None
@@ -50,8 +50,6 @@ class PageContext(Protocol):
     def settings(self) -> _Settings: ...
 
     def store(self) -> Store: ...
-
-    def read(self, request: Request, work: Callable[[Reader], _T]) -> _T: ...
 
 
 class FormError(Exception):
