@@ -18,7 +18,17 @@ from pydantic import BaseModel
 
 from opslineage.query import Reader
 
-__all__ = ["ApiError", "ErrorBody", "Reads", "Since", "Until", "error_responses", "json_response", "rfc3339"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "Reads",
+    "Since",
+    "Until",
+    "client_of",
+    "error_responses",
+    "json_response",
+    "rfc3339",
+]
 
 _T = TypeVar("_T")
 
@@ -104,6 +114,11 @@ def rfc3339(text: str, field: str) -> datetime:
             f"{field} {text!r} is not an RFC 3339 date-time with its offset (e.g. 2026-01-05T14:30:00Z)",
             field,
         ) from None
+
+
+def client_of(request: Request) -> str | None:
+    """Where a request came from, as its access event records it (``host:port``)."""
+    return f"{request.client.host}:{request.client.port}" if request.client else None
 
 
 def json_response(value: Any) -> Response:

@@ -56,6 +56,7 @@ from opslineage.query import (
 )
 from opslineage.server.analytics import analytics_routes
 from opslineage.server.answers import ApiError, Since
+from opslineage.server.answers import client_of as _client
 from opslineage.server.answers import error_responses as _errors
 from opslineage.server.answers import json_response as _json
 from opslineage.server.answers import rfc3339 as _rfc3339
@@ -302,10 +303,6 @@ def _target(request: Request) -> str | None:
     """The node the request names (in its path, or as ``nodeId``), if it names one."""
     named = request.path_params.get("node_id") or request.path_params.get("action_id")
     return named or request.query_params.get("nodeId")
-
-
-def _client(request: Request) -> str | None:
-    return f"{request.client.host}:{request.client.port}" if request.client else None
 
 
 def _confine(reader: Reader, request: Request) -> None:

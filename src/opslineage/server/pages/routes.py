@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from opslineage.governance import AccessDenied, AccessTrail, Principal
 from opslineage.query import FACET_WINDOW, LS_KINDS, MAX_OFFSET, MAX_SEARCH, Reader
-from opslineage.server.answers import Reads
+from opslineage.server.answers import Reads, client_of
 from opslineage.server.auth import Authenticator
 from opslineage.server.pages.audit import add_audit_pages
 from opslineage.server.pages.effectiveness import add_effectiveness_page
@@ -106,7 +106,7 @@ def add_pages(app: FastAPI, context: PageContext) -> None:
         except FormError as error:
             return _sign_in(request, context, None, str(error), status=400)
         secret, target = fields.get("token", "").strip(), _local(fields.get("next"))
-        client = f"{request.client.host}:{request.client.port}" if request.client else None
+        client = client_of(request)
         try:
             principal = context.auth.principal(f"Bearer {secret}")
         except AccessDenied as denied:
