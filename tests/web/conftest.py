@@ -82,9 +82,11 @@ def guarded_site(
         yield Site(url, store, tokens)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, for the session."""
+    """Debian's Chromium, headless, for one test module. Not for the session: while Playwright's
+    sync API runs, its event loop is the thread's running loop, so any later test calling
+    ``asyncio.run`` (the NATS alerts, the bus) would fail."""
     if not Path(CHROMIUM).exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium, or set OPSLINEAGE_CHROMIUM)"
         if os.environ.get("OPSLINEAGE_REQUIRE_SERVICES") == "1":
